@@ -1,0 +1,1 @@
+//! Screen capture from an X11 server. OWNED BY THE CAPTURE HELPER: replace this stub.

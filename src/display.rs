@@ -1,0 +1,1 @@
+//! Virtual display (Xvfb) management. OWNED BY THE CAPTURE HELPER: replace this stub.

@@ -1,0 +1,28 @@
+//! vnrit streams an X11 desktop to web browsers over WebRTC and takes their
+//! keyboard and mouse back.
+//!
+//! Data flows one way per direction, and each stage has its own module:
+//!
+//! ```text
+//!  X server ──capture──▶ video (convert, scale, H.264) ──▶ broadcast ──▶ session (one per viewer) ──▶ browser
+//!                                                                        ▲
+//!  server: HTTP, the embedded page (web/), WebSocket signalling, auth ──┘
+//! ```
+//!
+//! * [`capture`] grabs the screen from X11 (MIT-SHM or GetImage) only when XDamage says it changed.
+//! * [`video`] turns BGRA frames into I420, optionally downscales, and encodes H.264 with OpenH264.
+//! * [`broadcast`] runs one capture+encode pipeline per display on its own thread, started by the
+//!   first viewer and stopped after the last, and fans encoded frames out to every viewer.
+//! * [`session`] is one viewer's WebRTC peer connection (webrtc-rs), the only module that
+//!   touches WebRTC.
+//! * [`server`] serves the page, the signalling WebSocket and the stats API, with token auth.
+//! * [`display`] starts a private Xvfb when no display is given.
+
+pub mod broadcast;
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod display;
+pub mod session;
+pub mod server;
+pub mod video;
