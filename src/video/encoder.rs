@@ -79,7 +79,7 @@ impl H264Encoder {
     /// not coded, the stream stays decodable), one slice, one thread, no B-frames. The level
     /// in the SPS covers the frame size at the frame rate (level 4.0 for 1080p30).
     pub fn new(settings: EncoderSettings) -> Result<Self, VideoError> {
-        let valid_side = |v: u32| v >= 2 && v % 2 == 0 && v <= super::MAX_SIDE;
+        let valid_side = |v: u32| v >= 2 && v.is_multiple_of(2) && v <= super::MAX_SIDE;
         if !valid_side(settings.width)
             || !valid_side(settings.height)
             || settings.width.min(settings.height) > 2160

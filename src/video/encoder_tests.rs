@@ -205,9 +205,8 @@ fn set_bitrate_before_the_first_frame_and_clamping() {
     assert!(enc.encode(&pattern(160, 96, 1), ms(33)).is_ok());
 }
 
-/// Decodes `frames` in order; returns the last picture as (width, height, y, u, v) planes
-/// with strides removed.
-fn decode_last(frames: &[EncodedFrame]) -> Option<(usize, usize, Vec<u8>, Vec<u8>, Vec<u8>)> {
+/// Decodes `frames` in order with OpenH264's decoder; returns the last picture, packed.
+fn decode_last(frames: &[EncodedFrame]) -> Option<I420Frame> {
     let mut dec = Decoder::new().unwrap();
     let mut last = None;
     for f in frames {
@@ -219,13 +218,13 @@ fn decode_last(frames: &[EncodedFrame]) -> Option<(usize, usize, Vec<u8>, Vec<u8
                     .flat_map(|r| data[r * stride..r * stride + pw].to_vec())
                     .collect()
             };
-            last = Some((
-                w,
-                h,
-                plane(pic.y(), ys, w, h),
-                plane(pic.u(), us, w / 2, h / 2),
-                plane(pic.v(), vs, w / 2, h / 2),
-            ));
+            last = Some(I420Frame {
+                width: w as u32,
+                height: h as u32,
+                y: plane(pic.y(), ys, w, h),
+                u: plane(pic.u(), us, w / 2, h / 2),
+                v: plane(pic.v(), vs, w / 2, h / 2),
+            });
         }
     }
     last
@@ -259,8 +258,14 @@ fn round_trip_through_the_decoder_keeps_quadrant_colours() {
     let frames: Vec<EncodedFrame> = (0..3u64)
         .filter_map(|i| enc.encode(&frame, ms(i * 33)).unwrap())
         .collect();
-    let (dw, dh, y, u, v) = decode_last(&frames).expect("decoder produced a picture");
-    assert_eq!((dw, dh), (w, h));
+    let I420Frame {
+        width,
+        height,
+        y,
+        u,
+        v,
+    } = decode_last(&frames).expect("decoder produced a picture");
+    assert_eq!((width, height), (320, 240));
     for (qi, want) in quads.iter().enumerate() {
         for (dx, dy) in [(80, 60), (40, 30), (120, 90)] {
             let (x, yy) = (dx + (qi % 2) * 160, dy + (qi / 2) * 120);
@@ -298,8 +303,9 @@ fn a_late_joiner_can_start_decoding_at_a_requested_idr() {
     }
     let start = frames.iter().rposition(|f| f.keyframe).unwrap();
     assert!(start > 0, "the requested IDR is not the first frame");
-    let (dw, dh, y, _, _) = decode_last(&frames[start..]).expect("late joiner decodes");
-    assert_eq!((dw, dh), (320, 240));
+    let pic = decode_last(&frames[start..]).expect("late joiner decodes");
+    assert_eq!((pic.width, pic.height), (320, 240));
+    let y = pic.y;
     // The decoded luma is close to the source of the last frame (lossy: mean error).
     let src = pattern(320, 240, last_phase);
     let err: u64 = y
