@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 //! The program: parse flags, start the stages in order, stop them in reverse.
 //!
 //! Order: logging → display (given, or a virtual one) → a probe of the X server → the HTTP
@@ -188,10 +187,4 @@ async fn shutdown_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-=======
-//! CLI entry. OWNED BY LEAD.
-/// Entry point.
-pub fn main() -> i32 {
-    0
->>>>>>> video
 }
