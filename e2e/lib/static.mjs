@@ -1,20 +1,23 @@
-// vnrit e2e: a tiny stand-in server that serves web/ from disk but never accepts the
-// signalling WebSocket. It records every WebSocket attempt, so tests can check the page's
-// reconnect schedule and its handling of a refused token without the real server.
+// vnrit e2e: a tiny stand-in server that serves web/ from disk. Without `onSocket` it refuses
+// the signalling WebSocket and records every attempt, so tests can check the page's reconnect
+// schedule without the real server; with `onSocket` it hands accepted sockets to the test.
 
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
+import { WebSocketServer } from 'ws';
 import { ROOT } from './harness.mjs';
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
 /**
  * Starts the stand-in on 127.0.0.1 (random port).
- * @param {{apiStatus?: number}} [opts] status answered on /api/stats and /ws (401 = "bad token")
+ * @param {{apiStatus?: number, onSocket?: (ws: import('ws').WebSocket) => void}} [opts]
+ *   apiStatus: answered on /api/stats and on refused /ws upgrades; onSocket: accept /ws
  * @returns {Promise<{base: string, wsAttempts: number[], close: () => Promise<void>}>}
  */
-export async function startStaticServer({ apiStatus = 404 } = {}) {
+export async function startStaticServer({ apiStatus = 404, onSocket } = {}) {
+  const wss = onSocket ? new WebSocketServer({ noServer: true }) : null;
   const webDir = join(ROOT, 'web');
   const wsAttempts = [];
   const server = createServer(async (req, res) => {
@@ -35,6 +38,10 @@ export async function startStaticServer({ apiStatus = 404 } = {}) {
   });
   server.on('upgrade', (req, socket) => {
     wsAttempts.push(Date.now());
+    if (wss && new URL(req.url, 'http://x').pathname === '/ws') {
+      wss.handleUpgrade(req, socket, Buffer.alloc(0), onSocket);
+      return;
+    }
     socket.end(`HTTP/1.1 ${apiStatus} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -44,6 +51,7 @@ export async function startStaticServer({ apiStatus = 404 } = {}) {
     wsAttempts,
     close: () =>
       new Promise((r) => {
+        for (const client of wss?.clients ?? []) client.terminate();
         server.closeAllConnections();
         server.close(() => r());
       }),
