@@ -58,6 +58,8 @@ test('GET / and /api/stats answer 401 to a wrong or missing token, 200 to the ri
     assert.equal(res.status, 401, `${path} answered ${res.status}`);
     assert.ok(!body.includes('<video'), `${path} leaked the page`);
   }
+  const printed = `vnrit: serving http://127.0.0.1:${h.server.port}/?token=${h.token}`;
+  assert.ok(h.server.child.stdout.includes(printed), `stdout lacks "${printed}": ${h.server.child.stdout}`);
   const good = await fetch(h.server.url);
   assert.equal(good.status, 200);
   assert.match(await good.text(), /<video/);

@@ -90,4 +90,16 @@ async function sessionEnded(gen, reason, info) {
   retryTimer = setTimeout(connect, delay);
 }
 
+/** Ends the live session for good (no reconnect), e.g. when the page goes away. */
+export function stop() {
+  viewer.generation += 1;
+  clearTimeout(retryTimer);
+  if (viewer.session) viewer.session.close('page closed');
+  viewer.session = null;
+}
+
+addEventListener('pagehide', stop);
+addEventListener('pageshow', (ev) => {
+  if (ev.persisted) connect(); // back from the back/forward cache
+});
 connect();
