@@ -1,3 +1,190 @@
-//! CLI entry. OWNED BY LEAD.
-/// Entry point.
-pub fn main() -> i32 { 0 }
+//! The program: parse flags, start the stages in order, stop them in reverse.
+//!
+//! Order: logging → display (given, or a virtual one) → a probe of the X server → the HTTP
+//! listener → the server loop. Shutdown on SIGINT/SIGTERM, or when the video pipeline reports a
+//! fatal error (the X server went away): the server stops, the pipeline thread is stopped, and
+//! the virtual display, if we started it, is killed. Errors print one line saying what to do.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use tokio::sync::{mpsc, watch};
+use tracing_subscriber::EnvFilter;
+
+use crate::broadcast::Hub;
+use crate::capture::Capturer;
+use crate::config::{Cli, Config};
+use crate::display::VirtualDisplay;
+use crate::server::{self, AppState};
+use crate::session::NetworkConfig;
+
+/// Runs vnrit with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let filter = match EnvFilter::try_new(log_filter(&cli.log_level)) {
+        Ok(f) => f,
+        Err(err) => {
+            eprintln!(
+                "vnrit: invalid --log-level `{}`: {err}; use error, warn, info, debug or trace",
+                cli.log_level
+            );
+            return 2;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = cli.into_config(std::env::var("DISPLAY").ok());
+    match run(config) {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("vnrit: {err:#}");
+            1
+        }
+    }
+}
+
+/// A bare level applies to vnrit and quietens the WebRTC stack one step; a full filter is
+/// taken as written.
+fn log_filter(level: &str) -> String {
+    match level {
+        "error" | "warn" | "info" | "debug" | "trace" => {
+            let deps = if level == "trace" || level == "debug" {
+                "info"
+            } else {
+                "warn"
+            };
+            format!(
+                "{level},webrtc={deps},rtc={deps},rtc_ice={deps},rtc_sctp={deps},rtc_dtls={deps}"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Runs the server with `config` until a signal or a fatal error.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    // The virtual display lives (and dies) with this function.
+    let mut virtual_display = None;
+    let display = match &config.display {
+        Some(d) => d.clone(),
+        None => {
+            let (w, h) = config.virtual_size;
+            let vd = VirtualDisplay::start(w, h, 99).context("cannot start a virtual display")?;
+            if let Err(err) = vd.paint_welcome() {
+                tracing::warn!("could not paint the virtual display: {err}");
+            }
+            tracing::info!("started virtual display {} ({w}x{h})", vd.name());
+            let name = vd.name().to_string();
+            virtual_display = Some(vd);
+            name
+        }
+    };
+    // Fail early, with the capture layer's own advice, if the display is unusable.
+    let (width, height) = Capturer::open(Some(&display), config.video.capture)
+        .map(|c| c.size())
+        .with_context(|| format!("cannot capture display {display}"))?;
+    let name = &display;
+    tracing::info!("display {name} is {width}x{height}");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("vnrit-net")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve(config, display));
+    runtime.shutdown_timeout(Duration::from_millis(300));
+    if let Some(mut vd) = virtual_display {
+        vd.stop();
+    }
+    result
+}
+
+async fn serve(config: Config, display: String) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        if err.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow!("port {} is already in use on {}; stop the other program or pick another port with -p", config.port, config.bind)
+        } else {
+            anyhow!("cannot listen on {addr}: {err}")
+        }
+    })?;
+    let local = listener.local_addr().context("listener has no address")?;
+
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let hub = Hub::new(display, config.video.clone(), fatal_tx);
+    let state = AppState::new(
+        hub.clone(),
+        config.token.clone(),
+        NetworkConfig {
+            stun: config.stun.clone(),
+            bind: config.bind,
+        },
+        config.connect_timeout,
+        shutdown_rx,
+    );
+
+    let host = if local.ip().is_unspecified() {
+        "localhost".to_string()
+    } else if local.is_ipv6() {
+        format!("[{}]", local.ip())
+    } else {
+        local.ip().to_string()
+    };
+    let query = config
+        .token
+        .as_ref()
+        .map(|t| format!("?token={t}"))
+        .unwrap_or_default();
+    println!("vnrit: serving http://{host}:{}/{query}", local.port());
+    if config.token.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(
+            "no --token given: anyone who can reach port {} can see this desktop",
+            local.port()
+        );
+    }
+
+    let mut server = tokio::spawn(server::serve(listener, state));
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        Some(msg) = fatal_rx.recv() => Err(anyhow!("{msg}")),
+        res = &mut server => match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(anyhow!("the HTTP server stopped: {err}")),
+            Err(err) => Err(anyhow!("the HTTP server task failed: {err}")),
+        },
+    };
+    let _ = shutdown_tx.send(true);
+    // Sessions close their peers on the shutdown signal; give them a moment, then go.
+    let _ = tokio::time::timeout(Duration::from_millis(700), &mut server).await;
+    server.abort();
+    tokio::task::spawn_blocking(move || hub.shutdown(Duration::from_millis(300)))
+        .await
+        .ok();
+    outcome
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

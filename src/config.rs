@@ -1,1 +1,291 @@
-//! config
+//! Command-line flags and the validated [`Config`] the rest of vnrit runs on.
+//!
+//! `clap` parses and range-checks every flag; values that are wrong get a one-line message and
+//! exit code 2 before anything starts. Everything downstream takes a [`Config`], never raw flags.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::capture::CaptureMethod;
+
+/// Stream an X11 desktop to any web browser over WebRTC.
+///
+/// Start it and open the printed URL in a browser. With no X display given (no --display and no
+/// $DISPLAY), vnrit starts its own virtual display (Xvfb) so there is something to see.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "vnrit", version, about, long_about = None)]
+#[command(
+    after_help = "Examples:\n  vnrit                                  # own virtual display, http://0.0.0.0:8080\n  vnrit --display :0 --token s3cret      # stream the desktop on :0, token required\n  vnrit --height 720 --bitrate 2500      # downscale to 720p at 2.5 Mbit/s"
+)]
+pub struct Cli {
+    /// X display to stream, e.g. `:0`. Default: $DISPLAY; if that is unset, start a virtual one.
+    #[arg(long, value_name = "DISPLAY")]
+    pub display: Option<String>,
+
+    /// Address to listen on, e.g. `127.0.0.1` for this machine only.
+    #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
+    pub bind: IpAddr,
+
+    /// HTTP port for the page and signalling, e.g. `-p 8443`.
+    #[arg(short, long, default_value_t = 8080, value_name = "PORT")]
+    pub port: u16,
+
+    /// Maximum frames per second, e.g. `--framerate 60`. A still screen sends (almost) nothing.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=120), value_name = "FPS")]
+    pub framerate: u32,
+
+    /// Video bitrate in kbit/s, e.g. `--bitrate 2500`.
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(100..=100_000), value_name = "KBPS")]
+    pub bitrate: u32,
+
+    /// Downscale the stream to this height in pixels, keeping the aspect ratio, e.g.
+    /// `--height 720`. 0 streams at the desktop's native size.
+    #[arg(long, default_value_t = 0, value_parser = parse_height, value_name = "PIXELS")]
+    pub height: u32,
+
+    /// STUN server URL offered to browsers and used by the server, e.g.
+    /// `--stun stun:stun.l.google.com:19302`. Empty (the default) uses none, which is right on a
+    /// LAN or loopback. May be given more than once.
+    #[arg(long, value_parser = parse_stun, value_name = "URL")]
+    pub stun: Vec<String>,
+
+    /// Require this token from every client (`?token=...` in the URL), e.g. `--token s3cret`.
+    #[arg(long, env = "VNRIT_TOKEN", value_name = "TOKEN", value_parser = parse_token)]
+    pub token: Option<String>,
+
+    /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
+    /// `vnrit=debug,webrtc=warn`).
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+
+    /// Send a keyframe at least this often, in seconds (0 = only when a viewer joins or asks).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3600), value_name = "SECONDS")]
+    pub idr_interval: u32,
+
+    /// How to read the screen: auto (MIT-SHM when the X server offers it), shm or getimage.
+    #[arg(long, value_enum, default_value_t = CaptureArg::Auto, value_name = "METHOD")]
+    pub capture: CaptureArg,
+
+    /// Size of the virtual display started when no display is given, e.g. `1280x720`.
+    #[arg(long, default_value = "1920x1080", value_parser = parse_size, value_name = "WxH")]
+    pub virtual_size: (u32, u32),
+
+    /// Seconds a viewer may take to finish connecting (offer to connected) before it is dropped.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECONDS")]
+    pub connect_timeout: u64,
+}
+
+/// The screen-reading method named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureArg {
+    /// MIT-SHM when available, GetImage otherwise.
+    Auto,
+    /// MIT-SHM only.
+    Shm,
+    /// Plain GetImage (slow; for remote X servers).
+    Getimage,
+}
+
+impl From<CaptureArg> for CaptureMethod {
+    fn from(arg: CaptureArg) -> Self {
+        match arg {
+            CaptureArg::Auto => CaptureMethod::Auto,
+            CaptureArg::Shm => CaptureMethod::Shm,
+            CaptureArg::Getimage => CaptureMethod::GetImage,
+        }
+    }
+}
+
+/// Validated settings for a vnrit run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// X display to stream; `None` = start a virtual display.
+    pub display: Option<String>,
+    /// Listen address.
+    pub bind: IpAddr,
+    /// Listen port (0 = any free port).
+    pub port: u16,
+    /// Video pipeline settings.
+    pub video: VideoConfig,
+    /// STUN URLs for ICE (empty = none).
+    pub stun: Vec<String>,
+    /// Access token, if any.
+    pub token: Option<String>,
+    /// Virtual display size when one is started.
+    pub virtual_size: (u32, u32),
+    /// Time allowed from offer to a connected peer.
+    pub connect_timeout: Duration,
+}
+
+/// Settings of the shared capture and encode pipeline.
+#[derive(Debug, Clone)]
+pub struct VideoConfig {
+    /// Maximum frame rate.
+    pub framerate: u32,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Output height (0 = native).
+    pub height: u32,
+    /// Periodic keyframe interval, if any.
+    pub idr_interval: Option<Duration>,
+    /// Screen-reading method.
+    pub capture: CaptureMethod,
+}
+
+impl Cli {
+    /// Turns parsed flags into a [`Config`], resolving the display from `$DISPLAY`.
+    pub fn into_config(self, env_display: Option<String>) -> Config {
+        let display = self
+            .display
+            .or(env_display)
+            .filter(|d| !d.trim().is_empty());
+        Config {
+            display,
+            bind: self.bind,
+            port: self.port,
+            video: VideoConfig {
+                framerate: self.framerate,
+                bitrate_kbps: self.bitrate,
+                height: self.height,
+                idr_interval: (self.idr_interval > 0)
+                    .then(|| Duration::from_secs(u64::from(self.idr_interval))),
+                capture: self.capture.into(),
+            },
+            stun: self.stun.into_iter().filter(|s| !s.is_empty()).collect(),
+            token: self.token,
+            virtual_size: self.virtual_size,
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+        }
+    }
+}
+
+fn parse_height(s: &str) -> Result<u32, String> {
+    let h: u32 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of pixels; use e.g. 720, or 0 for native"))?;
+    if h != 0 && !(16..=4320).contains(&h) {
+        return Err(format!(
+            "{h} is out of range: use 0 (native) or a height from 16 to 4320"
+        ));
+    }
+    Ok(h)
+}
+
+fn parse_stun(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let rest = s
+        .strip_prefix("stun:")
+        .or_else(|| s.strip_prefix("stuns:"))
+        .ok_or_else(|| format!("`{s}` is not a STUN URL; use e.g. stun:stun.example.org:3478"))?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{s}` has no host; use e.g. stun:stun.example.org:3478"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_token(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the token is empty; give a non-empty token".into());
+    }
+    if s.len() > 256 {
+        return Err("the token is longer than 256 characters".into());
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    {
+        return Err("use only letters, digits and - . _ ~ in the token (it goes into URLs)".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}` is not a size; use WIDTHxHEIGHT, e.g. 1920x1080");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let w: u32 = w.trim().parse().map_err(|_| bad())?;
+    let h: u32 = h.trim().parse().map_err(|_| bad())?;
+    if !(64..=8192).contains(&w) || !(64..=8192).contains(&h) {
+        return Err(format!(
+            "{w}x{h} is out of range: each side from 64 to 8192"
+        ));
+    }
+    Ok((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vnrit").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let cfg = parse(&[]).unwrap().into_config(None);
+        assert_eq!(cfg.display, None);
+        assert_eq!(cfg.port, 8080);
+        assert_eq!(cfg.video.framerate, 30);
+        assert_eq!(cfg.video.height, 0);
+        assert!(cfg.stun.is_empty());
+        assert_eq!(cfg.bind.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn display_comes_from_env_unless_given() {
+        let cfg = parse(&[]).unwrap().into_config(Some(":5".into()));
+        assert_eq!(cfg.display.as_deref(), Some(":5"));
+        let cfg = parse(&["--display", ":7"])
+            .unwrap()
+            .into_config(Some(":5".into()));
+        assert_eq!(cfg.display.as_deref(), Some(":7"));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["--framerate", "0"][..],
+            &["--framerate", "abc"],
+            &["--port", "70000"],
+            &["--height", "8"],
+            &["--bitrate", "5"],
+            &["--bind", "not-an-ip"],
+            &["--stun", "http://x"],
+            &["--token", "has space"],
+            &["--virtual-size", "10x10"],
+        ] {
+            let err = parse(args).expect_err(&format!("{args:?} should be refused"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn good_values_parse() {
+        let cli = parse(&[
+            "--height",
+            "720",
+            "--stun",
+            "stun:127.0.0.1:3478",
+            "--token",
+            "abc-DEF_1.2~",
+            "--virtual-size",
+            "1280x720",
+            "--idr-interval",
+            "5",
+        ])
+        .unwrap();
+        let cfg = cli.into_config(None);
+        assert_eq!(cfg.video.height, 720);
+        assert_eq!(cfg.stun, vec!["stun:127.0.0.1:3478".to_string()]);
+        assert_eq!(cfg.token.as_deref(), Some("abc-DEF_1.2~"));
+        assert_eq!(cfg.virtual_size, (1280, 720));
+        assert_eq!(cfg.video.idr_interval, Some(Duration::from_secs(5)));
+    }
+}

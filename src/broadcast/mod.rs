@@ -1,1 +1,323 @@
-//! TODO
+//! One capture-and-encode pipeline per display, shared by every viewer.
+//!
+//! The [`Hub`] owns the pipeline's life: the first [`Subscription`] starts it on its own thread
+//! (see [`pipeline`]), the last one dropped stops it. Encoded frames go out through a bounded
+//! `tokio::sync::broadcast` ring, so a slow viewer can never stall the encoder or grow a queue:
+//! it loses the oldest frames, then waits for the next keyframe, which it requests. Keyframe
+//! requests from all viewers land in one flag and are coalesced by the pipeline.
+
+mod pacer;
+mod pipeline;
+mod stats;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+
+pub use stats::{PipelineStats, StatsSnapshot};
+
+use crate::config::VideoConfig;
+use crate::video::EncodedFrame;
+
+/// How many encoded frames a viewer may fall behind before it starts losing them.
+const QUEUE_FRAMES: usize = 8;
+
+/// One encoded frame as broadcast to the viewers.
+#[derive(Debug)]
+pub struct VideoFrame {
+    /// The H.264 access unit (Annex-B).
+    pub encoded: EncodedFrame,
+    /// Capture time since the pipeline started (drives RTP timestamps).
+    pub timestamp: Duration,
+    /// Running number of the frame within this pipeline run.
+    pub seq: u64,
+}
+
+/// Knobs the viewers turn on the running pipeline.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    keyframe: AtomicBool,
+    bitrate_kbps: AtomicU32,
+}
+
+impl Control {
+    /// Asks for an IDR on the next encoded frame (many requests coalesce into one).
+    pub fn request_keyframe(&self) {
+        self.keyframe.store(true, Ordering::Release);
+    }
+
+    fn take_keyframe_request(&self) -> bool {
+        self.keyframe.swap(false, Ordering::AcqRel)
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+struct Running {
+    control: Arc<Control>,
+    tx: broadcast::Sender<Arc<VideoFrame>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct State {
+    viewers: usize,
+    running: Option<Running>,
+    shut_down: bool,
+}
+
+struct Inner {
+    display: String,
+    video: VideoConfig,
+    stats: Arc<PipelineStats>,
+    fatal: mpsc::UnboundedSender<String>,
+    state: Mutex<State>,
+}
+
+/// Starts, shares and stops the video pipeline of one display. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl Hub {
+    /// A hub for `display`. A pipeline error that cannot be recovered from (the X server went
+    /// away, the encoder failed) is sent as a one-line message on `fatal`.
+    pub fn new(display: String, video: VideoConfig, fatal: mpsc::UnboundedSender<String>) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                display,
+                video,
+                stats: Arc::new(PipelineStats::default()),
+                fatal,
+                state: Mutex::new(State {
+                    viewers: 0,
+                    running: None,
+                    shut_down: false,
+                }),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the counters half-updated in a way
+        // that matters more than stopping the server, so recover the guard.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Joins the stream as a viewer: starts the pipeline if it is not running and asks for a
+    /// keyframe so the newcomer can start decoding at once.
+    pub fn subscribe(&self) -> Subscription {
+        let mut state = self.state();
+        state.viewers += 1;
+        let restart = state.running.as_ref().is_none_or(|r| {
+            r.control.stopped() || r.thread.as_ref().is_none_or(|t| t.is_finished())
+        });
+        if restart && !state.shut_down {
+            if let Some(old) = state.running.take() {
+                old.control.stop.store(true, Ordering::Release);
+            }
+            state.running = Some(self.start_pipeline());
+        }
+        let (rx, control) = match &state.running {
+            Some(running) => (running.tx.subscribe(), running.control.clone()),
+            None => {
+                // Shut down: a subscription that never yields a frame.
+                let (tx, rx) = broadcast::channel(1);
+                drop(tx);
+                (rx, Arc::new(Control::default()))
+            }
+        };
+        control.request_keyframe();
+        Subscription {
+            rx,
+            control,
+            hub: self.clone(),
+            want_keyframe: true,
+        }
+    }
+
+    fn start_pipeline(&self) -> Running {
+        let control = Arc::new(Control::default());
+        control
+            .bitrate_kbps
+            .store(self.inner.video.bitrate_kbps, Ordering::Relaxed);
+        let (tx, _) = broadcast::channel(QUEUE_FRAMES);
+        let job = pipeline::Job {
+            display: self.inner.display.clone(),
+            video: self.inner.video.clone(),
+            control: control.clone(),
+            tx: tx.clone(),
+            stats: self.inner.stats.clone(),
+        };
+        let fatal = self.inner.fatal.clone();
+        let stats = self.inner.stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("vnrit-video".into())
+            .spawn(move || {
+                stats.encoders.fetch_add(1, Ordering::Relaxed);
+                let result = pipeline::run(job);
+                stats.encoders.fetch_sub(1, Ordering::Relaxed);
+                if let Err(err) = result {
+                    tracing::error!("video pipeline stopped: {err}");
+                    let _ = fatal.send(err.to_string());
+                }
+            });
+        let thread = match thread {
+            Ok(handle) => Some(handle),
+            Err(err) => {
+                let _ = self
+                    .inner
+                    .fatal
+                    .send(format!("cannot start the video thread: {err}"));
+                None
+            }
+        };
+        tracing::info!("video pipeline started");
+        Running {
+            control,
+            tx,
+            thread,
+        }
+    }
+
+    fn leave(&self) {
+        let finished = {
+            let mut state = self.state();
+            state.viewers = state.viewers.saturating_sub(1);
+            if state.viewers == 0 {
+                state.running.take()
+            } else {
+                None
+            }
+        };
+        if let Some(running) = finished {
+            running.control.stop.store(true, Ordering::Release);
+            tracing::info!("last viewer left; video pipeline stopping");
+            // The thread notices within one damage-wait slice; nobody needs to wait for it.
+        }
+    }
+
+    /// Sets the target bitrate of the running pipeline (and of later runs) in kbit/s.
+    pub fn set_bitrate(&self, kbps: u32) {
+        if let Some(running) = &self.state().running {
+            running.control.bitrate_kbps.store(kbps, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the running pipeline for a keyframe.
+    pub fn request_keyframe(&self) {
+        if let Some(running) = &self.state().running {
+            self.inner
+                .stats
+                .keyframe_requests
+                .fetch_add(1, Ordering::Relaxed);
+            running.control.request_keyframe();
+        }
+    }
+
+    /// Number of viewers subscribed now.
+    pub fn viewers(&self) -> usize {
+        self.state().viewers
+    }
+
+    /// The pipeline's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Stops the pipeline for good and waits (bounded) for its thread to finish.
+    pub fn shutdown(&self, wait: Duration) {
+        let running = {
+            let mut state = self.state();
+            state.shut_down = true;
+            state.running.take()
+        };
+        let Some(mut running) = running else { return };
+        running.control.stop.store(true, Ordering::Release);
+        if let Some(thread) = running.thread.take() {
+            let deadline = std::time::Instant::now() + wait;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// Why [`Subscription::next`] returned no frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The pipeline stopped (shutdown or a fatal error).
+    PipelineStopped,
+}
+
+/// One viewer's place in the stream. Dropping it leaves the stream.
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<VideoFrame>>,
+    control: Arc<Control>,
+    hub: Hub,
+    want_keyframe: bool,
+}
+
+impl Subscription {
+    /// The next frame this viewer should send. After joining, after falling behind, or after
+    /// [`Subscription::resync`], frames are skipped until a keyframe arrives (which is
+    /// requested), so the decoder always starts on an IDR.
+    pub async fn next(&mut self) -> Result<Arc<VideoFrame>, Ended> {
+        loop {
+            match self.rx.recv().await {
+                Ok(frame) => {
+                    if self.want_keyframe && !frame.encoded.keyframe {
+                        continue;
+                    }
+                    self.want_keyframe = false;
+                    return Ok(frame);
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!("viewer fell {missed} frames behind; waiting for a keyframe");
+                    self.hub
+                        .inner
+                        .stats
+                        .frames_dropped
+                        .fetch_add(missed, Ordering::Relaxed);
+                    self.resync();
+                }
+                Err(broadcast::error::RecvError::Closed) => return Err(Ended::PipelineStopped),
+            }
+        }
+    }
+
+    /// Drops whatever is queued and waits for a fresh keyframe (which it requests).
+    pub fn resync(&mut self) {
+        self.rx = self.rx.resubscribe();
+        self.want_keyframe = true;
+        self.control.request_keyframe();
+    }
+
+    /// Asks the pipeline for a keyframe (PLI/FIR from the viewer's decoder).
+    pub fn request_keyframe(&self) {
+        self.hub
+            .inner
+            .stats
+            .keyframe_requests
+            .fetch_add(1, Ordering::Relaxed);
+        self.control.request_keyframe();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.leave();
+    }
+}

@@ -1,1 +1,174 @@
-//! TODO
+//! HTTP: the embedded page, the `/ws` signalling socket and `/api/stats`, all behind token auth.
+//!
+//! One route table ([`router`]); auth is a layer over all of it. The server takes a bound
+//! listener, so tests can bind port 0.
+
+pub mod assets;
+pub mod auth;
+pub mod signal;
+mod ws;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::broadcast::{Hub, StatsSnapshot};
+use crate::session::{NetworkConfig, PeerState, SessionStats};
+
+/// Shared state of the HTTP server. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The shared video stream.
+    pub hub: Hub,
+    /// Required token, if any.
+    pub token: Option<String>,
+    /// ICE settings for sessions.
+    pub net: NetworkConfig,
+    /// Time a viewer has from offer to connected.
+    pub connect_timeout: Duration,
+    /// Flips to `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// State for a server streaming `hub`.
+    pub fn new(
+        hub: Hub,
+        token: Option<String>,
+        net: NetworkConfig,
+        connect_timeout: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        AppState {
+            hub,
+            token,
+            net,
+            connect_timeout,
+            shutdown,
+            sessions: Arc::default(),
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    fn next_session_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<SessionStats>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self, stats: Arc<SessionStats>) {
+        self.sessions().insert(stats.id, stats);
+    }
+
+    fn unregister(&self, id: u64) {
+        self.sessions().remove(&id);
+    }
+
+    /// Number of signalling connections open now.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+}
+
+/// One viewer in `/api/stats`.
+#[derive(Debug, Serialize)]
+pub struct SessionReport {
+    /// Session number.
+    pub id: u64,
+    /// Connection state.
+    pub state: PeerState,
+    /// RTP payload bytes sent.
+    pub bytes_sent: u64,
+    /// Frames sent.
+    pub frames_sent: u64,
+    /// PLI/FIR received.
+    pub keyframe_requests: u64,
+}
+
+/// The body of `/api/stats`.
+#[derive(Debug, Serialize)]
+pub struct StatsReport {
+    /// Viewers subscribed to the stream.
+    pub viewers: usize,
+    /// Pipeline counters (flattened).
+    #[serde(flatten)]
+    pub pipeline: StatsSnapshot,
+    /// One entry per signalling connection.
+    pub sessions: Vec<SessionReport>,
+}
+
+async fn stats(State(state): State<AppState>) -> impl IntoResponse {
+    let sessions = state
+        .sessions()
+        .values()
+        .map(|s| SessionReport {
+            id: s.id,
+            state: s.state(),
+            bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
+            frames_sent: s.frames_sent.load(Ordering::Relaxed),
+            keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
+        })
+        .collect();
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(StatsReport {
+            viewers: state.hub.viewers(),
+            pipeline: state.hub.stats(),
+            sessions,
+        }),
+    )
+}
+
+/// The route table, with token auth over every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/api/stats", get(stats))
+        .fallback(get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Serves until `shutdown` flips to true.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let mut shutdown = state.shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+}

@@ -1,0 +1,2 @@
+//! Video stage benchmark (placeholder while the module is built).
+fn main() {}

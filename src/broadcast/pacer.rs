@@ -1,0 +1,131 @@
+//! When to grab and encode the next frame: free of I/O and clocks, so it is tested directly.
+//!
+//! The pipeline tells the [`Pacer`] what happened (damage seen, frame sent) with the current
+//! time, and asks it what to do next: wait for damage (with a bounded timeout, so stop and
+//! keyframe requests are noticed), or produce a frame now. A still screen produces one
+//! keep-alive frame per [`KEEPALIVE`], a busy one at most the configured frame rate.
+
+use std::time::{Duration, Instant};
+
+/// A still screen is re-sent this often, so browsers never see the stream stop.
+pub const KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// The longest the pipeline waits before it looks at stop and keyframe requests again.
+pub const MAX_WAIT: Duration = Duration::from_millis(50);
+
+/// What the pipeline should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Wait up to this long for screen damage.
+    Wait(Duration),
+    /// Grab, convert and encode a frame now.
+    Produce,
+}
+
+/// Frame-rate limiter driven by damage, keyframe requests and a keep-alive.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: Duration,
+    last_sent: Option<Instant>,
+    dirty: bool,
+}
+
+impl Pacer {
+    /// A pacer for at most `fps` frames per second.
+    pub fn new(fps: u32) -> Self {
+        Pacer {
+            interval: Duration::from_secs(1) / fps.max(1),
+            last_sent: None,
+            dirty: true,
+        }
+    }
+
+    /// The screen changed.
+    pub fn damaged(&mut self) {
+        self.dirty = true;
+    }
+
+    /// A frame went out at `now`.
+    pub fn produced(&mut self, now: Instant) {
+        self.last_sent = Some(now);
+        self.dirty = false;
+    }
+
+    /// What to do at `now`, given whether a viewer is waiting for a keyframe.
+    pub fn step(&self, now: Instant, keyframe_wanted: bool) -> Step {
+        let Some(last) = self.last_sent else {
+            return Step::Produce;
+        };
+        let keepalive_at = last + KEEPALIVE;
+        let due = self.dirty || keyframe_wanted || now >= keepalive_at;
+        if !due {
+            return Step::Wait(keepalive_at.saturating_duration_since(now).min(MAX_WAIT));
+        }
+        let allowed_at = last + self.interval;
+        if now < allowed_at {
+            return Step::Wait(allowed_at.saturating_duration_since(now).min(MAX_WAIT));
+        }
+        Step::Produce
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_frame_is_immediate() {
+        let p = Pacer::new(30);
+        assert_eq!(p.step(Instant::now(), false), Step::Produce);
+    }
+
+    #[test]
+    fn still_screen_waits_in_bounded_slices_then_keeps_alive() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(30);
+        p.produced(t0);
+        assert_eq!(p.step(t0, false), Step::Wait(MAX_WAIT));
+        assert_eq!(
+            p.step(t0 + KEEPALIVE - Duration::from_millis(10), false),
+            Step::Wait(Duration::from_millis(10))
+        );
+        assert_eq!(p.step(t0 + KEEPALIVE, false), Step::Produce);
+    }
+
+    #[test]
+    fn damage_is_rate_limited_to_the_frame_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(20); // 50 ms per frame
+        p.produced(t0);
+        p.damaged();
+        assert_eq!(
+            p.step(t0 + Duration::from_millis(20), false),
+            Step::Wait(Duration::from_millis(30))
+        );
+        assert_eq!(p.step(t0 + Duration::from_millis(50), false), Step::Produce);
+    }
+
+    #[test]
+    fn keyframe_request_produces_without_damage() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(30);
+        p.produced(t0);
+        assert!(matches!(
+            p.step(t0 + Duration::from_millis(40), false),
+            Step::Wait(_)
+        ));
+        assert_eq!(p.step(t0 + Duration::from_millis(40), true), Step::Produce);
+    }
+
+    #[test]
+    fn producing_clears_damage() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(30);
+        p.damaged();
+        p.produced(t0);
+        assert!(matches!(
+            p.step(t0 + Duration::from_millis(100), false),
+            Step::Wait(_)
+        ));
+    }
+}

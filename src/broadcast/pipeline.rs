@@ -1,0 +1,121 @@
+//! The pipeline thread: capture → convert/scale → encode → broadcast, paced by [`Pacer`].
+//!
+//! Runs on its own OS thread because every stage blocks (X11 round trips, SIMD conversion,
+//! OpenH264). It sleeps in `wait_for_damage` while the screen is still.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::broadcast;
+
+use super::pacer::{Pacer, Step};
+use super::{Control, PipelineStats, VideoFrame};
+use crate::capture::{CaptureError, Capturer};
+use crate::config::VideoConfig;
+use crate::video::{self, Converter, EncoderSettings, H264Encoder, VideoError};
+
+/// Why the pipeline stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The screen could not be read.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Conversion or encoding failed.
+    #[error(transparent)]
+    Video(#[from] VideoError),
+}
+
+/// Everything the pipeline thread needs.
+pub(super) struct Job {
+    pub display: String,
+    pub video: VideoConfig,
+    pub control: Arc<Control>,
+    pub tx: broadcast::Sender<Arc<VideoFrame>>,
+    pub stats: Arc<PipelineStats>,
+}
+
+/// Runs until `control` says stop, or an error.
+pub(super) fn run(job: Job) -> Result<(), PipelineError> {
+    let Job {
+        display: display_name,
+        video: cfg,
+        control,
+        tx,
+        stats,
+    } = job;
+    let mut capturer = Capturer::open(Some(&display_name), cfg.capture)?;
+    let (src_w, src_h) = capturer.size();
+    let (out_w, out_h) = video::output_size(src_w, src_h, cfg.height);
+    let mut converter = Converter::new(src_w, src_h, out_w, out_h)?;
+    let mut bitrate = control.bitrate_kbps.load(Ordering::Relaxed);
+    let mut encoder = H264Encoder::new(EncoderSettings {
+        width: out_w,
+        height: out_h,
+        framerate: cfg.framerate as f32,
+        bitrate_kbps: bitrate,
+        idr_interval: cfg.idr_interval,
+    })?;
+    stats.width.store(out_w, Ordering::Relaxed);
+    stats.height.store(out_h, Ordering::Relaxed);
+    tracing::info!(
+        "capturing {} at {src_w}x{src_h} via {:?}, encoding {out_w}x{out_h} at up to {} fps, {bitrate} kbit/s",
+        display_name,
+        capturer.method(),
+        cfg.framerate
+    );
+
+    let start = Instant::now();
+    let mut pacer = Pacer::new(cfg.framerate);
+    let mut seq = 0u64;
+    let mut keyframe_wanted = false;
+    while !control.stopped() {
+        keyframe_wanted |= control.take_keyframe_request();
+        match pacer.step(Instant::now(), keyframe_wanted) {
+            Step::Wait(timeout) => {
+                if capturer.wait_for_damage(timeout)? {
+                    pacer.damaged();
+                }
+            }
+            Step::Produce => {
+                let now = Instant::now();
+                let frame = capturer.capture()?;
+                stats.frames_captured.fetch_add(1, Ordering::Relaxed);
+                let i420 = converter.convert(&frame.data, frame.stride)?;
+                let wanted = control.bitrate_kbps.load(Ordering::Relaxed);
+                if wanted != bitrate {
+                    encoder.set_bitrate(wanted);
+                    bitrate = wanted;
+                }
+                if keyframe_wanted {
+                    encoder.request_idr();
+                    keyframe_wanted = false;
+                }
+                let timestamp = now.duration_since(start);
+                let t = Instant::now();
+                let encoded = encoder.encode(i420, timestamp)?;
+                stats
+                    .encode_micros
+                    .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                pacer.produced(now);
+                let Some(encoded) = encoded else { continue };
+                stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .bytes_encoded
+                    .fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
+                if encoded.keyframe {
+                    stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                }
+                seq += 1;
+                // No receivers (between viewers) is fine: the frame is simply not needed.
+                let _ = tx.send(Arc::new(VideoFrame {
+                    encoded,
+                    timestamp,
+                    seq,
+                }));
+            }
+        }
+    }
+    tracing::info!("video pipeline stopped after {seq} frames");
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Counters of the shared pipeline, read by `/api/stats` and the benchmarks.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+/// Live counters, updated by the pipeline thread without locks.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Pipelines running now (0 or 1 per display).
+    pub encoders: AtomicUsize,
+    /// Screen grabs made.
+    pub frames_captured: AtomicU64,
+    /// Frames the encoder produced.
+    pub frames_encoded: AtomicU64,
+    /// Of those, keyframes (IDR).
+    pub keyframes: AtomicU64,
+    /// Keyframe requests received from viewers (PLI/FIR, joins, resyncs).
+    pub keyframe_requests: AtomicU64,
+    /// Frames lost by viewers that fell behind (summed over viewers).
+    pub frames_dropped: AtomicU64,
+    /// Bytes of H.264 produced.
+    pub bytes_encoded: AtomicU64,
+    /// Total encode time in microseconds (with `frames_encoded`, the mean).
+    pub encode_micros: AtomicU64,
+    /// Width of the encoded stream.
+    pub width: AtomicU32,
+    /// Height of the encoded stream.
+    pub height: AtomicU32,
+}
+
+/// A copy of [`PipelineStats`] at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    /// Pipelines running now.
+    pub encoders: usize,
+    /// Screen grabs made.
+    pub frames_captured: u64,
+    /// Frames encoded.
+    pub frames_encoded: u64,
+    /// Keyframes encoded.
+    pub keyframes: u64,
+    /// Keyframe requests received.
+    pub keyframe_requests: u64,
+    /// Frames lost by slow viewers.
+    pub frames_dropped: u64,
+    /// Bytes of H.264 produced.
+    pub bytes_encoded: u64,
+    /// Mean encode time per frame in milliseconds.
+    pub encode_ms_mean: f64,
+    /// Encoded width.
+    pub width: u32,
+    /// Encoded height.
+    pub height: u32,
+}
+
+impl PipelineStats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let frames_encoded = self.frames_encoded.load(Ordering::Relaxed);
+        let micros = self.encode_micros.load(Ordering::Relaxed);
+        StatsSnapshot {
+            encoders: self.encoders.load(Ordering::Relaxed),
+            frames_captured: self.frames_captured.load(Ordering::Relaxed),
+            frames_encoded,
+            keyframes: self.keyframes.load(Ordering::Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            bytes_encoded: self.bytes_encoded.load(Ordering::Relaxed),
+            encode_ms_mean: if frames_encoded == 0 {
+                0.0
+            } else {
+                micros as f64 / frames_encoded as f64 / 1000.0
+            },
+            width: self.width.load(Ordering::Relaxed),
+            height: self.height.load(Ordering::Relaxed),
+        }
+    }
+}

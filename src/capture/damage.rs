@@ -1,0 +1,171 @@
+//! Change detection with the X DAMAGE extension: a bounding-box damage object on the root
+//! window, read by sleeping in `poll(2)` on the connection's socket (no busy polling).
+//!
+//! Damage is cleared on the server (`DamageSubtract`) whenever it is reported, so the next
+//! drawing raises a fresh event. Each clear is a request with a sequence number; an event
+//! carries the sequence number of the last request of ours the server had handled when it
+//! sent the event, so events from before a clear are recognised and not reported twice.
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use x11rb::connection::{Connection, RequestConnection};
+use x11rb::protocol::damage::{self, ConnectionExt as _, Damage, ReportLevel};
+use x11rb::protocol::xfixes::Region;
+use x11rb::protocol::xproto::{Rectangle, Window};
+use x11rb::protocol::Event;
+use x11rb::rust_connection::RustConnection;
+use x11rb::NONE;
+
+use super::{CaptureError, DamageRect};
+
+/// Damage tracking state for one root window.
+pub struct DamageWatch {
+    damage: Damage,
+    /// Damage arrived that has not been reported yet.
+    pending: bool,
+    /// Sequence number of the last clear: events older than this were already reported.
+    reported_seq: u64,
+    /// Sequence number of the clear made by the last capture.
+    captured_seq: u64,
+    /// Union of damaged areas since the last capture: (x0, y0, x1, y1), exclusive ends.
+    bounds: Option<(i32, i32, i32, i32)>,
+}
+
+impl DamageWatch {
+    /// Create a damage object on `root`. Fails with [`CaptureError::MissingExtension`] when
+    /// the server lacks DAMAGE.
+    pub fn new(conn: &RustConnection, root: Window) -> Result<Self, CaptureError> {
+        if conn
+            .extension_information(damage::X11_EXTENSION_NAME)?
+            .is_none()
+        {
+            return Err(CaptureError::MissingExtension("DAMAGE"));
+        }
+        // The server requires a version handshake before any other DAMAGE request.
+        conn.damage_query_version(1, 1)?.reply()?;
+        let id = conn.generate_id()?;
+        conn.damage_create(id, root, ReportLevel::BOUNDING_BOX)?
+            .check()?;
+        Ok(DamageWatch {
+            damage: id,
+            pending: false,
+            reported_seq: 0,
+            captured_seq: 0,
+            bounds: None,
+        })
+    }
+
+    /// Wait up to `timeout` for unreported damage; see [`super::Capturer::wait_for_damage`].
+    pub fn wait(&mut self, conn: &RustConnection, timeout: Duration) -> Result<bool, CaptureError> {
+        let deadline = Instant::now() + timeout;
+        let fd = conn.stream().as_raw_fd();
+        loop {
+            // Events may already sit in x11rb's buffer, where poll(2) cannot see them.
+            self.drain(conn)?;
+            if self.pending {
+                self.clear(conn)?;
+                conn.flush()?;
+                return Ok(true);
+            }
+            conn.flush()?;
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            // Round up, so a sub-millisecond remainder sleeps rather than spins.
+            let ms = (deadline - now).as_micros().div_ceil(1000);
+            let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: `pfd` is one valid pollfd that lives across the call; `fd` belongs to
+            // the connection, which outlives this function.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err.into());
+                }
+            }
+            // Readable or hung up: the next drain reads the events, or reports the lost
+            // connection as an error.
+        }
+    }
+
+    /// Called right before a grab: everything seen so far counts as captured.
+    pub fn mark_captured(&mut self, conn: &RustConnection) -> Result<(), CaptureError> {
+        self.drain(conn)?;
+        self.clear(conn)?;
+        self.captured_seq = self.reported_seq;
+        self.bounds = None;
+        Ok(())
+    }
+
+    /// The union of damage since the last capture, clipped to `width` x `height`.
+    pub fn bounds(&self, width: u16, height: u16) -> Option<DamageRect> {
+        let (x0, y0, x1, y1) = self.bounds?;
+        let (x0, y0) = (x0.max(0), y0.max(0));
+        let (x1, y1) = (x1.min(width.into()), y1.min(height.into()));
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        // All four are within 0..=65535 here, so the casts are lossless.
+        Some(DamageRect {
+            x: x0 as u32,
+            y: y0 as u32,
+            width: (x1 - x0) as u32,
+            height: (y1 - y0) as u32,
+        })
+    }
+
+    /// Free the damage object on the server (best effort).
+    pub fn destroy(&self, conn: &RustConnection) {
+        if let Ok(cookie) = conn.damage_destroy(self.damage) {
+            cookie.ignore_error();
+        }
+    }
+
+    /// Clear the server-side damage and forget the pending flag.
+    fn clear(&mut self, conn: &RustConnection) -> Result<(), CaptureError> {
+        let region: Region = NONE;
+        let cookie = conn.damage_subtract(self.damage, region, region)?;
+        self.reported_seq = cookie.sequence_number();
+        // Errors for this request, should any come, arrive as events and are logged by drain.
+        drop(cookie);
+        self.pending = false;
+        Ok(())
+    }
+
+    /// Read every event that has arrived, without blocking.
+    fn drain(&mut self, conn: &RustConnection) -> Result<(), CaptureError> {
+        while let Some((event, seq)) = conn.poll_for_event_with_sequence()? {
+            match event {
+                Event::DamageNotify(ev) if ev.damage == self.damage => {
+                    if seq >= self.captured_seq {
+                        self.add_area(ev.area);
+                    }
+                    if seq >= self.reported_seq {
+                        self.pending = true;
+                    }
+                }
+                Event::Error(e) => {
+                    tracing::warn!(error = ?e.error_kind, major = e.major_opcode, "X error on the capture connection");
+                }
+                other => tracing::trace!(?other, "ignored X event"),
+            }
+        }
+        Ok(())
+    }
+
+    fn add_area(&mut self, r: Rectangle) {
+        let (x0, y0) = (i32::from(r.x), i32::from(r.y));
+        let (x1, y1) = (x0 + i32::from(r.width), y0 + i32::from(r.height));
+        self.bounds = Some(match self.bounds {
+            None => (x0, y0, x1, y1),
+            Some((a, b, c, d)) => (a.min(x0), b.min(y0), c.max(x1), d.max(y1)),
+        });
+    }
+}

@@ -1,0 +1,187 @@
+//! The signalling wire format: JSON text messages on the `/ws` WebSocket.
+//!
+//! Kept apart from the socket handling so it can be tested on its own. See the README's
+//! "Signalling protocol" section for the conversation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::IceCandidate;
+
+/// Version of this protocol, sent in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest signalling message accepted, in bytes (an SDP offer is ~5 kB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A message from the page.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The page's SDP offer.
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A trickled ICE candidate of the page; `null`/absent means end of candidates.
+    Candidate {
+        /// The candidate, as `RTCIceCandidate.toJSON()`.
+        #[serde(default)]
+        candidate: Option<IceCandidate>,
+    },
+    /// The page asks for a keyframe (e.g. after a freeze).
+    Keyframe,
+}
+
+/// An ICE server entry as the browser's `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    /// STUN/TURN URLs.
+    pub urls: Vec<String>,
+}
+
+/// A message to the page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMessage {
+    /// First message: protocol version and ICE servers for the page's RTCPeerConnection.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+        /// ICE servers the page should use.
+        #[serde(rename = "iceServers")]
+        ice_servers: Vec<IceServer>,
+    },
+    /// The answer SDP.
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// A trickled server candidate; `None` = end of candidates.
+    Candidate {
+        /// The candidate.
+        candidate: Option<IceCandidate>,
+    },
+    /// Something went wrong; the text says what.
+    Error {
+        /// Human-readable description.
+        message: String,
+    },
+}
+
+/// Why a message from the page was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignalError {
+    /// Over [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Not JSON of a known shape.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Parses one text message from the page.
+pub fn parse(text: &str) -> Result<ClientMessage, SignalError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(SignalError::TooLarge(text.len()));
+    }
+    serde_json::from_str(text).map_err(|e| SignalError::Malformed(e.to_string()))
+}
+
+impl ServerMessage {
+    /// The JSON text of this message.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail; fall back to a fixed error if it did.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","message":"internal error"}"#.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_offer_candidate_keyframe() {
+        assert_eq!(
+            parse(r#"{"type":"offer","sdp":"v=0"}"#),
+            Ok(ClientMessage::Offer { sdp: "v=0".into() })
+        );
+        let c = parse(
+            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 10.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"ab"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Candidate { candidate: Some(c) } = c else {
+            panic!("not a candidate: {c:?}")
+        };
+        assert_eq!(c.sdp_mid.as_deref(), Some("0"));
+        assert_eq!(c.sdp_mline_index, Some(0));
+        assert_eq!(
+            parse(r#"{"type":"candidate","candidate":null}"#),
+            Ok(ClientMessage::Candidate { candidate: None })
+        );
+        assert_eq!(parse(r#"{"type":"keyframe"}"#), Ok(ClientMessage::Keyframe));
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        for bad in [
+            "",
+            "null",
+            "[]",
+            "{}",
+            r#"{"type":"nope"}"#,
+            r#"{"type":"offer"}"#,
+            r#"{"type":"offer","sdp":5}"#,
+            r#"{"type":"offer","sdp":"x","extra":1}"#,
+            r#"{"type":"candidate","candidate":{"sdpMid":"0"}}"#,
+            "{\"type\":\"offer\",\"sdp\":\"\u{0}",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(SignalError::Malformed(_))),
+                "{bad:?} accepted"
+            );
+        }
+        let huge = format!(
+            r#"{{"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert!(matches!(parse(&huge), Err(SignalError::TooLarge(_))));
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 96) as usize;
+            let alphabet = br#"{}[]":,typeofrsdcandidtekyfm0123 \nul"#;
+            let text: String = (0..len)
+                .map(|i| {
+                    let k = (seed.rotate_left(i as u32 * 5) as usize) % alphabet.len();
+                    alphabet[k] as char
+                })
+                .collect();
+            let _ = parse(&text);
+        }
+    }
+
+    #[test]
+    fn server_messages_serialise_as_documented() {
+        let hello = ServerMessage::Hello {
+            version: 1,
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:example.org:3478".into()],
+            }],
+        };
+        assert_eq!(
+            hello.to_json(),
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}]}"#
+        );
+        assert_eq!(
+            ServerMessage::Candidate { candidate: None }.to_json(),
+            r#"{"type":"candidate","candidate":null}"#
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! H.264 encoding with OpenH264: screen-content real-time mode, Constrained Baseline,
+//! bitrate rate control, IDR on request or on a timer, SPS/PPS in front of every IDR.
+
+use std::os::raw::c_void;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openh264::encoder::{
+    BitRate, ColorPrimaries, Complexity, Encoder, EncoderConfig, FrameRate, FrameType,
+    IntraFramePeriod, Level, MatrixCoefficients, Profile, RateControlMode, SpsPpsStrategy,
+    TransferCharacteristics, UsageType, VuiConfig,
+};
+use openh264::formats::YUVSlices;
+use openh264::{OpenH264API, Timestamp};
+use openh264_sys2::{
+    SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0,
+    SPATIAL_LAYER_ALL,
+};
+
+use super::frame::I420Frame;
+use super::nal::{split_annex_b, NAL_IDR, NAL_PPS, NAL_SPS};
+use super::VideoError;
+
+/// Lowest target bitrate accepted by [`H264Encoder::set_bitrate`], in kbit/s.
+pub const MIN_BITRATE_KBPS: u32 = 50;
+/// Highest target bitrate accepted by [`H264Encoder::set_bitrate`], in kbit/s.
+pub const MAX_BITRATE_KBPS: u32 = 100_000;
+/// The peak bitrate the rate control may reach, as a multiple of the target.
+const PEAK_FACTOR: u32 = 2;
+
+/// What the encoder is built for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderSettings {
+    /// Frame width in pixels (even).
+    pub width: u32,
+    /// Frame height in pixels (even).
+    pub height: u32,
+    /// Highest frame rate that will be fed, in frames per second.
+    pub framerate: f32,
+    /// Initial target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Force an IDR when this much capture time has passed since the last one (`None`: only
+    /// the first frame and [`H264Encoder::request_idr`] give IDRs).
+    pub idr_interval: Option<Duration>,
+}
+
+/// One encoded access unit, Annex-B (`00 00 00 01` start codes). Every keyframe carries SPS
+/// and PPS in front of the IDR slice.
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    /// The access unit.
+    pub data: Bytes,
+    /// Whether this is an IDR (a decoder can start here).
+    pub keyframe: bool,
+    /// Encoded width.
+    pub width: u32,
+    /// Encoded height.
+    pub height: u32,
+}
+
+/// An OpenH264 encoder for one fixed frame size. `Send`: run it on the pipeline thread.
+pub struct H264Encoder {
+    settings: EncoderSettings,
+    level: Level,
+    encoder: Encoder,
+    /// OpenH264 initialises itself on the first encode; run-time options only work after.
+    initialized: bool,
+    bitrate_kbps: u32,
+    idr_pending: bool,
+    last_idr: Option<Duration>,
+    /// The last SPS and PPS seen (with start codes), to put in front of an IDR that lacks them.
+    parameter_sets: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl H264Encoder {
+    /// OpenH264 in screen-content real-time mode, Constrained Baseline (profile_idc 66 with
+    /// constraint_set1), bitrate rate control with frame skipping (a skipped frame is simply
+    /// not coded, the stream stays decodable), one slice, one thread, no B-frames. The level
+    /// in the SPS covers the frame size at the frame rate (level 4.0 for 1080p30).
+    pub fn new(settings: EncoderSettings) -> Result<Self, VideoError> {
+        let valid_side = |v: u32| v >= 2 && v.is_multiple_of(2) && v <= super::MAX_SIDE;
+        if !valid_side(settings.width)
+            || !valid_side(settings.height)
+            || settings.width.min(settings.height) > 2160
+        {
+            return Err(VideoError::InvalidSize {
+                width: settings.width,
+                height: settings.height,
+                max: super::MAX_SIDE,
+            });
+        }
+        if !(settings.framerate.is_finite()
+            && settings.framerate >= 1.0
+            && settings.framerate <= 240.0)
+        {
+            return Err(VideoError::Settings(format!(
+                "frame rate {} is outside 1..=240 fps",
+                settings.framerate
+            )));
+        }
+        let bitrate_kbps = settings
+            .bitrate_kbps
+            .clamp(MIN_BITRATE_KBPS, MAX_BITRATE_KBPS);
+        let level = level_for(settings.width, settings.height, settings.framerate);
+        let encoder = build(level, settings.framerate, bitrate_kbps)?;
+        tracing::info!(
+            width = settings.width,
+            height = settings.height,
+            fps = settings.framerate,
+            kbps = bitrate_kbps,
+            ?level,
+            "H.264 encoder ready"
+        );
+        Ok(Self {
+            settings,
+            level,
+            encoder,
+            initialized: false,
+            bitrate_kbps,
+            idr_pending: true,
+            last_idr: None,
+            parameter_sets: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// The settings the encoder was built with (the bitrate there is the initial one).
+    pub fn settings(&self) -> &EncoderSettings {
+        &self.settings
+    }
+
+    /// Changes the target bitrate (kbit/s, clamped to
+    /// [`MIN_BITRATE_KBPS`]..=[`MAX_BITRATE_KBPS`]) without rebuilding the encoder.
+    pub fn set_bitrate(&mut self, kbps: u32) {
+        let kbps = kbps.clamp(MIN_BITRATE_KBPS, MAX_BITRATE_KBPS);
+        if kbps == self.bitrate_kbps {
+            return;
+        }
+        if !self.initialized {
+            // Nothing encoded yet: a fresh, uninitialised OpenH264 instance is cheap.
+            match build(self.level, self.settings.framerate, kbps) {
+                Ok(encoder) => {
+                    self.encoder = encoder;
+                    self.bitrate_kbps = kbps;
+                }
+                Err(e) => tracing::warn!("keeping {} kbit/s: {e}", self.bitrate_kbps),
+            }
+            return;
+        }
+        // OpenH264 refuses a target above the peak, so raise the peak first when going up
+        // and lower it last when going down.
+        let result = if kbps > self.bitrate_kbps {
+            self.set_peak(kbps).and_then(|()| self.set_target(kbps))
+        } else {
+            self.set_target(kbps).and_then(|()| self.set_peak(kbps))
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(
+                    from = self.bitrate_kbps,
+                    to = kbps,
+                    "encoder bitrate changed"
+                );
+                self.bitrate_kbps = kbps;
+            }
+            Err(code) => tracing::warn!(
+                kbps,
+                code,
+                "OpenH264 refused the bitrate change; keeping {} kbit/s",
+                self.bitrate_kbps
+            ),
+        }
+    }
+
+    /// The current target bitrate in kbit/s.
+    pub fn bitrate_kbps(&self) -> u32 {
+        self.bitrate_kbps
+    }
+
+    /// Makes the next [`encode`](Self::encode) produce an IDR (with SPS/PPS).
+    pub fn request_idr(&mut self) {
+        self.idr_pending = true;
+    }
+
+    /// Encodes one frame; `timestamp` is the capture time since pipeline start. Returns
+    /// `None` if the rate control skipped the frame. Forces an IDR when one was requested
+    /// (also across skipped frames) or `idr_interval` has passed.
+    pub fn encode(
+        &mut self,
+        frame: &I420Frame,
+        timestamp: Duration,
+    ) -> Result<Option<EncodedFrame>, VideoError> {
+        frame.validate()?;
+        if (frame.width, frame.height) != (self.settings.width, self.settings.height) {
+            return Err(VideoError::FrameSizeMismatch {
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: self.settings.width,
+                want_h: self.settings.height,
+            });
+        }
+        if let (Some(interval), Some(last)) = (self.settings.idr_interval, self.last_idr) {
+            if timestamp.saturating_sub(last) >= interval {
+                self.idr_pending = true;
+            }
+        }
+        if self.idr_pending && self.initialized {
+            self.encoder.force_intra_frame();
+        }
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let cw = w.div_ceil(2);
+        let source = YUVSlices::new((&frame.y, &frame.u, &frame.v), (w, h), (w, cw, cw));
+        let millis = u64::try_from(timestamp.as_millis()).unwrap_or(u64::MAX);
+        self.out.clear();
+        let frame_type = {
+            let stream = self
+                .encoder
+                .encode_at(&source, Timestamp::from_millis(millis))
+                .map_err(|e| VideoError::Encoder(e.to_string()))?;
+            stream.write_vec(&mut self.out);
+            stream.frame_type()
+        };
+        if !self.initialized {
+            self.initialized = true;
+            // The peak given at build time equals the target, which starves the rate
+            // control; widen it now that run-time options are accepted.
+            if let Err(code) = self.set_peak(self.bitrate_kbps) {
+                tracing::warn!(code, "OpenH264 refused the peak bitrate");
+            }
+        }
+        if frame_type == FrameType::Skip || self.out.is_empty() {
+            tracing::trace!(?timestamp, "encoder skipped a frame");
+            return Ok(None);
+        }
+        let keyframe = self.finish_access_unit();
+        if keyframe {
+            self.idr_pending = false;
+            self.last_idr = Some(timestamp);
+        }
+        Ok(Some(EncodedFrame {
+            data: Bytes::copy_from_slice(&self.out),
+            keyframe,
+            width: self.settings.width,
+            height: self.settings.height,
+        }))
+    }
+
+    /// Looks at the NAL units in `self.out`: remembers SPS/PPS, puts the remembered ones in
+    /// front of an IDR that came without them. Returns whether the unit holds an IDR.
+    fn finish_access_unit(&mut self) -> bool {
+        let nals = split_annex_b(&self.out);
+        let has_idr = nals.iter().any(|n| n.nal_type() == NAL_IDR);
+        let has_sps = nals.iter().any(|n| n.nal_type() == NAL_SPS);
+        let has_pps = nals.iter().any(|n| n.nal_type() == NAL_PPS);
+        if has_sps && has_pps {
+            let mut sets = Vec::new();
+            for n in nals
+                .iter()
+                .filter(|n| matches!(n.nal_type(), NAL_SPS | NAL_PPS))
+            {
+                sets.extend_from_slice(&[0, 0, 0, 1]);
+                sets.extend_from_slice(n.payload);
+            }
+            self.parameter_sets = sets;
+        } else if has_idr && !self.parameter_sets.is_empty() {
+            tracing::debug!("IDR without SPS/PPS from OpenH264; adding the remembered ones");
+            let mut with_sets = self.parameter_sets.clone();
+            for n in nals
+                .iter()
+                .filter(|n| !matches!(n.nal_type(), NAL_SPS | NAL_PPS))
+            {
+                with_sets.extend_from_slice(n.with_start_code);
+            }
+            self.out = with_sets;
+        }
+        has_idr
+    }
+
+    fn set_target(&mut self, kbps: u32) -> Result<(), i32> {
+        self.set_bitrate_option(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL, kbps)
+    }
+
+    fn set_peak(&mut self, kbps: u32) -> Result<(), i32> {
+        let peak = kbps.saturating_mul(PEAK_FACTOR);
+        self.set_bitrate_option(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_ALL, peak)?;
+        self.set_bitrate_option(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0, peak)
+    }
+
+    fn set_bitrate_option(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        layer: openh264_sys2::LAYER_NUM,
+        kbps: u32,
+    ) -> Result<(), i32> {
+        let bps = i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX);
+        let mut info = SBitrateInfo {
+            iLayer: layer,
+            iBitrate: bps,
+        };
+        // SAFETY: the encoder is initialised (callers check `initialized`), and for the
+        // bitrate options OpenH264 reads exactly one `SBitrateInfo` through the pointer,
+        // which lives for the duration of the call. No parameter the Rust wrapper relies on
+        // (size, format) is touched.
+        let code = unsafe {
+            self.encoder
+                .raw_api()
+                .set_option(option, (&raw mut info).cast::<c_void>())
+        };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(code)
+        }
+    }
+}
+
+/// Builds an (uninitialised) OpenH264 encoder with the project's settings.
+fn build(level: Level, framerate: f32, kbps: u32) -> Result<Encoder, VideoError> {
+    // Say explicitly what the converter produces: BT.601 matrix, limited range, and sRGB
+    // primaries/transfer (the screen's), so browsers neither guess nor re-map colours.
+    let vui = VuiConfig::new()
+        .color_primaries(ColorPrimaries::Bt709)
+        .transfer_characteristics(TransferCharacteristics::Srgb)
+        .matrix_coefficients(MatrixCoefficients::Smpte170M)
+        .full_range(false);
+    let config = EncoderConfig::new()
+        .usage_type(UsageType::ScreenContentRealTime)
+        .profile(Profile::Baseline)
+        .level(level)
+        .rate_control_mode(RateControlMode::Bitrate)
+        .bitrate(BitRate::from_bps(kbps.saturating_mul(1000)))
+        .max_frame_rate(FrameRate::from_hz(framerate))
+        .skip_frames(true)
+        .complexity(Complexity::Low)
+        // Both are off in screen-content mode anyway; saying so keeps OpenH264 from warning.
+        .adaptive_quantization(false)
+        .background_detection(false)
+        .num_threads(1)
+        .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+        .vui(vui);
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| VideoError::Encoder(e.to_string()))
+}
+
+/// The lowest H.264 level whose frame size (MaxFS) and macroblock rate (MaxMBPS) limits
+/// cover `width`x`height` at `fps`, at least 3.1. OpenH264 raises it further if the
+/// bitrate or reference frames need it.
+pub fn level_for(width: u32, height: u32, fps: f32) -> Level {
+    // (level, MaxMBPS, MaxFS) from Table A-1 of the H.264 specification.
+    const LEVELS: [(Level, f64, u32); 8] = [
+        (Level::Level_3_1, 108_000.0, 3_600),
+        (Level::Level_3_2, 216_000.0, 5_120),
+        (Level::Level_4_0, 245_760.0, 8_192),
+        (Level::Level_4_2, 522_240.0, 8_704),
+        (Level::Level_5_0, 589_824.0, 22_080),
+        (Level::Level_5_1, 983_040.0, 36_864),
+        (Level::Level_5_2, 2_073_600.0, 36_864),
+        (Level::Level_5_2, f64::INFINITY, u32::MAX),
+    ];
+    let mbs = width.div_ceil(16) * height.div_ceil(16);
+    let mbps = f64::from(mbs) * f64::from(fps);
+    LEVELS
+        .iter()
+        .find(|(_, max_mbps, max_fs)| mbs <= *max_fs && mbps <= *max_mbps)
+        .map_or(Level::Level_5_2, |(level, _, _)| *level)
+}
+
+#[cfg(test)]
+#[path = "encoder_tests.rs"]
+mod tests;
