@@ -1,0 +1,95 @@
+// vnrit e2e: helpers that look at the viewer page from inside Chromium — pixel colours of
+// the decoded <video>, the status pill, and when the first frame arrived.
+
+import { waitFor } from './harness.mjs';
+
+/** Points (fractions of width/height) sampled from the video; the pointer sits in the centre. */
+const SAMPLE_POINTS = [
+  [0.2, 0.2],
+  [0.8, 0.2],
+  [0.2, 0.8],
+  [0.8, 0.8],
+  [0.5, 0.1],
+];
+
+/**
+ * Draws the current video frame into a canvas and returns the RGB at SAMPLE_POINTS, or null
+ * while no frame has been decoded yet.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<number[][]|null>}
+ */
+export function samplePixels(page) {
+  return page.evaluate((points) => {
+    const v = document.getElementById('screen');
+    if (!v || v.readyState < 2 || !v.videoWidth) return null;
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(v, 0, 0);
+    return points.map(([fx, fy]) => {
+      const d = g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data;
+      return [d[0], d[1], d[2]];
+    });
+  }, SAMPLE_POINTS);
+}
+
+/** `#rrggbb` -> [r, g, b]. */
+export function hexToRgb(hex) {
+  const n = parseInt(hex.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+/** True when every sampled pixel is within `tolerance` of `rgb` on every channel. */
+export function allNear(pixels, rgb, tolerance) {
+  return !!pixels && pixels.every((p) => p.every((v, i) => Math.abs(v - rgb[i]) <= tolerance));
+}
+
+/**
+ * Waits (bounded) until the decoded video shows `hex` everywhere sampled.
+ * @returns {Promise<number[][]>} the matching samples
+ */
+export async function waitForColour(page, hex, { timeoutMs = 10000, tolerance = 40 } = {}) {
+  const rgb = hexToRgb(hex);
+  let last = null;
+  try {
+    return await waitFor(
+      async () => {
+        last = await samplePixels(page);
+        return allNear(last, rgb, tolerance) ? last : null;
+      },
+      { timeoutMs, intervalMs: 100, what: `video colour ${hex}` },
+    );
+  } catch (err) {
+    err.message += `; last samples: ${JSON.stringify(last)}`;
+    throw err;
+  }
+}
+
+/** The status pill's state attribute and text. */
+export function status(page) {
+  return page.evaluate(() => {
+    const el = document.getElementById('status');
+    return el ? { state: el.dataset.state, text: el.textContent } : null;
+  });
+}
+
+/**
+ * An init script that records, before the page's own scripts run, when the first video frame
+ * became available (`loadeddata`) and when it was first presented (requestVideoFrameCallback),
+ * as performance.now() values (milliseconds since navigation start).
+ */
+export function recordFirstFrame() {
+  document.addEventListener('DOMContentLoaded', () => {
+    const v = document.getElementById('screen');
+    if (!v) return;
+    v.addEventListener('loadeddata', () => {
+      window.__vnritFirstData ??= performance.now();
+    });
+    if (v.requestVideoFrameCallback) {
+      v.requestVideoFrameCallback((now) => {
+        window.__vnritFirstFrame ??= now;
+      });
+    }
+  });
+}

@@ -1,0 +1,52 @@
+// vnrit e2e: the page survives a server restart — it shows "reconnecting", comes back by
+// itself, decodes again, and leaves no stale session behind (the old one was closed).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Harness, waitFor } from './lib/harness.mjs';
+import { status, waitForColour } from './lib/page.mjs';
+
+let h;
+
+before(async () => {
+  h = await Harness.start('reconnect');
+});
+
+after(async () => {
+  await h?.close();
+});
+
+test('after a server restart the page reconnects by itself and decodes again', { timeout: 90000 }, async () => {
+  h.setRoot('#ffff00');
+  const page = await h.browser.newPage();
+  await page.goto(h.server.url, { timeout: 15000 });
+  await waitForColour(page, '#ffff00', { timeoutMs: 15000 });
+
+  await h.server.child.stop();
+  const down = await waitFor(
+    async () => {
+      const s = await status(page);
+      return s && s.state === 'reconnecting' ? s : null;
+    },
+    { timeoutMs: 15000, what: 'the page to notice the server went away' },
+  );
+  assert.match(down.text, /^reconnecting in \d+ s/);
+  await h.screenshot(page, 'server-down');
+
+  h.setRoot('#ff00ff');
+  await h.restartServer();
+  // The page's backoff is at most a few seconds here; give it that plus a connect.
+  await waitForColour(page, '#ff00ff', { timeoutMs: 20000 });
+  await waitFor(async () => (await status(page))?.state === 'connected', { timeoutMs: 5000, what: 'status connected' });
+  await h.screenshot(page, 'reconnected');
+
+  const s = await waitFor(
+    async () => {
+      const x = await h.stats();
+      return x.viewers === 1 ? x : null;
+    },
+    { timeoutMs: 5000, what: 'exactly one viewer after the reconnect' },
+  );
+  assert.equal(s.sessions.length, 1, JSON.stringify(s));
+  await page.close();
+});

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# vnrit e2e entry point: runs `node --test e2e/` inside a private network namespace (lo up,
+# a veth pair whose ends both stay inside, a default route), so WebRTC host candidates and
+# test traffic never leave the machine. Run from anywhere; needs root (unshare -n) and
+# `npm ci` done in e2e/ (scripts/setup.sh does it).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if [[ "${VNRIT_E2E_IN_NETNS:-}" != 1 ]]; then
+  export VNRIT_E2E_IN_NETNS=1
+  exec unshare -n -- "$0" "$@"
+fi
+
+ip link set lo up
+ip link add vn0 type veth peer name vn1
+ip addr add 10.213.0.1/24 dev vn0
+ip link set vn0 up
+ip link set vn1 up
+ip route add default dev vn0
+
+mkdir -p e2e/artifacts
+# One test file at a time: each starts its own Xvfb, vnrit and Chromium on 2 shared cores.
+exec node --test --test-concurrency=1 --test-timeout=180000 "${@:-e2e/}"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# vnrit set-up: installs what building and testing need, and only what is missing
+# (system packages through apt, the e2e test's npm packages through `npm ci`).
+# Idempotent: a second run installs nothing. Run as root or with sudo available.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  xvfb x11-utils x11-xserver-utils x11-apps xdotool imagemagick
+  chromium chromium-driver pulseaudio pulseaudio-utils
+  nasm pkg-config iproute2 build-essential
+)
+# nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: system packages present"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+  echo "setup: Node.js $(node --version) is too old for the e2e tests; install Node.js 20 or newer" >&2
+  exit 1
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+
+# npm ci only when the installed tree is older than the lock file (or absent).
+if [[ ! -f e2e/node_modules/.package-lock.json || e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]]; then
+  echo "setup: npm ci in e2e/"
+  (cd e2e && npm ci --no-audit --no-fund)
+else
+  echo "setup: e2e npm packages present"
+fi

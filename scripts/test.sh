@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# vnrit full check, as CI runs it: set-up, format, lints, release build, Rust tests
+# (unit + integration, against a real Xvfb), then the browser end-to-end tests.
+# Stops at the first failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+step() {
+  echo
+  echo "==> $*"
+}
+
+step setup
+scripts/setup.sh
+step "cargo fmt --check"
+cargo fmt --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+step "cargo build --release"
+cargo build --release
+step "cargo test --release"
+cargo test --release
+step "e2e (node --test, private network namespace)"
+e2e/run.sh
+step "all checks passed"

@@ -1,0 +1,195 @@
+// vnrit viewer: one viewing session = one signalling WebSocket + one RTCPeerConnection.
+// Speaks the contract in PROTOCOL.md: hello -> offer -> answer, trickle ICE both ways,
+// keyframe requests, server error messages. A session never reconnects by itself; it ends
+// once (onClosed) and the caller decides what comes next. After close() no callback fires.
+
+/** Give up if the server has not said hello this long after the socket opened. */
+const HELLO_TIMEOUT_MS = 10000;
+/** Give up if the peer connection is not up this long after the offer was sent. */
+const CONNECT_TIMEOUT_MS = 20000;
+/** How long a 'disconnected' peer connection may take to come back by itself. */
+const DISCONNECTED_GRACE_MS = 8000;
+
+/**
+ * @typedef {object} SessionHandlers
+ * @property {(stream: MediaStream) => void} onTrack a remote track arrived (stream holds them all)
+ * @property {() => void} onConnected the peer connection is up
+ * @property {(message: string) => void} onServerError the server sent {"type":"error"}
+ * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
+ *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
+ */
+
+/** One connection attempt to the vnrit server. */
+export class Session {
+  /**
+   * Opens the WebSocket right away.
+   * @param {string} url the signalling WebSocket URL (ws:// or wss://, with ?token= if needed)
+   * @param {SessionHandlers} handlers
+   */
+  constructor(url, handlers) {
+    this.handlers = handlers;
+    this.closed = false;
+    this.opened = false;
+    this.pc = null;
+    /** The 'input' data channel (ordered), for input features; null until the offer exists. */
+    this.input = null;
+    this.stream = new MediaStream();
+    this.remoteCandidates = [];
+    this.remoteDescriptionSet = false;
+    this.timer = null;
+    this.graceTimer = null;
+
+    this.ws = new WebSocket(url);
+    this.ws.onopen = () => {
+      if (this.closed) return;
+      this.opened = true;
+      this.#arm(HELLO_TIMEOUT_MS, 'no hello from the server');
+    };
+    this.ws.onmessage = (ev) => {
+      if (!this.closed) this.#onMessage(ev.data);
+    };
+    this.ws.onclose = (ev) => {
+      if (this.closed) return;
+      const why = ev.reason || (this.opened ? 'connection to the server closed' : 'cannot reach the server');
+      this.close(why);
+    };
+  }
+
+  /** Asks the server for an IDR frame (e.g. after a long freeze). */
+  requestKeyframe() {
+    this.#send({ type: 'keyframe' });
+  }
+
+  /**
+   * Ends the session: closes the socket and the peer connection, then reports onClosed once.
+   * @param {string} [reason]
+   */
+  close(reason = 'closed') {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.graceTimer);
+    this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
+    if (this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+    if (this.pc) {
+      this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = null;
+      this.pc.close();
+    }
+    this.handlers.onClosed(reason, { opened: this.opened });
+  }
+
+  #send(msg) {
+    if (!this.closed && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  #arm(ms, reason) {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.close(reason), ms);
+  }
+
+  /** Runs an async step; a failure ends the session with the error's text. */
+  #step(what, promise) {
+    promise.catch((err) => this.close(`${what}: ${err && err.message ? err.message : err}`));
+  }
+
+  #onMessage(data) {
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return; // not ours to fix; the server's own messages are always JSON
+    }
+    switch (msg && msg.type) {
+      case 'hello':
+        if (!this.pc) this.#step('offer', this.#start(msg));
+        break;
+      case 'answer':
+        this.#step('answer', this.#applyAnswer(msg.sdp));
+        break;
+      case 'candidate':
+        this.#addRemoteCandidate(msg.candidate);
+        break;
+      case 'error':
+        this.handlers.onServerError(String(msg.message ?? 'unknown error'));
+        break;
+      default:
+        break; // newer server, unknown message: ignore
+    }
+  }
+
+  async #start(hello) {
+    const iceServers = Array.isArray(hello.iceServers) ? hello.iceServers : [];
+    const pc = new RTCPeerConnection({ iceServers });
+    this.pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.input = pc.createDataChannel('input', { ordered: true });
+
+    let offerSent = false;
+    const early = [];
+    pc.onicecandidate = (ev) => {
+      const msg = { type: 'candidate', candidate: ev.candidate ? ev.candidate.toJSON() : null };
+      if (offerSent) this.#send(msg);
+      else early.push(msg);
+    };
+    pc.ontrack = (ev) => {
+      this.stream.addTrack(ev.track);
+      this.handlers.onTrack(this.stream);
+    };
+    pc.onconnectionstatechange = () => this.#onConnectionState(pc.connectionState);
+
+    await pc.setLocalDescription(await pc.createOffer());
+    if (this.closed) return;
+    this.#send({ type: 'offer', sdp: pc.localDescription.sdp });
+    offerSent = true;
+    early.forEach((m) => this.#send(m));
+    this.#arm(CONNECT_TIMEOUT_MS, 'timed out connecting');
+  }
+
+  async #applyAnswer(sdp) {
+    if (!this.pc || this.remoteDescriptionSet) return;
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    this.remoteDescriptionSet = true;
+    const queued = this.remoteCandidates.splice(0);
+    for (const c of queued) await this.#applyCandidate(c);
+  }
+
+  #addRemoteCandidate(candidate) {
+    if (this.remoteDescriptionSet) this.#applyCandidate(candidate);
+    else this.remoteCandidates.push(candidate);
+  }
+
+  async #applyCandidate(candidate) {
+    if (this.closed) return;
+    try {
+      // null/absent = end of candidates; an empty init signals that to the browser.
+      await this.pc.addIceCandidate(candidate ?? { candidate: '' });
+    } catch (err) {
+      // One bad candidate must not end the session; ICE goes on with the others.
+      console.warn('vnrit: ignored a remote ICE candidate:', err && err.message);
+    }
+  }
+
+  #onConnectionState(state) {
+    if (this.closed) return;
+    switch (state) {
+      case 'connected':
+        clearTimeout(this.timer);
+        clearTimeout(this.graceTimer);
+        this.handlers.onConnected();
+        break;
+      case 'disconnected':
+        clearTimeout(this.graceTimer);
+        this.graceTimer = setTimeout(() => this.close('connection lost'), DISCONNECTED_GRACE_MS);
+        break;
+      case 'failed':
+        this.close('connection failed');
+        break;
+      case 'closed':
+        this.close('connection closed');
+        break;
+      default:
+        break;
+    }
+  }
+}

@@ -1,0 +1,61 @@
+// vnrit viewer: the status pill (connecting / connected / reconnecting in Ns / error text).
+// Only this module writes to the status element; everything else calls its methods.
+
+/** How long the "connected" pill stays visible before it fades out. */
+const QUIET_AFTER_MS = 2000;
+
+/** Shows the connection state in one small element (textContent only, never HTML). */
+export class StatusView {
+  /** @param {HTMLElement} el the status element (#status) */
+  constructor(el) {
+    this.el = el;
+    this.countdown = null;
+    this.quietTimer = null;
+  }
+
+  /** A connection attempt is under way. */
+  connecting() {
+    this.#show('connecting', 'connecting…');
+  }
+
+  /** The stream is up; the pill fades out shortly after. */
+  connected() {
+    this.#show('connected', 'connected');
+    this.quietTimer = setTimeout(() => this.el.classList.add('quiet'), QUIET_AFTER_MS);
+  }
+
+  /**
+   * The last attempt ended; the next one starts in `delayMs`. Counts down once a second.
+   * @param {number} delayMs
+   * @param {string} [reason] why the last attempt ended, shown in brackets
+   */
+  reconnecting(delayMs, reason) {
+    const until = Date.now() + delayMs;
+    const render = () => {
+      const secs = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+      const why = reason ? ` (${reason})` : '';
+      this.el.textContent = `reconnecting in ${secs} s${why}`;
+    };
+    this.#show('reconnecting', '');
+    render();
+    this.countdown = setInterval(render, 1000);
+  }
+
+  /**
+   * Something the user must act on, or a message from the server; stays until the next state.
+   * @param {string} text
+   */
+  error(text) {
+    this.#show('error', text);
+  }
+
+  #show(state, text) {
+    clearInterval(this.countdown);
+    clearTimeout(this.quietTimer);
+    this.countdown = null;
+    this.quietTimer = null;
+    this.el.classList.remove('quiet');
+    this.el.dataset.state = state;
+    this.el.textContent = text;
+  }
+}
