@@ -184,8 +184,14 @@ impl H264Encoder {
     }
 
     /// Encodes one frame; `timestamp` is the capture time since pipeline start. Returns
-    /// `None` if the rate control skipped the frame. Forces an IDR when one was requested
-    /// (also across skipped frames) or `idr_interval` has passed.
+    /// `None` if the rate control skipped the frame (the stream stays valid: nothing refers
+    /// to a skipped frame). Forces an IDR when one was requested (also across skipped frames)
+    /// or `idr_interval` has passed.
+    ///
+    /// With damage-driven capture, feed the newest frame again a little later after a `None`,
+    /// even if the screen did not change, or viewers keep the previous picture. Repeating an
+    /// unchanged frame a few times after a change also lets OpenH264 refine its quality;
+    /// once refined, a repeat costs a few bytes.
     pub fn encode(
         &mut self,
         frame: &I420Frame,
