@@ -353,7 +353,7 @@ fn build(level: Level, framerate: f32, kbps: u32) -> Result<Encoder, VideoError>
 /// The lowest H.264 level whose frame size (MaxFS) and macroblock rate (MaxMBPS) limits
 /// cover `width`x`height` at `fps`, at least 3.1. OpenH264 raises it further if the
 /// bitrate or reference frames need it.
-pub fn level_for(width: u32, height: u32, fps: f32) -> Level {
+fn level_for(width: u32, height: u32, fps: f32) -> Level {
     // (level, MaxMBPS, MaxFS) from Table A-1 of the H.264 specification.
     const LEVELS: [(Level, f64, u32); 8] = [
         (Level::Level_3_1, 108_000.0, 3_600),
