@@ -1,5 +1,3 @@
 //! CLI entry. OWNED BY LEAD.
 /// Entry point.
-pub fn main() -> i32 {
-    0
-}
+pub fn main() -> i32 { 0 }
