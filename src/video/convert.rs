@@ -57,6 +57,11 @@ impl Converter {
         })
     }
 
+    /// Source width and height.
+    pub fn source_size(&self) -> (u32, u32) {
+        (self.src_w, self.src_h)
+    }
+
     /// Output width and height.
     pub fn output_size(&self) -> (u32, u32) {
         (self.frame.width, self.frame.height)
