@@ -98,7 +98,13 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     .encode_micros
                     .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
                 pacer.produced(now);
-                let Some(encoded) = encoded else { continue };
+                let Some(encoded) = encoded else {
+                    // Rate control skipped it: try again next interval so the screen's last
+                    // state always reaches the viewers.
+                    stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    pacer.damaged();
+                    continue;
+                };
                 stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
                 stats
                     .bytes_encoded
