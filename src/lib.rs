@@ -23,6 +23,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
+pub mod input;
 pub mod session;
 pub mod server;
 pub mod video;
