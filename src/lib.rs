@@ -24,6 +24,6 @@ pub mod cli;
 pub mod config;
 pub mod display;
 pub mod input;
-pub mod session;
 pub mod server;
+pub mod session;
 pub mod video;

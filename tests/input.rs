@@ -430,3 +430,97 @@ fn bad_messages_are_refused_and_the_session_goes_on() {
     }
     assert_eq!(typed, "k");
 }
+
+/// Messages for a page until one satisfies `pred`, for at most five seconds.
+fn wait_for(
+    rt: &tokio::runtime::Runtime,
+    out: &mut vnrit::input::OutgoingMessages,
+    what: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, out.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 5 s"))
+                .unwrap_or_else(|| panic!("service stopped before {what}"));
+            let v: Vec<serde_json::Value> =
+                serde_json::from_str(&msg).unwrap_or_else(|e| panic!("bad JSON {msg}: {e}"));
+            if pred(&v) {
+                return v;
+            }
+        }
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime")
+}
+
+#[test]
+fn cursor_shape_and_position_reach_the_page() {
+    use x11rb::protocol::xproto::ChangeWindowAttributesAux;
+    let rt = runtime();
+    let (display, service) = start(8, 400, 200);
+    let listener = Listener::new(&display);
+    let session = service.session(false);
+    let mut out = session.outgoing();
+    // A new page first learns the current shape and position.
+    let shape = wait_for(&rt, &mut out, "cursor shape", |m| m[0] == "cs");
+    assert_eq!(shape.len(), 9);
+    let (w, h) = (
+        shape[2].as_u64().unwrap_or(0),
+        shape[3].as_u64().unwrap_or(0),
+    );
+    assert!(w > 0 && h > 0, "a real image: {w}x{h}");
+    assert_eq!(
+        (shape[6].as_u64(), shape[7].as_u64()),
+        (Some(400), Some(200))
+    );
+    let rgba = shape[8].as_str().unwrap_or_default();
+    assert_eq!(
+        rgba.len() as u64,
+        (w * h * 4).div_ceil(3) * 4,
+        "base64 of w*h RGBA"
+    );
+    wait_for(&rt, &mut out, "initial position", |m| m[0] == "cp");
+    // Another client moves the pointer with XTest: the page hears where it went.
+    x11rb::protocol::xtest::fake_input(&listener.conn, 6, 0, 0, listener.root, 300, 50, 0)
+        .expect("fake motion");
+    listener.conn.sync().expect("sync");
+    let cp = wait_for(&rt, &mut out, "pointer at (300,50)", |m| {
+        m[0] == "cp" && m[1].as_f64() == Some(0.75) && m[2].as_f64() == Some(0.25)
+    });
+    assert_eq!(cp.len(), 3);
+    // A window with a hand cursor under the pointer: a new shape with another serial.
+    let font = listener.conn.generate_id().expect("id");
+    listener.conn.open_font(font, b"cursor").expect("font");
+    let hand = listener.conn.generate_id().expect("id");
+    listener
+        .conn
+        .create_glyph_cursor(hand, font, font, 60, 61, 0, 0, 0, 0xffff, 0xffff, 0xffff)
+        .expect("cursor");
+    let windows = listener
+        .conn
+        .query_tree(listener.root)
+        .expect("tree")
+        .reply()
+        .expect("reply");
+    let win = *windows.children.last().expect("the listener window");
+    listener
+        .conn
+        .change_window_attributes(win, &ChangeWindowAttributesAux::new().cursor(hand))
+        .expect("set cursor");
+    listener.conn.sync().expect("sync");
+    let serial = shape[1].as_u64();
+    let hand_shape = wait_for(&rt, &mut out, "hand cursor", |m| {
+        m[0] == "cs" && m[1].as_u64() != serial
+    });
+    assert_ne!(hand_shape[8], shape[8], "a different image");
+    drop(listener);
+    drop(display);
+}

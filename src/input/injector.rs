@@ -24,9 +24,10 @@ use x11rb::protocol::{xtest, Event};
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
+use super::cursor::CursorWatch;
 use super::keymap::Keymap;
 use super::keys::{self, sym, KeyAction};
-use super::{Cmd, InputError, InputEvent, Outgoing, Shared};
+use super::{Cmd, InputError, InputEvent, Outgoing, Publisher, Shared};
 
 /// Wheel clicks sent for one message, at most.
 const MAX_WHEEL_CLICKS: u32 = 20;
@@ -50,7 +51,8 @@ pub(crate) struct Injector {
     keymap: Keymap,
     sessions: HashMap<u64, SessionState>,
     shared: Arc<Shared>,
-    out: broadcast::Sender<Outgoing>,
+    publish: Publisher,
+    cursor: CursorWatch,
 }
 
 fn x_err(e: impl std::fmt::Display) -> InputError {
@@ -92,6 +94,10 @@ impl Injector {
         )
         .map_err(x_err)?;
         let keymap = Keymap::load(&conn).map_err(x_err)?;
+        let publish = Publisher::new(out, Arc::clone(&shared));
+        publish.set_screen(width, height);
+        let mut cursor = CursorWatch::start(&conn, root).map_err(x_err)?;
+        cursor.shape(&conn, None, &publish).map_err(x_err)?;
         conn.sync().map_err(x_err)?;
         Ok(Injector {
             conn,
@@ -101,7 +107,8 @@ impl Injector {
             keymap,
             sessions: HashMap::new(),
             shared,
-            out,
+            publish,
+            cursor,
         })
     }
 
@@ -144,8 +151,15 @@ impl Injector {
                     }
                 }
             }
-            while let Some(ev) = self.conn.poll_for_event()? {
-                self.x_event(ev)?;
+            // Round trips made while handling events may queue more events: drain until
+            // nothing is left, so poll() below never sleeps on buffered events.
+            loop {
+                while let Some(ev) = self.conn.poll_for_event()? {
+                    self.x_event(ev)?;
+                }
+                if !self.cursor.flush(&self.conn, &self.publish)? {
+                    break;
+                }
             }
             self.conn.flush()?;
             wait_readable(self.conn.stream().as_raw_fd(), wake.as_raw_fd())?;
@@ -164,8 +178,13 @@ impl Injector {
             Event::ConfigureNotify(c) if c.window == self.root => {
                 self.width = c.width;
                 self.height = c.height;
+                self.publish.set_screen(c.width, c.height);
             }
-            _ => {}
+            ev => {
+                self.cursor
+                    .on_event(&self.conn, &ev, &self.publish)
+                    .map_err(to_conn_err)?;
+            }
         }
         Ok(())
     }

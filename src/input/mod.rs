@@ -12,11 +12,13 @@
 //! Messages for the pages (pointer position, cursor image, clipboard text) come from
 //! [`InputSession::outgoing`], already encoded as [`wire`] text.
 
+mod cursor;
 mod injector;
 mod keymap;
 pub mod keys;
 pub mod wire;
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -80,6 +82,60 @@ pub(crate) struct Outgoing {
 pub(crate) struct Snapshot {
     shape: Option<Arc<str>>,
     pointer: Option<Arc<str>>,
+}
+
+/// How the X thread reaches the pages: a broadcast of encoded messages plus the snapshot a
+/// newly joined page starts from.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    out: broadcast::Sender<Outgoing>,
+    shared: Arc<Shared>,
+    screen: Cell<(u16, u16)>,
+}
+
+impl Publisher {
+    fn new(out: broadcast::Sender<Outgoing>, shared: Arc<Shared>) -> Publisher {
+        Publisher {
+            out,
+            shared,
+            screen: Cell::new((1, 1)),
+        }
+    }
+
+    /// The X screen size in pixels.
+    pub(crate) fn screen(&self) -> (u16, u16) {
+        self.screen.get()
+    }
+
+    pub(crate) fn set_screen(&self, width: u16, height: u16) {
+        self.screen.set((width, height));
+    }
+
+    fn send(&self, text: Arc<str>, clipboard: bool) {
+        // No receivers is not an error: nobody is watching.
+        let _ = self.out.send(Outgoing { text, clipboard });
+    }
+
+    /// A new cursor image (also kept for pages that join later).
+    pub(crate) fn shape(&self, text: Arc<str>) {
+        if let Ok(mut s) = self.shared.snapshot.lock() {
+            s.shape = Some(Arc::clone(&text));
+        }
+        self.send(text, false);
+    }
+
+    /// A new pointer position (also kept for pages that join later).
+    pub(crate) fn pointer(&self, text: Arc<str>) {
+        if let Ok(mut s) = self.shared.snapshot.lock() {
+            s.pointer = Some(Arc::clone(&text));
+        }
+        self.send(text, false);
+    }
+
+    /// Clipboard text or a clipboard problem, for controlling viewers only.
+    pub(crate) fn clipboard(&self, text: String) {
+        self.send(text.into(), true);
+    }
 }
 
 /// Commands for the X thread.
