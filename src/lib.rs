@@ -17,6 +17,8 @@
 //!   touches WebRTC.
 //! * [`server`] serves the page, the signalling WebSocket and the stats API, with token auth.
 //! * [`display`] starts a private Xvfb when no display is given.
+//! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
+//!   and clipboard.
 
 pub mod broadcast;
 pub mod capture;
