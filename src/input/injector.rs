@@ -24,6 +24,7 @@ use x11rb::protocol::{xtest, Event};
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
+use super::clipboard::Clipboard;
 use super::cursor::CursorWatch;
 use super::keymap::Keymap;
 use super::keys::{self, sym, KeyAction};
@@ -53,6 +54,7 @@ pub(crate) struct Injector {
     shared: Arc<Shared>,
     publish: Publisher,
     cursor: CursorWatch,
+    clipboard: Clipboard,
 }
 
 fn x_err(e: impl std::fmt::Display) -> InputError {
@@ -98,6 +100,7 @@ impl Injector {
         publish.set_screen(width, height);
         let mut cursor = CursorWatch::start(&conn, root).map_err(x_err)?;
         cursor.shape(&conn, None, &publish).map_err(x_err)?;
+        let clipboard = Clipboard::start(&conn, root).map_err(x_err)?;
         conn.sync().map_err(x_err)?;
         Ok(Injector {
             conn,
@@ -109,6 +112,7 @@ impl Injector {
             shared,
             publish,
             cursor,
+            clipboard,
         })
     }
 
@@ -181,9 +185,15 @@ impl Injector {
                 self.publish.set_screen(c.width, c.height);
             }
             ev => {
-                self.cursor
+                let mine = self
+                    .cursor
                     .on_event(&self.conn, &ev, &self.publish)
                     .map_err(to_conn_err)?;
+                if !mine {
+                    self.clipboard
+                        .on_event(&self.conn, &ev, &self.publish)
+                        .map_err(to_conn_err)?;
+                }
             }
         }
         Ok(())
@@ -251,7 +261,8 @@ impl Injector {
             }
             InputEvent::Wheel { dx, dy } => self.wheel(id, dx, dy),
             InputEvent::ReleaseAll => self.release_session(id),
-            InputEvent::Clipboard(_) | InputEvent::Version => Ok(()),
+            InputEvent::Clipboard(text) => self.clipboard.set(&self.conn, text),
+            InputEvent::Version => Ok(()),
         }
     }
 

@@ -12,6 +12,7 @@
 //! Messages for the pages (pointer position, cursor image, clipboard text) come from
 //! [`InputSession::outgoing`], already encoded as [`wire`] text.
 
+mod clipboard;
 mod cursor;
 mod injector;
 mod keymap;
