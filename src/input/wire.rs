@@ -292,12 +292,11 @@ pub fn encode_cursor(shape: &CursorShape, screen_w: u16, screen_h: u16) -> Strin
     let mut rgba = Vec::with_capacity(shape.argb.len() * 4);
     for &p in &shape.argb {
         let a = (p >> 24) & 0xff;
+        // Transparent pixels (a == 0) are black.
         let un = |c: u32| -> u8 {
-            if a == 0 {
-                0
-            } else {
-                ((c * 255 + a / 2) / a).min(255) as u8
-            }
+            (c * 255 + a / 2)
+                .checked_div(a)
+                .map_or(0, |v| v.min(255) as u8)
         };
         rgba.extend_from_slice(&[
             un((p >> 16) & 0xff),
