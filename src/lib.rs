@@ -23,6 +23,6 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
-pub mod session;
 pub mod server;
+pub mod session;
 pub mod video;

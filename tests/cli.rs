@@ -262,3 +262,37 @@ fn own_display_token_auth_and_clean_sigterm() {
         "the virtual display outlived vnrit"
     );
 }
+
+#[test]
+fn a_vanishing_display_stops_vnrit_with_one_clear_line() {
+    let mut display = VirtualDisplay::start(320, 240, first_display(1)).expect("Xvfb");
+    let mut server = Server::start(&[
+        "--display",
+        display.name(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
+    display.stop();
+    let t = Instant::now();
+    let code = loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            break status.code();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "vnrit kept running without its X server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(1));
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = server.stderr_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("vnrit: lost the X server at")),
+        "{lines:?}"
+    );
+}
