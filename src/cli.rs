@@ -17,7 +17,7 @@ use crate::broadcast::Hub;
 use crate::capture::Capturer;
 use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
-use crate::server::{self, AppState};
+use crate::server::{self, Access, AppState};
 use crate::session::NetworkConfig;
 
 /// Runs vnrit with the process's arguments; returns the exit code.
@@ -123,7 +123,12 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
     let state = AppState::new(
         hub.clone(),
-        config.token.clone(),
+        Access {
+            token: config.token.clone(),
+            allow_origins: config.allow_origins.clone(),
+            max_viewers: config.max_viewers,
+            secure_cookie: false,
+        },
         NetworkConfig {
             stun: config.stun.clone(),
             bind: config.bind,
@@ -147,7 +152,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     println!("vnrit: serving http://{host}:{}/{query}", local.port());
     if config.token.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
-            "no --token given: anyone who can reach port {} can see this desktop",
+            "--no-auth on a non-loopback address: anyone who can reach port {} can see and control this desktop",
             local.port()
         );
     }
