@@ -115,6 +115,17 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         }
     })?;
     let local = listener.local_addr().context("listener has no address")?;
+    let tls = match &config.tls {
+        Some(source) => {
+            let tls = server::tls::load(source).await?;
+            println!(
+                "vnrit: TLS certificate SHA-256 fingerprint {}",
+                tls.fingerprint
+            );
+            Some(tls.config)
+        }
+        None => None,
+    };
 
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
     watch_display(&display, fatal_tx.clone())?;
@@ -127,7 +138,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
             token: config.token.clone(),
             allow_origins: config.allow_origins.clone(),
             max_viewers: config.max_viewers,
-            secure_cookie: false,
+            secure_cookie: tls.is_some(),
         },
         NetworkConfig {
             stun: config.stun.clone(),
@@ -149,7 +160,8 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         .as_ref()
         .map(|t| format!("?token={t}"))
         .unwrap_or_default();
-    println!("vnrit: serving http://{host}:{}/{query}", local.port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("vnrit: serving {scheme}://{host}:{}/{query}", local.port());
     if config.token.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
             "--no-auth on a non-loopback address: anyone who can reach port {} can see and control this desktop",
@@ -157,7 +169,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         );
     }
 
-    let mut server = tokio::spawn(server::serve(listener, state));
+    let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {
         _ = shutdown_signal() => {
             tracing::info!("shutting down");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::capture::CaptureMethod;
+use crate::server::tls::TlsSource;
 
 /// Stream an X11 desktop to any web browser over WebRTC.
 ///
@@ -64,6 +65,24 @@ pub struct Cli {
     /// `--allow-origin https://desk.example.org`. The server's own origin is always accepted.
     #[arg(long, value_name = "ORIGIN", value_parser = parse_origin)]
     pub allow_origin: Vec<String>,
+
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key), e.g. `--tls-cert fullchain.pem`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key for --tls-cert, e.g. `--tls-key privkey.pem`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Serve HTTPS with a certificate made at start (its SHA-256 fingerprint is printed, to
+    /// check against the browser's warning).
+    #[arg(long)]
+    pub tls_self_signed: bool,
 
     /// Most viewers at once; more get "503 too many viewers", e.g. `--max-viewers 4`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
@@ -133,6 +152,8 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// Most viewers at once.
     pub max_viewers: usize,
+    /// HTTPS, if asked for.
+    pub tls: Option<TlsSource>,
     /// Virtual display size when one is started.
     pub virtual_size: (u32, u32),
     /// Time allowed from offer to a connected peer.
@@ -182,6 +203,23 @@ impl Cli {
             },
             allow_origins: self.allow_origin,
             max_viewers: self.max_viewers as usize,
+            tls: match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+                (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+                (_, _, true) => {
+                    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+                    if !self.bind.is_unspecified() && !self.bind.is_loopback() {
+                        names.push(self.bind.to_string());
+                    }
+                    if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+                        let host = host.trim();
+                        if !host.is_empty() && host != "localhost" {
+                            names.push(host.to_string());
+                        }
+                    }
+                    Some(TlsSource::SelfSigned(names))
+                }
+                _ => None,
+            },
             virtual_size: self.virtual_size,
             connect_timeout: Duration::from_secs(self.connect_timeout),
         }
@@ -321,6 +359,8 @@ mod tests {
             &["--allow-origin", "example.org"],
             &["--allow-origin", "https://x.org/path"],
             &["--max-viewers", "0"],
+            &["--tls-cert", "a.pem"],
+            &["--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod auth;
 pub mod signal;
+pub mod tls;
 mod ws;
 
 use std::collections::BTreeMap;
@@ -178,15 +179,33 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
-/// Serves until `shutdown` flips to true.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves until `shutdown` flips to true; over HTTPS when `tls` is given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+) -> std::io::Result<()> {
     let mut shutdown = state.shutdown.clone();
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    })
-    .await
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.wait_for(|s| *s).await;
+                })
+                .await
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+                stopper.graceful_shutdown(Some(Duration::from_millis(500)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    }
 }
