@@ -55,5 +55,10 @@ test('the page decodes red, then blue after the root window changes', { timeout:
 
   const { state } = await status(page);
   assert.equal(state, 'connected');
+  // The 'input' data channel the page creates must open (later features send input on it).
+  await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
+    timeoutMs: 10000,
+    what: "the 'input' data channel to open",
+  });
   await page.close();
 });
