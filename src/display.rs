@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    Arc as XArc, ChangeGCAux, ChangeWindowAttributesAux, ConnectionExt as _, CreateGCAux,
-    Drawable, Gcontext, Rectangle,
+    Arc as XArc, ChangeGCAux, ChangeWindowAttributesAux, ConnectionExt as _, CreateGCAux, Drawable,
+    Gcontext, Rectangle,
 };
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
@@ -334,9 +334,14 @@ fn launch(number: u32, width: u32, height: u32, extra: &[&str]) -> Result<Launch
 
 /// Whether Xvfb's complaint means another server holds the display number.
 fn is_number_taken(log: &str) -> bool {
-    ["already active", "lock", "Address already in use", "MakeAllCOTSServerListeners"]
-        .iter()
-        .any(|m| log.contains(m))
+    [
+        "already active",
+        "lock",
+        "Address already in use",
+        "MakeAllCOTSServerListeners",
+    ]
+    .iter()
+    .any(|m| log.contains(m))
 }
 
 fn forward_stderr(stderr: std::process::ChildStderr, name: &str, tail: &LogTail) {
@@ -424,8 +429,14 @@ fn paint(
         i64::from(screen.height_in_pixels),
     );
     let pix = conn.generate_id()?;
-    conn.create_pixmap(24, pix, root, screen.width_in_pixels, screen.height_in_pixels)?
-        .check()?;
+    conn.create_pixmap(
+        24,
+        pix,
+        root,
+        screen.width_in_pixels,
+        screen.height_in_pixels,
+    )?
+    .check()?;
     let gc = conn.generate_id()?;
     conn.create_gc(gc, pix, &CreateGCAux::new().graphics_exposures(0))?;
 
@@ -449,7 +460,10 @@ fn paint(
 
     // Coloured discs along the lower left.
     let r = (h / 12).max(4);
-    for (i, colour) in [0xf2_8c_28u32, 0xe8_4a_5f, 0x2a_c3_b8, 0xf6_d3_5b].iter().enumerate() {
+    for (i, colour) in [0xf2_8c_28u32, 0xe8_4a_5f, 0x2a_c3_b8, 0xf6_d3_5b]
+        .iter()
+        .enumerate()
+    {
         conn.change_gc(gc, &ChangeGCAux::new().foreground(*colour))?;
         let i = i as i64;
         conn.poly_fill_arc(pix, gc, &[disc(w / 10 + i * r * 5 / 2, h - r * 2, r)])?;
@@ -465,16 +479,36 @@ fn paint(
     for (i, colour) in [0xff_5f_56u32, 0xff_bd_2e, 0x27_c9_3f].iter().enumerate() {
         conn.change_gc(gc, &ChangeGCAux::new().foreground(*colour))?;
         let i = i as i64;
-        conn.poly_fill_arc(pix, gc, &[disc(cx + bar * (1 + 2 * i) / 2 + bar / 2, cy + bar / 2, bar / 3)])?;
+        conn.poly_fill_arc(
+            pix,
+            gc,
+            &[disc(
+                cx + bar * (1 + 2 * i) / 2 + bar / 2,
+                cy + bar / 2,
+                bar / 3,
+            )],
+        )?;
     }
     // Coloured bars inside the card, like a chart.
-    let palette = [0x2a_c3_b8u32, 0xf2_8c_28, 0xe8_4a_5f, 0x5b_7c_f6, 0xf6_d3_5b];
+    let palette = [
+        0x2a_c3_b8u32,
+        0xf2_8c_28,
+        0xe8_4a_5f,
+        0x5b_7c_f6,
+        0xf6_d3_5b,
+    ];
     for (i, colour) in palette.iter().enumerate() {
         let i = i as i64;
         let bw = cw / 12;
         let bh = (ch - bar) * (3 + i) / 10;
         let bx = cx + cw - cw / 16 - 7 * bw + i * bw * 3 / 2;
-        fill(conn, pix, gc, *colour, &[rect(bx, cy + ch - bh - ch / 12, bw, bh)])?;
+        fill(
+            conn,
+            pix,
+            gc,
+            *colour,
+            &[rect(bx, cy + ch - bh - ch / 12, bw, bh)],
+        )?;
     }
 
     // Text, when the server has the core "fixed" font (Xvfb usually does).
@@ -500,7 +534,10 @@ fn paint(
     }
 
     // Make it the root background and repaint; the window keeps the pixmap alive.
-    conn.change_window_attributes(root, &ChangeWindowAttributesAux::new().background_pixmap(pix))?;
+    conn.change_window_attributes(
+        root,
+        &ChangeWindowAttributesAux::new().background_pixmap(pix),
+    )?;
     conn.clear_area(false, root, 0, 0, 0, 0)?;
     conn.free_pixmap(pix)?;
     conn.free_gc(gc)?;
@@ -516,7 +553,7 @@ mod tests {
     fn mix_hits_both_ends() {
         assert_eq!(mix(0x10_20_30, 0xf0_e0_d0, 0, 4), 0x10_20_30);
         assert_eq!(mix(0x10_20_30, 0xf0_e0_d0, 4, 4), 0xf0_e0_d0);
-        assert_eq!(mix(0x00_00_00, 0x00_00_64, 1, 2), 0x00_00_32);
+        assert_eq!(mix(0, 0x64, 1, 2), 0x32);
     }
 
     #[test]

@@ -48,7 +48,12 @@ impl Painter {
         self.conn
             .change_gc(self.gc, &ChangeGCAux::new().foreground(rgb))
             .expect("change gc");
-        let r = Rectangle { x, y, width: w, height: h };
+        let r = Rectangle {
+            x,
+            y,
+            width: w,
+            height: h,
+        };
         self.conn
             .poly_fill_rectangle(window, self.gc, &[r])
             .expect("fill");
@@ -74,7 +79,9 @@ impl Painter {
                 0,
                 WindowClass::INPUT_OUTPUT,
                 0, // copy visual from parent
-                &CreateWindowAux::new().background_pixel(rgb).override_redirect(1),
+                &CreateWindowAux::new()
+                    .background_pixel(rgb)
+                    .override_redirect(1),
             )
             .expect("create window");
         self.conn.map_window(win).expect("map");
@@ -92,7 +99,11 @@ fn assert_pixel(frame: &Frame, x: u32, y: u32, rgb: u32, what: &str) {
     let px = frame
         .pixel(x, y)
         .unwrap_or_else(|| panic!("({x},{y}) outside the frame"));
-    assert_eq!(&px[..3], &bgr(rgb), "{what}: pixel ({x},{y}) should be {rgb:06x}");
+    assert_eq!(
+        &px[..3],
+        &bgr(rgb),
+        "{what}: pixel ({x},{y}) should be {rgb:06x}"
+    );
 }
 
 const BACKGROUND: u32 = 0x20_30_40;
@@ -119,7 +130,13 @@ fn assert_scene(frame: &Frame, method: &str) {
     for (rgb, x, y, w, h) in SCENE {
         let (x0, y0) = (x as u32, y as u32);
         let (x1, y1) = (x0 + u32::from(w) - 1, y0 + u32::from(h) - 1);
-        for (px, py) in [(x0, y0), (x1, y0), (x0, y1), (x1, y1), ((x0 + x1) / 2, (y0 + y1) / 2)] {
+        for (px, py) in [
+            (x0, y0),
+            (x1, y0),
+            (x0, y1),
+            (x1, y1),
+            ((x0 + x1) / 2, (y0 + y1) / 2),
+        ] {
             assert_pixel(frame, px, py, rgb, method);
         }
         assert_pixel(frame, x0 - 1, y0, BACKGROUND, method);
@@ -163,7 +180,10 @@ fn shm_and_getimage_return_exactly_the_drawn_pixels() {
 #[test]
 fn auto_prefers_shm_and_falls_back_to_getimage_without_it() {
     let display = start(1, 320, 240);
-    assert_eq!(open(&display, CaptureMethod::Auto).method(), CaptureMethod::Shm);
+    assert_eq!(
+        open(&display, CaptureMethod::Auto).method(),
+        CaptureMethod::Shm
+    );
 
     let no_shm =
         VirtualDisplay::start_with_args(320, 240, first_display(2), &["-extension", "MIT-SHM"])
@@ -172,7 +192,10 @@ fn auto_prefers_shm_and_falls_back_to_getimage_without_it() {
     draw_scene(&painter, 320, 240);
     let mut auto = open(&no_shm, CaptureMethod::Auto);
     assert_eq!(auto.method(), CaptureMethod::GetImage);
-    assert_scene(auto.capture().expect("fallback capture"), "Auto without MIT-SHM");
+    assert_scene(
+        auto.capture().expect("fallback capture"),
+        "Auto without MIT-SHM",
+    );
     match Capturer::open(Some(no_shm.name()), CaptureMethod::Shm) {
         Err(e @ CaptureError::ShmUnavailable(_)) => {
             assert!(e.to_string().contains("MIT-SHM"), "message: {e}")
@@ -205,20 +228,40 @@ fn wait_for_damage_sleeps_on_a_still_screen_and_wakes_on_drawing() {
     cap.capture().expect("capture");
 
     let t = Instant::now();
-    assert!(!cap.wait_for_damage(Duration::from_millis(300)).expect("wait"));
-    assert!(t.elapsed() >= Duration::from_millis(300), "returned early: {:?}", t.elapsed());
+    assert!(!cap
+        .wait_for_damage(Duration::from_millis(300))
+        .expect("wait"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "returned early: {:?}",
+        t.elapsed()
+    );
     assert_eq!(cap.damage_bounds(), None);
 
     painter.fill(0xff_ff_00, 40, 60, 30, 20);
     let t = Instant::now();
-    assert!(cap.wait_for_damage(Duration::from_secs(5)).expect("wait"), "drawing must be seen");
-    assert!(t.elapsed() < Duration::from_secs(1), "damage took {:?}", t.elapsed());
+    assert!(
+        cap.wait_for_damage(Duration::from_secs(5)).expect("wait"),
+        "drawing must be seen"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "damage took {:?}",
+        t.elapsed()
+    );
     assert_eq!(
         cap.damage_bounds(),
-        Some(DamageRect { x: 40, y: 60, width: 30, height: 20 })
+        Some(DamageRect {
+            x: 40,
+            y: 60,
+            width: 30,
+            height: 20
+        })
     );
     // Reported once: the same change does not wake the next wait.
-    assert!(!cap.wait_for_damage(Duration::from_millis(200)).expect("wait"));
+    assert!(!cap
+        .wait_for_damage(Duration::from_millis(200))
+        .expect("wait"));
 
     // Changes between a report and the capture are in the frame; the capture clears them.
     painter.fill(0x00_ff_ff, 0, 0, 4, 4);
@@ -227,7 +270,9 @@ fn wait_for_damage_sleeps_on_a_still_screen_and_wakes_on_drawing() {
     assert_pixel(frame, 1, 1, 0x00_ff_ff, "after damage");
     assert_pixel(frame, 50, 70, 0xff_ff_00, "after damage");
     assert_eq!(cap.damage_bounds(), None);
-    assert!(!cap.wait_for_damage(Duration::from_millis(200)).expect("wait"));
+    assert!(!cap
+        .wait_for_damage(Duration::from_millis(200))
+        .expect("wait"));
 }
 
 #[test]
@@ -237,19 +282,35 @@ fn drawing_inside_a_child_window_counts_as_damage() {
     let child = painter.child_window(0x44_44_44, 100, 100, 80, 60);
     let mut cap = open(&display, CaptureMethod::Auto);
     cap.capture().expect("capture");
-    assert!(!cap.wait_for_damage(Duration::from_millis(200)).expect("wait"));
+    assert!(!cap
+        .wait_for_damage(Duration::from_millis(200))
+        .expect("wait"));
 
     painter.fill_in(child, 0xff_80_00, 10, 10, 20, 20);
     assert!(cap.wait_for_damage(Duration::from_secs(5)).expect("wait"));
     assert_eq!(
         cap.damage_bounds(),
-        Some(DamageRect { x: 110, y: 110, width: 20, height: 20 })
+        Some(DamageRect {
+            x: 110,
+            y: 110,
+            width: 20,
+            height: 20
+        })
     );
-    assert_pixel(cap.capture().expect("capture"), 115, 115, 0xff_80_00, "child window");
+    assert_pixel(
+        cap.capture().expect("capture"),
+        115,
+        115,
+        0xff_80_00,
+        "child window",
+    );
 }
 
 fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec into `ts`, which outlives the call.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
@@ -268,7 +329,10 @@ fn waiting_on_a_still_screen_uses_almost_no_cpu() {
     let (wall, cpu) = (wall.elapsed(), thread_cpu_time() - cpu);
     assert!(!changed, "nothing drew, yet damage was reported");
     assert!(wall >= Duration::from_secs(1), "returned after {wall:?}");
-    assert!(cpu < Duration::from_millis(50), "a 1 s idle wait cost {cpu:?} of CPU");
+    assert!(
+        cpu < Duration::from_millis(50),
+        "a 1 s idle wait cost {cpu:?} of CPU"
+    );
 }
 
 #[test]
@@ -289,20 +353,39 @@ fn welcome_screen_is_a_colourful_desktop_that_survives_windows() {
             samples += 1;
         }
     }
-    assert!(colours.len() >= 20, "only {} distinct colours", colours.len());
-    assert!(black * 20 < samples, "{black} of {samples} samples are black");
+    assert!(
+        colours.len() >= 20,
+        "only {} distinct colours",
+        colours.len()
+    );
+    assert!(
+        black * 20 < samples,
+        "{black} of {samples} samples are black"
+    );
 
     // Both grab methods agree on rich content too.
     let mut get = open(&display, CaptureMethod::GetImage);
-    assert!(*get.capture().expect("capture") == before, "SHM and GetImage differ");
+    assert!(
+        *get.capture().expect("capture") == before,
+        "SHM and GetImage differ"
+    );
 
     // The picture is the root background: a window that comes and goes leaves no hole.
     let painter = Painter::new(&display);
     let win = painter.child_window(0xff_00_ff, 50, 50, 200, 150);
-    assert_pixel(shm.capture().expect("capture"), 60, 60, 0xff_00_ff, "window");
+    assert_pixel(
+        shm.capture().expect("capture"),
+        60,
+        60,
+        0xff_00_ff,
+        "window",
+    );
     painter.conn.destroy_window(win).expect("destroy");
     painter.conn.sync().expect("sync");
-    assert!(*shm.capture().expect("capture") == before, "the background was not restored");
+    assert!(
+        *shm.capture().expect("capture") == before,
+        "the background was not restored"
+    );
 }
 
 #[test]
@@ -314,7 +397,10 @@ fn losing_the_x_server_is_an_error_not_a_panic() {
 
     for (what, result) in [
         ("capture", grabbing.capture().map(|_| ())),
-        ("wait", waiting.wait_for_damage(Duration::from_secs(5)).map(|_| ())),
+        (
+            "wait",
+            waiting.wait_for_damage(Duration::from_secs(5)).map(|_| ()),
+        ),
     ] {
         match result {
             Err(e @ CaptureError::Disconnected(_)) => assert!(
@@ -340,8 +426,14 @@ fn dropping_the_display_kills_xvfb_and_removes_its_files() {
     assert!(std::path::Path::new(&socket).exists());
 
     drop(display);
-    assert!(!std::path::Path::new(&lock).exists(), "lock file left behind");
-    assert!(!std::path::Path::new(&socket).exists(), "socket left behind");
+    assert!(
+        !std::path::Path::new(&lock).exists(),
+        "lock file left behind"
+    );
+    assert!(
+        !std::path::Path::new(&socket).exists(),
+        "socket left behind"
+    );
     // SAFETY: signal 0 only checks whether the process exists.
     let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
     assert!(!alive, "Xvfb {pid} still runs");
@@ -360,7 +452,10 @@ fn opening_a_display_that_does_not_exist_says_so() {
         Err(e @ CaptureError::Connect { .. }) => {
             let msg = e.to_string();
             assert!(msg.contains(&name), "message lacks the display: {msg}");
-            assert!(msg.contains("X server is running"), "message gives no hint: {msg}");
+            assert!(
+                msg.contains("X server is running"),
+                "message gives no hint: {msg}"
+            );
         }
         Err(e) => panic!("expected a Connect error, got {e}"),
         Ok(_) => panic!("opened a display that does not exist"),

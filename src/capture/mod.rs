@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use x11rb::connection::Connection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError, ReplyOrIdError};
-use x11rb::protocol::xproto::{ImageOrder, VisualClass, Window};
+use x11rb::protocol::xproto::{ImageOrder, Screen, Setup, VisualClass, Window};
 use x11rb::rust_connection::RustConnection;
 
 use damage::DamageWatch;
@@ -127,7 +127,10 @@ impl From<ReplyError> for CaptureError {
     fn from(e: ReplyError) -> Self {
         match e {
             ReplyError::ConnectionError(c) => c.into(),
-            ReplyError::X11Error(x) => CaptureError::Protocol(format!("{:?} error for request {}.{}", x.error_kind, x.major_opcode, x.minor_opcode)),
+            ReplyError::X11Error(x) => CaptureError::Protocol(format!(
+                "{:?} error for request {}.{}",
+                x.error_kind, x.major_opcode, x.minor_opcode
+            )),
         }
     }
 }
@@ -137,7 +140,9 @@ impl From<ReplyOrIdError> for CaptureError {
         match e {
             ReplyOrIdError::ConnectionError(c) => c.into(),
             ReplyOrIdError::X11Error(x) => ReplyError::X11Error(x).into(),
-            ReplyOrIdError::IdsExhausted => CaptureError::Protocol("X resource ids exhausted".into()),
+            ReplyOrIdError::IdsExhausted => {
+                CaptureError::Protocol("X resource ids exhausted".into())
+            }
         }
     }
 }
@@ -168,22 +173,25 @@ impl Capturer {
             .map(str::to_owned)
             .or_else(|| std::env::var("DISPLAY").ok())
             .unwrap_or_else(|| "(none: $DISPLAY is not set)".to_owned());
-        let (conn, screen_num) = x11rb::connect(display).map_err(|source| CaptureError::Connect {
-            display: shown.clone(),
-            source,
-        })?;
+        let (conn, screen_num) =
+            x11rb::connect(display).map_err(|source| CaptureError::Connect {
+                display: shown.clone(),
+                source,
+            })?;
         let setup = conn.setup();
         let screen = setup
             .roots
             .get(screen_num)
             .ok_or_else(|| CaptureError::Protocol(format!("screen {screen_num} does not exist")))?;
         let (root, width, height) = (screen.root, screen.width_in_pixels, screen.height_in_pixels);
-        check_format(&conn, screen_num)?;
+        check_format(setup, screen)?;
 
         let damage = DamageWatch::new(&conn, root)?;
         let grabber = match method {
             CaptureMethod::GetImage => Grabber::GetImage,
-            CaptureMethod::Shm => Grabber::Shm(shm::ShmGrabber::new(&conn, display, width, height)?),
+            CaptureMethod::Shm => {
+                Grabber::Shm(shm::ShmGrabber::new(&conn, display, width, height)?)
+            }
             CaptureMethod::Auto => match shm::ShmGrabber::new(&conn, display, width, height) {
                 Ok(g) => Grabber::Shm(g),
                 Err(CaptureError::ShmUnavailable(why)) => {
@@ -251,7 +259,13 @@ impl Capturer {
         self.damage.mark_captured(&self.conn)?;
         match &mut self.grabber {
             Grabber::Shm(g) => g.grab(&self.conn, self.root, &mut self.frame)?,
-            Grabber::GetImage => getimage::grab(&self.conn, self.root, self.width, self.height, &mut self.frame)?,
+            Grabber::GetImage => getimage::grab(
+                &self.conn,
+                self.root,
+                self.width,
+                self.height,
+                &mut self.frame,
+            )?,
         }
         Ok(&self.frame)
     }
@@ -269,12 +283,12 @@ impl Drop for Capturer {
 }
 
 /// Check that ZPixmap images of the root window come out as 32-bit little-endian BGRX.
-fn check_format(conn: &RustConnection, screen_num: usize) -> Result<(), CaptureError> {
-    let setup = conn.setup();
-    let screen = &setup.roots[screen_num];
+fn check_format(setup: &Setup, screen: &Screen) -> Result<(), CaptureError> {
     let depth = screen.root_depth;
     if depth != 24 && depth != 32 {
-        return Err(CaptureError::UnsupportedFormat(format!("screen depth is {depth}")));
+        return Err(CaptureError::UnsupportedFormat(format!(
+            "screen depth is {depth}"
+        )));
     }
     let bpp = setup
         .pixmap_formats
@@ -288,7 +302,9 @@ fn check_format(conn: &RustConnection, screen_num: usize) -> Result<(), CaptureE
         )));
     }
     if setup.image_byte_order != ImageOrder::LSB_FIRST {
-        return Err(CaptureError::UnsupportedFormat("the server sends images most-significant byte first".into()));
+        return Err(CaptureError::UnsupportedFormat(
+            "the server sends images most-significant byte first".into(),
+        ));
     }
     let visual = screen
         .allowed_depths
@@ -308,7 +324,9 @@ fn check_format(conn: &RustConnection, screen_num: usize) -> Result<(), CaptureE
             "root visual is {:?} with masks r={:#x} g={:#x} b={:#x}",
             v.class, v.red_mask, v.green_mask, v.blue_mask
         ))),
-        None => Err(CaptureError::UnsupportedFormat("the root visual is not listed by the server".into())),
+        None => Err(CaptureError::UnsupportedFormat(
+            "the root visual is not listed by the server".into(),
+        )),
     }
 }
 
@@ -324,7 +342,12 @@ mod tests {
 
     #[test]
     fn pixel_reads_bgrx_and_rejects_outside() {
-        let frame = Frame { width: 2, height: 1, stride: 8, data: vec![1, 2, 3, 0, 4, 5, 6, 0] };
+        let frame = Frame {
+            width: 2,
+            height: 1,
+            stride: 8,
+            data: vec![1, 2, 3, 0, 4, 5, 6, 0],
+        };
         assert_eq!(frame.pixel(1, 0), Some([4, 5, 6, 0]));
         assert_eq!(frame.pixel(2, 0), None);
         assert_eq!(frame.pixel(0, 1), None);

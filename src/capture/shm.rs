@@ -51,7 +51,12 @@ impl ShmSegment {
             unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
             return Err(io::Error::other("shmat returned a null address"));
         };
-        Ok(ShmSegment { id, addr, len, removed: false })
+        Ok(ShmSegment {
+            id,
+            addr,
+            len,
+            removed: false,
+        })
     }
 
     /// The kernel's id of the segment (what the X server attaches).
@@ -105,7 +110,10 @@ impl ShmGrabber {
         width: u16,
         height: u16,
     ) -> Result<Self, CaptureError> {
-        if conn.extension_information(shm::X11_EXTENSION_NAME)?.is_none() {
+        if conn
+            .extension_information(shm::X11_EXTENSION_NAME)?
+            .is_none()
+        {
             return Err(CaptureError::ShmUnavailable(
                 "the X server does not offer MIT-SHM".into(),
             ));
@@ -135,7 +143,12 @@ impl ShmGrabber {
             Err(ReplyError::ConnectionError(e)) => return Err(e.into()),
         }
         seg.mark_removed();
-        Ok(ShmGrabber { seg, xid, width, height })
+        Ok(ShmGrabber {
+            seg,
+            xid,
+            width,
+            height,
+        })
     }
 
     /// Grab the whole root window into `frame`.
@@ -207,7 +220,11 @@ mod tests {
         // SAFETY: shmctl returned 0, so it filled the struct.
         let info = unsafe { info.assume_init() };
         assert_eq!(info.shm_perm.mode & 0o777, 0o600);
-        assert_ne!(info.shm_perm.mode & 0o1000, 0, "SHM_DEST (marked for removal) must be set");
+        assert_ne!(
+            info.shm_perm.mode & 0o1000,
+            0,
+            "SHM_DEST (marked for removal) must be set"
+        );
     }
 
     #[test]
