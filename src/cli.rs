@@ -36,6 +36,7 @@ pub fn main() -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = cli.into_config(std::env::var("DISPLAY").ok());
     match run(config) {
@@ -116,8 +117,10 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener has no address")?;
 
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
+    watch_display(&display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let hub = Hub::new(display, config.video.clone(), fatal_tx);
+    let clock_origin = std::time::Instant::now();
+    let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
     let state = AppState::new(
         hub.clone(),
         config.token.clone(),
@@ -170,6 +173,28 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         .await
         .ok();
     outcome
+}
+
+/// Notices the X server going away even while nobody watches (the pipeline only runs with
+/// viewers): a thread blocks on an idle X connection and reports when it breaks.
+fn watch_display(display: &str, fatal: mpsc::UnboundedSender<String>) -> anyhow::Result<()> {
+    use x11rb::connection::Connection;
+    let (conn, _) = x11rb::connect(Some(display))
+        .with_context(|| format!("cannot connect to the X server at {display}"))?;
+    let name = display.to_string();
+    std::thread::Builder::new()
+        .name("vnrit-xwatch".into())
+        .spawn(move || loop {
+            // No events are selected on this connection, so this only returns on an error.
+            if conn.wait_for_event().is_err() {
+                let _ = fatal.send(format!(
+                    "lost the X server at {name}; start it again (or restart vnrit without --display for a virtual one)"
+                ));
+                return;
+            }
+        })
+        .context("cannot start the display watcher thread")?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -66,7 +66,12 @@ impl Server {
     fn port(&self) -> u16 {
         let rest = self.url.trim_start_matches("http://");
         let hostport = rest.split('/').next().unwrap_or_default();
-        hostport.rsplit(':').next().unwrap_or_default().parse().expect("port in URL")
+        hostport
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .expect("port in URL")
     }
 
     fn stderr_lines(&self) -> Vec<String> {
@@ -100,7 +105,9 @@ impl Drop for Server {
 fn get(port: u16, path: &str, cookie: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}Connection: close\r\n\r\n"
@@ -137,8 +144,15 @@ fn help_explains_flags_with_examples() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--display", "--bind", "--port", "--framerate", "--bitrate", "--height", "--stun",
-        "--token", "--log-level",
+        "--display",
+        "--bind",
+        "--port",
+        "--framerate",
+        "--bitrate",
+        "--height",
+        "--stun",
+        "--token",
+        "--log-level",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
@@ -154,7 +168,10 @@ fn missing_x_server_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("vnrit: cannot capture display :4093"), "{err}");
+    assert!(
+        last.starts_with("vnrit: cannot capture display :4093"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -163,12 +180,22 @@ fn port_in_use_is_one_clear_line() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
     let out = vnrit()
-        .args(["--display", display.name(), "--bind", "127.0.0.1", "-p", &port])
+        .args([
+            "--display",
+            display.name(),
+            "--bind",
+            "127.0.0.1",
+            "-p",
+            &port,
+        ])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use") && err.contains("-p"), "{err}");
+    assert!(
+        err.contains("already in use") && err.contains("-p"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -196,11 +223,18 @@ fn own_display_token_auth_and_clean_sigterm() {
     // With it, the page loads and the cookie is set for later requests.
     let (status, text) = get(port, "/?token=t0k3n", None);
     assert_eq!(status, 200, "{text}");
-    assert!(text.to_ascii_lowercase().contains("set-cookie: vnrit_token=t0k3n; httponly; samesite=strict"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("set-cookie: vnrit_token=t0k3n; httponly; samesite=strict"),
+        "{text}"
+    );
     assert!(text.contains("<video"), "page has no video element");
     let (status, text) = get(port, "/api/stats", Some("vnrit_token=t0k3n"));
     assert_eq!(status, 200, "{text}");
-    assert!(text.contains("\"viewers\":0") && text.contains("\"encoders\":0"), "{text}");
+    assert!(
+        text.contains("\"viewers\":0") && text.contains("\"encoders\":0"),
+        "{text}"
+    );
 
     // Which virtual display did it start?
     let lines = server.stderr_lines();
@@ -211,7 +245,10 @@ fn own_display_token_auth_and_clean_sigterm() {
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no virtual display in the log: {lines:?}"));
     let lock = format!("/tmp/.X{display}-lock");
-    assert!(Path::new(&lock).exists(), "{lock} should exist while running");
+    assert!(
+        Path::new(&lock).exists(),
+        "{lock} should exist while running"
+    );
 
     let (took, code) = server.terminate();
     assert_eq!(code, Some(0), "exit code after SIGTERM");
@@ -220,5 +257,42 @@ fn own_display_token_auth_and_clean_sigterm() {
     while Path::new(&lock).exists() && t.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!Path::new(&lock).exists(), "the virtual display outlived vnrit");
+    assert!(
+        !Path::new(&lock).exists(),
+        "the virtual display outlived vnrit"
+    );
+}
+
+#[test]
+fn a_vanishing_display_stops_vnrit_with_one_clear_line() {
+    let mut display = VirtualDisplay::start(320, 240, first_display(1)).expect("Xvfb");
+    let mut server = Server::start(&[
+        "--display",
+        display.name(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
+    display.stop();
+    let t = Instant::now();
+    let code = loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            break status.code();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "vnrit kept running without its X server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(1));
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = server.stderr_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("vnrit: lost the X server at")),
+        "{lines:?}"
+    );
 }

@@ -17,6 +17,8 @@ pub struct PipelineStats {
     pub keyframes: AtomicU64,
     /// Keyframe requests received from viewers (PLI/FIR, joins, resyncs).
     pub keyframe_requests: AtomicU64,
+    /// Frames the encoder's rate control skipped.
+    pub frames_skipped: AtomicU64,
     /// Frames lost by viewers that fell behind (summed over viewers).
     pub frames_dropped: AtomicU64,
     /// Bytes of H.264 produced.
@@ -42,6 +44,8 @@ pub struct StatsSnapshot {
     pub keyframes: u64,
     /// Keyframe requests received.
     pub keyframe_requests: u64,
+    /// Frames skipped by rate control.
+    pub frames_skipped: u64,
     /// Frames lost by slow viewers.
     pub frames_dropped: u64,
     /// Bytes of H.264 produced.
@@ -65,6 +69,7 @@ impl PipelineStats {
             frames_encoded,
             keyframes: self.keyframes.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
             bytes_encoded: self.bytes_encoded.load(Ordering::Relaxed),
             encode_ms_mean: if frames_encoded == 0 {

@@ -57,9 +57,20 @@ impl Converter {
         })
     }
 
+    /// Source width and height.
+    pub fn source_size(&self) -> (u32, u32) {
+        (self.src_w, self.src_h)
+    }
+
     /// Output width and height.
     pub fn output_size(&self) -> (u32, u32) {
         (self.frame.width, self.frame.height)
+    }
+
+    /// The most recent output (black before the first conversion); lets a keep-alive frame be
+    /// re-encoded without grabbing the screen again.
+    pub fn last(&self) -> &I420Frame {
+        &self.frame
     }
 
     /// Converts one frame. `bgrx` holds rows of `stride` bytes in B,G,R,X byte order

@@ -184,8 +184,14 @@ impl H264Encoder {
     }
 
     /// Encodes one frame; `timestamp` is the capture time since pipeline start. Returns
-    /// `None` if the rate control skipped the frame. Forces an IDR when one was requested
-    /// (also across skipped frames) or `idr_interval` has passed.
+    /// `None` if the rate control skipped the frame (the stream stays valid: nothing refers
+    /// to a skipped frame). Forces an IDR when one was requested (also across skipped frames)
+    /// or `idr_interval` has passed.
+    ///
+    /// With damage-driven capture, feed the newest frame again a little later after a `None`,
+    /// even if the screen did not change, or viewers keep the previous picture. Repeating an
+    /// unchanged frame a few times after a change also lets OpenH264 refine its quality;
+    /// once refined, a repeat costs a few bytes.
     pub fn encode(
         &mut self,
         frame: &I420Frame,
@@ -347,7 +353,7 @@ fn build(level: Level, framerate: f32, kbps: u32) -> Result<Encoder, VideoError>
 /// The lowest H.264 level whose frame size (MaxFS) and macroblock rate (MaxMBPS) limits
 /// cover `width`x`height` at `fps`, at least 3.1. OpenH264 raises it further if the
 /// bitrate or reference frames need it.
-pub fn level_for(width: u32, height: u32, fps: f32) -> Level {
+fn level_for(width: u32, height: u32, fps: f32) -> Level {
     // (level, MaxMBPS, MaxFS) from Table A-1 of the H.264 specification.
     const LEVELS: [(Level, f64, u32); 8] = [
         (Level::Level_3_1, 108_000.0, 3_600),
