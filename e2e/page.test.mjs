@@ -48,10 +48,11 @@ test('without a server the page retries with backoff 1 s, 2 s, 4 s and says so',
   await waitFor(() => stand.wsAttempts.length >= 4, { timeoutMs: 20000, what: '4 WebSocket attempts' });
   const [t0, t1, t2, t3] = stand.wsAttempts;
   const gaps = [t1 - t0, t2 - t1, t3 - t2];
-  // Each gap is the backoff delay plus a failed handshake and an auth probe on loopback.
+  // Each gap is the backoff delay plus a failed handshake and an auth probe on loopback
+  // (slack for a busy machine); the bounds still tell doubling from constant or linear.
   assert.ok(gaps[0] >= 900 && gaps[0] < 1900, `first gap ${gaps[0]} ms, want about 1 s`);
-  assert.ok(gaps[1] >= 1900 && gaps[1] < 2900, `second gap ${gaps[1]} ms, want about 2 s`);
-  assert.ok(gaps[2] >= 3900 && gaps[2] < 4900, `third gap ${gaps[2]} ms, want about 4 s`);
+  assert.ok(gaps[1] >= 1900 && gaps[1] < 3400, `second gap ${gaps[1]} ms, want about 2 s`);
+  assert.ok(gaps[2] >= 3900 && gaps[2] < 5900, `third gap ${gaps[2]} ms, want about 4 s`);
 
   const video = await page.evaluate(() => {
     const v = document.getElementById('screen');

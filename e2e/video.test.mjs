@@ -7,6 +7,13 @@ import { Harness, waitFor } from './lib/harness.mjs';
 import { recordFirstFrame, status, waitForColour } from './lib/page.mjs';
 
 let h;
+/** Uncaught exceptions in any page of this file; must stay empty. */
+const pageErrors = [];
+
+function watch(page) {
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  return page;
+}
 
 before(async () => {
   h = await Harness.start('video');
@@ -18,7 +25,7 @@ after(async () => {
 
 test('video starts without a click within 5 s of page load', { timeout: 60000 }, async () => {
   h.setRoot('#20a040');
-  const page = await h.browser.newPage({ viewport: { width: 960, height: 720 } });
+  const page = watch(await h.browser.newPage({ viewport: { width: 960, height: 720 } }));
   await page.addInitScript(recordFirstFrame);
   const started = Date.now();
   await page.goto(h.server.url, { timeout: 15000 });
@@ -44,7 +51,7 @@ test('video starts without a click within 5 s of page load', { timeout: 60000 },
 
 test('the page decodes red, then blue after the root window changes', { timeout: 60000 }, async () => {
   h.setRoot('#ff0000');
-  const page = await h.browser.newPage();
+  const page = watch(await h.browser.newPage());
   await page.goto(h.server.url, { timeout: 15000 });
   await waitForColour(page, '#ff0000', { timeoutMs: 15000 });
   await h.screenshot(page, 'red');
@@ -55,5 +62,11 @@ test('the page decodes red, then blue after the root window changes', { timeout:
 
   const { state } = await status(page);
   assert.equal(state, 'connected');
+  // The 'input' data channel the page creates must open (later features send input on it).
+  await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
+    timeoutMs: 10000,
+    what: "the 'input' data channel to open",
+  });
   await page.close();
+  assert.deepEqual(pageErrors, []);
 });

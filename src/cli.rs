@@ -17,7 +17,7 @@ use crate::broadcast::Hub;
 use crate::capture::Capturer;
 use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
-use crate::server::{self, AppState};
+use crate::server::{self, Access, AppState};
 use crate::session::NetworkConfig;
 
 /// Runs vnrit with the process's arguments; returns the exit code.
@@ -115,13 +115,31 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         }
     })?;
     let local = listener.local_addr().context("listener has no address")?;
+    let tls = match &config.tls {
+        Some(source) => {
+            let tls = server::tls::load(source).await?;
+            println!(
+                "vnrit: TLS certificate SHA-256 fingerprint {}",
+                tls.fingerprint
+            );
+            Some(tls.config)
+        }
+        None => None,
+    };
 
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
+    watch_display(&display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let hub = Hub::new(display, config.video.clone(), fatal_tx);
+    let clock_origin = std::time::Instant::now();
+    let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
     let state = AppState::new(
         hub.clone(),
-        config.token.clone(),
+        Access {
+            token: config.token.clone(),
+            allow_origins: config.allow_origins.clone(),
+            max_viewers: config.max_viewers,
+            secure_cookie: tls.is_some(),
+        },
         NetworkConfig {
             stun: config.stun.clone(),
             bind: config.bind,
@@ -142,15 +160,16 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         .as_ref()
         .map(|t| format!("?token={t}"))
         .unwrap_or_default();
-    println!("vnrit: serving http://{host}:{}/{query}", local.port());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("vnrit: serving {scheme}://{host}:{}/{query}", local.port());
     if config.token.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
-            "no --token given: anyone who can reach port {} can see this desktop",
+            "--no-auth on a non-loopback address: anyone who can reach port {} can see and control this desktop",
             local.port()
         );
     }
 
-    let mut server = tokio::spawn(server::serve(listener, state));
+    let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
@@ -171,6 +190,28 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         .await
         .ok();
     outcome
+}
+
+/// Notices the X server going away even while nobody watches (the pipeline only runs with
+/// viewers): a thread blocks on an idle X connection and reports when it breaks.
+fn watch_display(display: &str, fatal: mpsc::UnboundedSender<String>) -> anyhow::Result<()> {
+    use x11rb::connection::Connection;
+    let (conn, _) = x11rb::connect(Some(display))
+        .with_context(|| format!("cannot connect to the X server at {display}"))?;
+    let name = display.to_string();
+    std::thread::Builder::new()
+        .name("vnrit-xwatch".into())
+        .spawn(move || loop {
+            // No events are selected on this connection, so this only returns on an error.
+            if conn.wait_for_event().is_err() {
+                let _ = fatal.send(format!(
+                    "lost the X server at {name}; start it again (or restart vnrit without --display for a virtual one)"
+                ));
+                return;
+            }
+        })
+        .context("cannot start the display watcher thread")?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::capture::CaptureMethod;
+use crate::server::tls::TlsSource;
 
 /// Stream an X11 desktop to any web browser over WebRTC.
 ///
@@ -17,7 +18,7 @@ use crate::capture::CaptureMethod;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "vnrit", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  vnrit                                  # own virtual display, http://0.0.0.0:8080\n  vnrit --display :0 --token s3cret      # stream the desktop on :0, token required\n  vnrit --height 720 --bitrate 2500      # downscale to 720p at 2.5 Mbit/s"
+    after_help = "Examples:\n  vnrit                                  # own virtual display, a fresh token in the printed URL\n  vnrit --display :0 --token s3cret      # stream the desktop on :0, token required\n  vnrit --height 720 --bitrate 2500      # downscale to 720p at 2.5 Mbit/s"
 )]
 pub struct Cli {
     /// X display to stream, e.g. `:0`. Default: $DISPLAY; if that is unset, start a virtual one.
@@ -52,8 +53,40 @@ pub struct Cli {
     pub stun: Vec<String>,
 
     /// Require this token from every client (`?token=...` in the URL), e.g. `--token s3cret`.
-    #[arg(long, env = "VNRIT_TOKEN", value_name = "TOKEN", value_parser = parse_token)]
+    /// Without it vnrit makes up a random one and prints the URL that carries it.
+    #[arg(long, env = "VNRIT_TOKEN", value_name = "TOKEN", value_parser = parse_token, conflicts_with = "no_auth")]
     pub token: Option<String>,
+
+    /// Serve without any token: anyone who can reach the port sees and controls the desktop.
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// Also accept signalling from pages served by this origin (behind a reverse proxy), e.g.
+    /// `--allow-origin https://desk.example.org`. The server's own origin is always accepted.
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_origin)]
+    pub allow_origin: Vec<String>,
+
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key), e.g. `--tls-cert fullchain.pem`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key for --tls-cert, e.g. `--tls-key privkey.pem`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Serve HTTPS with a certificate made at start (its SHA-256 fingerprint is printed, to
+    /// check against the browser's warning).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+
+    /// Most viewers at once; more get "503 too many viewers", e.g. `--max-viewers 4`.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
+    pub max_viewers: u32,
 
     /// Log verbosity: error, warn, info, debug or trace (or a tracing filter such as
     /// `vnrit=debug,webrtc=warn`).
@@ -111,8 +144,16 @@ pub struct Config {
     pub video: VideoConfig,
     /// STUN URLs for ICE (empty = none).
     pub stun: Vec<String>,
-    /// Access token, if any.
+    /// Access token; `None` only with `--no-auth`.
     pub token: Option<String>,
+    /// Whether the token was generated (print it).
+    pub token_generated: bool,
+    /// Extra origins allowed to open the signalling socket.
+    pub allow_origins: Vec<String>,
+    /// Most viewers at once.
+    pub max_viewers: usize,
+    /// HTTPS, if asked for.
+    pub tls: Option<TlsSource>,
     /// Virtual display size when one is started.
     pub virtual_size: (u32, u32),
     /// Time allowed from offer to a connected peer.
@@ -154,7 +195,31 @@ impl Cli {
                 capture: self.capture.into(),
             },
             stun: self.stun.into_iter().filter(|s| !s.is_empty()).collect(),
-            token: self.token,
+            token_generated: self.token.is_none() && !self.no_auth,
+            token: match (self.token, self.no_auth) {
+                (Some(t), _) => Some(t),
+                (None, true) => None,
+                (None, false) => Some(random_token()),
+            },
+            allow_origins: self.allow_origin,
+            max_viewers: self.max_viewers as usize,
+            tls: match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+                (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+                (_, _, true) => {
+                    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+                    if !self.bind.is_unspecified() && !self.bind.is_loopback() {
+                        names.push(self.bind.to_string());
+                    }
+                    if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+                        let host = host.trim();
+                        if !host.is_empty() && host != "localhost" {
+                            names.push(host.to_string());
+                        }
+                    }
+                    Some(TlsSource::SelfSigned(names))
+                }
+                _ => None,
+            },
             virtual_size: self.virtual_size,
             connect_timeout: Duration::from_secs(self.connect_timeout),
         }
@@ -188,6 +253,30 @@ fn parse_stun(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_string())
+}
+
+/// A fresh random token: 22 URL-safe characters (about 131 bits).
+pub fn random_token() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..22)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{s}` is not an origin; use e.g. https://desk.example.org"))?;
+    if rest.is_empty() || rest.contains(['/', ' ', '?', '#']) {
+        return Err(format!(
+            "`{s}` is not an origin (scheme://host[:port], no path)"
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 fn parse_token(s: &str) -> Result<String, String> {
@@ -235,6 +324,12 @@ mod tests {
         assert_eq!(cfg.video.framerate, 30);
         assert_eq!(cfg.video.height, 0);
         assert!(cfg.stun.is_empty());
+        let token = cfg.token.expect("a token is generated by default");
+        assert!(cfg.token_generated && token.len() >= 20);
+        let again = parse(&[]).unwrap().into_config(None).token.unwrap();
+        assert_ne!(token, again, "tokens are random");
+        let open = parse(&["--no-auth"]).unwrap().into_config(None);
+        assert_eq!(open.token, None);
         assert_eq!(cfg.bind.to_string(), "0.0.0.0");
     }
 
@@ -260,6 +355,12 @@ mod tests {
             &["--stun", "http://x"],
             &["--token", "has space"],
             &["--virtual-size", "10x10"],
+            &["--token", "a", "--no-auth"],
+            &["--allow-origin", "example.org"],
+            &["--allow-origin", "https://x.org/path"],
+            &["--max-viewers", "0"],
+            &["--tls-cert", "a.pem"],
+            &["--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -25,7 +25,10 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
+<<<<<<< HEAD
 pub mod input;
+=======
+>>>>>>> main
 pub mod server;
 pub mod session;
 pub mod video;

@@ -10,26 +10,26 @@ use std::time::{Duration, Instant};
 
 use vnrit::display::VirtualDisplay;
 
-fn vnrit() -> Command {
+pub(crate) fn vnrit() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vnrit"));
     cmd.env_remove("DISPLAY").env_remove("VNRIT_TOKEN");
     cmd
 }
 
-fn first_display(slot: u32) -> u32 {
+pub(crate) fn first_display(slot: u32) -> u32 {
     // Apart from the capture tests' region (100 + pid % 700 + 3 * slot).
     850 + (std::process::id() % 100) * 4 + slot
 }
 
 /// A running server and the lines it printed.
-struct Server {
-    child: Child,
-    url: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     stderr: std::sync::mpsc::Receiver<String>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Server {
+    pub(crate) fn start(args: &[&str]) -> Server {
         let mut child = vnrit()
             .args(args)
             .stdout(Stdio::piped())
@@ -63,7 +63,7 @@ impl Server {
         Server { child, url, stderr }
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         let rest = self.url.trim_start_matches("http://");
         let hostport = rest.split('/').next().unwrap_or_default();
         hostport
@@ -74,7 +74,7 @@ impl Server {
             .expect("port in URL")
     }
 
-    fn stderr_lines(&self) -> Vec<String> {
+    pub(crate) fn stderr_lines(&self) -> Vec<String> {
         self.stderr.try_iter().collect()
     }
 
@@ -102,15 +102,25 @@ impl Drop for Server {
 }
 
 /// A minimal HTTP/1.1 GET; returns (status, headers+body as text).
-fn get(port: u16, path: &str, cookie: Option<&str>) -> (u16, String) {
+pub(crate) fn get(port: u16, path: &str, cookie: Option<&str>) -> (u16, String) {
+    request(
+        port,
+        &format!(
+            "GET {path} HTTP/1.1\r\n{}",
+            cookie
+                .map(|c| format!("Cookie: {c}\r\n"))
+                .unwrap_or_default()
+        ),
+    )
+}
+
+/// Sends `head` (request line and headers, each ending in CRLF) and reads the whole reply.
+pub(crate) fn request(port: u16, head: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}Connection: close\r\n\r\n"
+        "{head}Host: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut text = String::new();
@@ -260,5 +270,39 @@ fn own_display_token_auth_and_clean_sigterm() {
     assert!(
         !Path::new(&lock).exists(),
         "the virtual display outlived vnrit"
+    );
+}
+
+#[test]
+fn a_vanishing_display_stops_vnrit_with_one_clear_line() {
+    let mut display = VirtualDisplay::start(320, 240, first_display(1)).expect("Xvfb");
+    let mut server = Server::start(&[
+        "--display",
+        display.name(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
+    display.stop();
+    let t = Instant::now();
+    let code = loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            break status.code();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "vnrit kept running without its X server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(1));
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = server.stderr_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("vnrit: lost the X server at")),
+        "{lines:?}"
     );
 }

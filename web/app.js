@@ -24,6 +24,9 @@ export const viewer = {
   status,
 };
 
+// For the browser console and the e2e tests: `vnrit.session.pc`, `vnrit.session.input`, ...
+globalThis.vnrit = viewer;
+
 let retryDelay = FIRST_RETRY_MS;
 let retryTimer = null;
 

@@ -37,8 +37,12 @@ mkdirSync(ARTIFACTS, { recursive: true });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** An error that stops waitFor at once (e.g. the awaited process died). */
+export class GaveUp extends Error {}
+
 /**
- * Polls `probe` until it returns a truthy value, at most `timeoutMs`.
+ * Polls `probe` until it returns a truthy value, at most `timeoutMs`. Errors thrown by the
+ * probe count as "not yet", except GaveUp, which ends the wait.
  * @template T
  * @param {() => Promise<T>|T} probe
  * @param {{timeoutMs?: number, intervalMs?: number, what: string}} opts
@@ -52,6 +56,7 @@ export async function waitFor(probe, { timeoutMs = 10000, intervalMs = 100, what
       last = await probe();
       if (last) return last;
     } catch (err) {
+      if (err instanceof GaveUp) throw err;
       last = err;
     }
     if (Date.now() >= deadline) {
@@ -116,7 +121,11 @@ class Child {
       this.stdout += d;
       this.log.write(d);
     });
-    this.proc.stderr.on('data', (d) => this.log.write(d));
+    this.tail = '';
+    this.proc.stderr.on('data', (d) => {
+      this.tail = (this.tail + d).slice(-2000);
+      this.log.write(d);
+    });
     this.done = new Promise((res) => {
       this.proc.on('exit', (code, signal) => {
         this.exited = { code, signal };
@@ -153,7 +162,7 @@ export async function startXvfb(name = 'xvfb') {
   const child = new Child(name, 'Xvfb', [display, '-screen', '0', '1280x720x24', '-noreset', '-nolisten', 'tcp']);
   await waitFor(
     () => {
-      if (child.exited) throw new Error(`Xvfb exited ${JSON.stringify(child.exited)}`);
+      if (child.exited) throw new GaveUp(`Xvfb exited ${JSON.stringify(child.exited)}`);
       return spawnSync('xdpyinfo', ['-display', display], { stdio: 'ignore', timeout: 5000 }).status === 0;
     },
     { timeoutMs: 15000, intervalMs: 100, what: `Xvfb on ${display}` },
@@ -181,7 +190,7 @@ export async function startServer({ display, token, port, name = 'vnrit', extraA
   const base = `http://127.0.0.1:${port}`;
   await waitFor(
     async () => {
-      if (child.exited) throw new Error(`vnrit exited ${JSON.stringify(child.exited)}; see ${child.logPath}`);
+      if (child.exited) throw new GaveUp(`vnrit exited ${JSON.stringify(child.exited)}; ${child.logPath} ends:\n${child.tail}`);
       const res = await fetch(`${base}/api/stats?token=${encodeURIComponent(token)}`);
       return res.status === 200;
     },

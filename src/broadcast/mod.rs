@@ -13,7 +13,7 @@ mod stats;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -30,7 +30,7 @@ const QUEUE_FRAMES: usize = 8;
 pub struct VideoFrame {
     /// The H.264 access unit (Annex-B).
     pub encoded: EncodedFrame,
-    /// Capture time since the pipeline started (drives RTP timestamps).
+    /// Capture time since the shared clock origin (drives RTP timestamps).
     pub timestamp: Duration,
     /// Running number of the frame within this pipeline run.
     pub seq: u64,
@@ -73,6 +73,7 @@ struct State {
 
 struct Inner {
     display: String,
+    clock_origin: Instant,
     video: VideoConfig,
     stats: Arc<PipelineStats>,
     fatal: mpsc::UnboundedSender<String>,
@@ -86,12 +87,19 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub for `display`. A pipeline error that cannot be recovered from (the X server went
-    /// away, the encoder failed) is sent as a one-line message on `fatal`.
-    pub fn new(display: String, video: VideoConfig, fatal: mpsc::UnboundedSender<String>) -> Self {
+    /// A hub for `display`. Frame timestamps count from `clock_origin` (shared with audio, for
+    /// lip sync). A pipeline error that cannot be recovered from (the X server went away, the
+    /// encoder failed) is sent as a one-line message on `fatal`.
+    pub fn new(
+        display: String,
+        video: VideoConfig,
+        clock_origin: Instant,
+        fatal: mpsc::UnboundedSender<String>,
+    ) -> Self {
         Hub {
             inner: Arc::new(Inner {
                 display,
+                clock_origin,
                 video,
                 stats: Arc::new(PipelineStats::default()),
                 fatal,
@@ -153,6 +161,7 @@ impl Hub {
         let (tx, _) = broadcast::channel(QUEUE_FRAMES);
         let job = pipeline::Job {
             display: self.inner.display.clone(),
+            clock_origin: self.inner.clock_origin,
             video: self.inner.video.clone(),
             control: control.clone(),
             tx: tx.clone(),

@@ -45,6 +45,11 @@ impl Pacer {
         self.dirty = true;
     }
 
+    /// Whether the screen changed since the last frame (or no frame was produced yet).
+    pub fn dirty(&self) -> bool {
+        self.dirty || self.last_sent.is_none()
+    }
+
     /// A frame went out at `now`.
     pub fn produced(&mut self, now: Instant) {
         self.last_sent = Some(now);
@@ -115,6 +120,19 @@ mod tests {
             Step::Wait(_)
         ));
         assert_eq!(p.step(t0 + Duration::from_millis(40), true), Step::Produce);
+    }
+
+    #[test]
+    fn keepalive_frames_are_not_dirty() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(30);
+        assert!(p.dirty());
+        p.produced(t0);
+        assert!(!p.dirty());
+        assert_eq!(p.step(t0 + KEEPALIVE, false), Step::Produce);
+        assert!(!p.dirty(), "a keep-alive re-encodes the last frame");
+        p.damaged();
+        assert!(p.dirty());
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub enum PipelineError {
 /// Everything the pipeline thread needs.
 pub(super) struct Job {
     pub display: String,
+    pub clock_origin: Instant,
     pub video: VideoConfig,
     pub control: Arc<Control>,
     pub tx: broadcast::Sender<Arc<VideoFrame>>,
@@ -39,6 +40,7 @@ pub(super) struct Job {
 pub(super) fn run(job: Job) -> Result<(), PipelineError> {
     let Job {
         display: display_name,
+        clock_origin,
         video: cfg,
         control,
         tx,
@@ -65,7 +67,6 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         cfg.framerate
     );
 
-    let start = Instant::now();
     let mut pacer = Pacer::new(cfg.framerate);
     let mut seq = 0u64;
     let mut keyframe_wanted = false;
@@ -79,9 +80,14 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             }
             Step::Produce => {
                 let now = Instant::now();
-                let frame = capturer.capture()?;
-                stats.frames_captured.fetch_add(1, Ordering::Relaxed);
-                let i420 = converter.convert(&frame.data, frame.stride)?;
+                let i420 = if pacer.dirty() {
+                    let frame = capturer.capture()?;
+                    stats.frames_captured.fetch_add(1, Ordering::Relaxed);
+                    converter.convert(&frame.data, frame.stride)?
+                } else {
+                    // Keep-alive or keyframe on a still screen: the last picture is current.
+                    converter.last()
+                };
                 let wanted = control.bitrate_kbps.load(Ordering::Relaxed);
                 if wanted != bitrate {
                     encoder.set_bitrate(wanted);
@@ -91,7 +97,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     encoder.request_idr();
                     keyframe_wanted = false;
                 }
-                let timestamp = now.duration_since(start);
+                let timestamp = now.duration_since(clock_origin);
                 let t = Instant::now();
                 let encoded = encoder.encode(i420, timestamp)?;
                 stats

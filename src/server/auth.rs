@@ -4,10 +4,15 @@
 //! server sets an HttpOnly, SameSite=Strict cookie, so the page's own requests (scripts,
 //! WebSocket, stats) need no token in their URLs.
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
@@ -96,31 +101,122 @@ pub fn check(expected: Option<&str>, query: Option<&str>, headers: &HeaderMap) -
     None
 }
 
-/// Axum middleware: 401 unless the request carries the token.
+/// Failed attempts one address may make per [`FAIL_WINDOW`] before it gets 429.
+pub const MAX_FAILURES: u32 = 20;
+/// Window of the failed-attempt counter.
+pub const FAIL_WINDOW: Duration = Duration::from_secs(60);
+
+/// Counts failed token checks per client address, to slow down guessing.
+#[derive(Debug, Default)]
+pub struct FailureLimiter {
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `ip` has used up its failed attempts at `now`.
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> bool {
+        self.map().get(&ip).is_some_and(|(since, n)| {
+            now.duration_since(*since) < FAIL_WINDOW && *n >= MAX_FAILURES
+        })
+    }
+
+    /// Records one failed attempt of `ip` at `now`.
+    pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut map = self.map();
+        if map.len() >= 4096 {
+            map.retain(|_, (since, _)| now.duration_since(*since) < FAIL_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= FAIL_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// The request URI without its `token` query parameter.
+pub fn without_token(uri: &Uri) -> String {
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("token="))
+        .collect();
+    if rest.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), rest.join("&"))
+    }
+}
+
+/// Axum middleware: 401 unless the request carries the token; 429 after too many failures.
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let now = Instant::now();
+    if let Some(ip) = ip {
+        if state.failures.blocked(ip, now) {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "60")],
+                "429 Too Many Requests: too many wrong tokens from this address; wait a minute\n",
+            )
+                .into_response();
+        }
+    }
     let proof = check(
-        state.token.as_deref(),
+        state.access.token.as_deref(),
         request.uri().query(),
         request.headers(),
     );
     match proof {
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [(header::CACHE_CONTROL, "no-store")],
-            "401 Unauthorized: this vnrit server needs a token; open the URL it printed, with ?token=...\n",
-        )
-            .into_response(),
+        None => {
+            if let Some(ip) = ip {
+                state.failures.failed(ip, now);
+            }
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::CACHE_CONTROL, "no-store")],
+                "401 Unauthorized: this vnrit server needs a token; open the URL it printed, with ?token=...\n",
+            )
+                .into_response()
+        }
         Some(Proof::Query) => {
-            let mut response = next.run(request).await;
-            if let Some(token) = &state.token {
-                let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-                if let Ok(value) = HeaderValue::from_str(&cookie) {
-                    response.headers_mut().append(header::SET_COOKIE, value);
-                }
+            let cookie = state.access.token.as_ref().and_then(|token| {
+                let secure = if state.access.secure_cookie {
+                    "; Secure"
+                } else {
+                    ""
+                };
+                HeaderValue::from_str(&format!(
+                    "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}"
+                ))
+                .ok()
+            });
+            // A page visit: set the cookie and drop the token from the address bar and history.
+            let navigation = request.method() == Method::GET
+                && request
+                    .headers()
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("text/html"));
+            let mut response = if navigation {
+                Redirect::to(&without_token(request.uri())).into_response()
+            } else {
+                next.run(request).await
+            };
+            if let Some(cookie) = cookie {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
             }
             response
         }
@@ -171,6 +267,29 @@ mod tests {
             check(Some("t1"), Some("token=bad"), &cookies("vnrit_token=t1")),
             Some(Proof::Cookie)
         );
+    }
+
+    #[test]
+    fn token_is_removed_from_the_redirect() {
+        let uri: Uri = "/?token=abc".parse().unwrap();
+        assert_eq!(without_token(&uri), "/");
+        let uri: Uri = "/index.html?a=1&token=abc&b=2".parse().unwrap();
+        assert_eq!(without_token(&uri), "/index.html?a=1&b=2");
+    }
+
+    #[test]
+    fn failures_are_limited_per_address_and_window() {
+        let limiter = FailureLimiter::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            assert!(!limiter.blocked(a, t0));
+            limiter.failed(a, t0);
+        }
+        assert!(limiter.blocked(a, t0));
+        assert!(!limiter.blocked(b, t0), "other addresses are not affected");
+        assert!(!limiter.blocked(a, t0 + FAIL_WINDOW), "the window expires");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod auth;
 pub mod signal;
+pub mod tls;
 mod ws;
 
 use std::collections::BTreeMap;
@@ -24,13 +25,26 @@ use tokio::sync::watch;
 use crate::broadcast::{Hub, StatsSnapshot};
 use crate::session::{NetworkConfig, PeerState, SessionStats};
 
+/// Access rules.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Required token (`None` = open, `--no-auth`).
+    pub token: Option<String>,
+    /// Origins besides the server's own that may open `/ws`.
+    pub allow_origins: Vec<String>,
+    /// Most signalling connections at once.
+    pub max_viewers: usize,
+    /// Mark the cookie `Secure` (served over TLS).
+    pub secure_cookie: bool,
+}
+
 /// Shared state of the HTTP server. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The shared video stream.
     pub hub: Hub,
-    /// Required token, if any.
-    pub token: Option<String>,
+    /// Who may come in.
+    pub access: Arc<Access>,
     /// ICE settings for sessions.
     pub net: NetworkConfig,
     /// Time a viewer has from offer to connected.
@@ -39,25 +53,27 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
+    failures: Arc<auth::FailureLimiter>,
 }
 
 impl AppState {
     /// State for a server streaming `hub`.
     pub fn new(
         hub: Hub,
-        token: Option<String>,
+        access: Access,
         net: NetworkConfig,
         connect_timeout: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         AppState {
             hub,
-            token,
+            access: Arc::new(access),
             net,
             connect_timeout,
             shutdown,
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
+            failures: Arc::default(),
         }
     }
 
@@ -163,12 +179,33 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
-/// Serves until `shutdown` flips to true.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves until `shutdown` flips to true; over HTTPS when `tls` is given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+) -> std::io::Result<()> {
     let mut shutdown = state.shutdown.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.wait_for(|s| *s).await;
+                })
+                .await
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+                stopper.graceful_shutdown(Some(Duration::from_millis(500)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
@@ -17,8 +18,63 @@ use super::signal::{self, ClientMessage, IceServer, ServerMessage};
 use super::AppState;
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
-/// Upgrades `/ws` to a signalling WebSocket.
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// Whether a WebSocket upgrade from `origin` may proceed on a server reached as `host`.
+///
+/// Browsers always send `Origin` on WebSocket upgrades; a page from another site must not be
+/// able to drive this server with the user's cookie (cross-site WebSocket hijacking). Clients
+/// that send no `Origin` are not browsers and still need the token.
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    if allowed.contains(&origin) {
+        return true;
+    }
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (origin_host, host) {
+        (Some(o), Some(h)) => o.eq_ignore_ascii_case(h.trim()),
+        _ => false,
+    }
+}
+
+/// Upgrades `/ws` to a signalling WebSocket, after the origin and viewer-limit checks.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if !origin_allowed(
+        header(header::ORIGIN),
+        header(header::HOST),
+        &state.access.allow_origins,
+    ) {
+        tracing::warn!(
+            "refused a signalling connection from origin {:?}",
+            header(header::ORIGIN)
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            "403 Forbidden: this page's origin may not connect; start vnrit with --allow-origin ORIGIN to allow it\n",
+        )
+            .into_response();
+    }
+    if state.session_count() >= state.access.max_viewers {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "10")],
+            format!(
+                "503 Service Unavailable: too many viewers (the limit is {}); try again later\n",
+                state.access.max_viewers
+            ),
+        )
+            .into_response();
+    }
     ws.max_message_size(signal::MAX_MESSAGE_BYTES)
         .max_frame_size(signal::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| serve(state, socket))
@@ -152,4 +208,39 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
         session.close().await;
     }
     let _ = tx.send(Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn only_own_or_allowed_origins() {
+        let none: Vec<String> = vec![];
+        assert!(origin_allowed(None, Some("h:8080"), &none));
+        assert!(origin_allowed(Some("http://h:8080"), Some("h:8080"), &none));
+        assert!(origin_allowed(
+            Some("https://H:8080/"),
+            Some("h:8080"),
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("http://evil.example"),
+            Some("h:8080"),
+            &none
+        ));
+        assert!(!origin_allowed(
+            Some("http://h:8081"),
+            Some("h:8080"),
+            &none
+        ));
+        assert!(!origin_allowed(Some("null"), Some("h:8080"), &none));
+        assert!(!origin_allowed(Some("http://h:8080"), None, &none));
+        let allowed = vec!["https://desk.example.org".to_string()];
+        assert!(origin_allowed(
+            Some("https://desk.example.org"),
+            Some("h:8080"),
+            &allowed
+        ));
+    }
 }

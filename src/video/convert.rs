@@ -67,6 +67,12 @@ impl Converter {
         (self.frame.width, self.frame.height)
     }
 
+    /// The most recent output (black before the first conversion); lets a keep-alive frame be
+    /// re-encoded without grabbing the screen again.
+    pub fn last(&self) -> &I420Frame {
+        &self.frame
+    }
+
     /// Converts one frame. `bgrx` holds rows of `stride` bytes in B,G,R,X byte order
     /// (X11 little-endian ZPixmap), at least `stride * src_h` bytes.
     pub fn convert(&mut self, bgrx: &[u8], stride: usize) -> Result<&I420Frame, VideoError> {
