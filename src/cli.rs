@@ -17,6 +17,7 @@ use crate::broadcast::Hub;
 use crate::capture::Capturer;
 use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
+use crate::input::InputService;
 use crate::server::{self, Access, AppState};
 use crate::session::NetworkConfig;
 
@@ -130,12 +131,21 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
     watch_display(&display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let input = match InputService::start(&display) {
+        Ok(service) => Some(std::sync::Arc::new(service)),
+        Err(err) => {
+            tracing::warn!("{err}; viewers can watch but not control");
+            None
+        }
+    };
     let clock_origin = std::time::Instant::now();
     let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
     let state = AppState::new(
         hub.clone(),
+        input.clone(),
         Access {
             token: config.token.clone(),
+            view_token: config.view_token.clone(),
             allow_origins: config.allow_origins.clone(),
             max_viewers: config.max_viewers,
             secure_cookie: tls.is_some(),
@@ -183,6 +193,12 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         },
     };
     let _ = shutdown_tx.send(true);
+    // Let go of every key and button any viewer still holds before anything else stops.
+    if let Some(input) = input {
+        tokio::task::spawn_blocking(move || input.shutdown())
+            .await
+            .ok();
+    }
     // Sessions close their peers on the shutdown signal; give them a moment, then go.
     let _ = tokio::time::timeout(Duration::from_millis(700), &mut server).await;
     server.abort();
@@ -218,11 +234,13 @@ async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
+    let hup = signal(SignalKind::hangup());
+    match (term, int, hup) {
+        (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                _ = hup.recv() => {}
             }
         }
         _ => {

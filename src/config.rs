@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long, env = "VNRIT_TOKEN", value_name = "TOKEN", value_parser = parse_token, conflicts_with = "no_auth")]
     pub token: Option<String>,
 
+    /// A second token that gives view-only access (no keyboard, mouse or clipboard), e.g.
+    /// `--view-token watchme`.
+    #[arg(long, env = "VNRIT_VIEW_TOKEN", value_name = "TOKEN", value_parser = parse_token, conflicts_with = "no_auth")]
+    pub view_token: Option<String>,
+
     /// Serve without any token: anyone who can reach the port sees and controls the desktop.
     #[arg(long)]
     pub no_auth: bool,
@@ -146,6 +151,8 @@ pub struct Config {
     pub stun: Vec<String>,
     /// Access token; `None` only with `--no-auth`.
     pub token: Option<String>,
+    /// View-only token, if any.
+    pub view_token: Option<String>,
     /// Whether the token was generated (print it).
     pub token_generated: bool,
     /// Extra origins allowed to open the signalling socket.
@@ -201,6 +208,7 @@ impl Cli {
                 (None, true) => None,
                 (None, false) => Some(random_token()),
             },
+            view_token: self.view_token,
             allow_origins: self.allow_origin,
             max_viewers: self.max_viewers as usize,
             tls: match (self.tls_cert, self.tls_key, self.tls_self_signed) {
@@ -356,6 +364,7 @@ mod tests {
             &["--token", "has space"],
             &["--virtual-size", "10x10"],
             &["--token", "a", "--no-auth"],
+            &["--view-token", "a", "--no-auth"],
             &["--allow-origin", "example.org"],
             &["--allow-origin", "https://x.org/path"],
             &["--max-viewers", "0"],

@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::broadcast::{Hub, StatsSnapshot};
+use crate::input::InputService;
 use crate::session::{NetworkConfig, PeerState, SessionStats};
 
 /// Access rules.
@@ -30,6 +31,8 @@ use crate::session::{NetworkConfig, PeerState, SessionStats};
 pub struct Access {
     /// Required token (`None` = open, `--no-auth`).
     pub token: Option<String>,
+    /// Token for view-only access.
+    pub view_token: Option<String>,
     /// Origins besides the server's own that may open `/ws`.
     pub allow_origins: Vec<String>,
     /// Most signalling connections at once.
@@ -43,6 +46,8 @@ pub struct Access {
 pub struct AppState {
     /// The shared video stream.
     pub hub: Hub,
+    /// Keyboard, mouse, cursor and clipboard (absent when the X server cannot inject input).
+    pub input: Option<Arc<InputService>>,
     /// Who may come in.
     pub access: Arc<Access>,
     /// ICE settings for sessions.
@@ -60,6 +65,7 @@ impl AppState {
     /// State for a server streaming `hub`.
     pub fn new(
         hub: Hub,
+        input: Option<Arc<InputService>>,
         access: Access,
         net: NetworkConfig,
         connect_timeout: Duration,
@@ -67,6 +73,7 @@ impl AppState {
     ) -> Self {
         AppState {
             hub,
+            input,
             access: Arc::new(access),
             net,
             connect_timeout,

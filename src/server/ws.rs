@@ -11,11 +11,14 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
+use super::auth::Role;
 use super::signal::{self, ClientMessage, IceServer, ServerMessage};
 use super::AppState;
+use crate::input::{InputError, OutgoingMessages};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
 /// Whether a WebSocket upgrade from `origin` may proceed on a server reached as `host`.
@@ -41,9 +44,11 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
 /// Upgrades `/ws` to a signalling WebSocket, after the origin and viewer-limit checks.
 pub async fn upgrade(
     State(state): State<AppState>,
+    role: Option<Extension<Role>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let role = role.map(|Extension(r)| r).unwrap_or(Role::View);
     let header = |name| {
         headers
             .get(name)
@@ -77,21 +82,26 @@ pub async fn upgrade(
     }
     ws.max_message_size(signal::MAX_MESSAGE_BYTES)
         .max_frame_size(signal::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(state, socket))
+        .on_upgrade(move |socket| serve(state, socket, role))
 }
 
-async fn serve(state: AppState, socket: WebSocket) {
+async fn serve(state: AppState, socket: WebSocket, role: Role) {
     let id = state.next_session_id();
     let stats = Arc::new(SessionStats::new(id));
     state.register(stats.clone());
     tracing::info!(session = id, "viewer connected");
-    run(&state, socket, stats).await;
+    run(&state, socket, stats, role).await;
     state.unregister(id);
     tracing::info!(session = id, "viewer left");
 }
 
-async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
+async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role: Role) {
     let id = stats.id;
+    let mut input = state
+        .input
+        .as_ref()
+        .map(|service| service.session(role == Role::Control));
+    let mut outgoing = input.as_ref().map(|i| i.outgoing());
     let (mut tx, mut rx) = socket.split();
     let send = |msg: ServerMessage| Message::Text(msg.to_json().into());
 
@@ -144,6 +154,26 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
                     }
                     SessionEvent::State(PeerState::Closed) => break,
                     SessionEvent::State(_) => {}
+                    SessionEvent::Input(data) => {
+                        if let Some(input) = input.as_mut() {
+                            // Refusals are logged (rate-limited) by the input session itself.
+                            let _ = input.handle(&data);
+                        }
+                    }
+                }
+            }
+            text = next_outgoing(&mut outgoing) => {
+                let Some(text) = text else {
+                    // The input service stopped: nothing more will come.
+                    outgoing = None;
+                    continue;
+                };
+                let via_channel = match &session {
+                    Some(s) => s.send_input(&text).await,
+                    None => false,
+                };
+                if !via_channel && tx.send(send(ServerMessage::Input { data: text.to_string() })).await.is_err() {
+                    break;
                 }
             }
             msg = rx.next() => {
@@ -191,6 +221,13 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
                         Some(s) => s.add_candidate(candidate).await.err().map(|err| ServerMessage::Error { message: err.to_string() }),
                     },
                     Ok(ClientMessage::Candidate { candidate: None }) => None,
+                    Ok(ClientMessage::Input { data }) => match input.as_mut() {
+                        Some(input) => input.handle(data.as_bytes()).err().and_then(|err| match err {
+                            InputError::ViewOnly => Some(ServerMessage::Error { message: err.to_string() }),
+                            _ => None,
+                        }),
+                        None => Some(ServerMessage::Error { message: "remote control is not available on this server".into() }),
+                    },
                     Ok(ClientMessage::Keyframe) => {
                         state.hub.request_keyframe();
                         None
@@ -204,10 +241,20 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
             }
         }
     }
+    // Releases every key and button this viewer held.
+    drop(input);
     if let Some(mut session) = session {
         session.close().await;
     }
     let _ = tx.send(Message::Close(None)).await;
+}
+
+/// The next message for the page from the input service; pending forever without one.
+async fn next_outgoing(outgoing: &mut Option<OutgoingMessages>) -> Option<Arc<str>> {
+    match outgoing {
+        Some(o) => o.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

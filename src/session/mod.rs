@@ -24,7 +24,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use webrtc::data_channel::DataChannel;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
@@ -114,7 +114,12 @@ pub enum SessionEvent {
     Candidate(Option<IceCandidate>),
     /// The connection state changed.
     State(PeerState),
+    /// A message arrived on the `input` data channel.
+    Input(bytes::Bytes),
 }
+
+/// The open `input` data channel, if any.
+type InputChannel = Arc<std::sync::Mutex<Option<Arc<dyn DataChannel>>>>;
 
 /// Per-viewer counters, shared with `/api/stats`.
 #[derive(Debug)]
@@ -163,6 +168,7 @@ pub struct NetworkConfig {
 
 struct Handler {
     events: mpsc::Sender<SessionEvent>,
+    input: InputChannel,
     stats: Arc<SessionStats>,
     connected: tokio::sync::watch::Sender<bool>,
 }
@@ -203,19 +209,43 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        // The input channel is served by the input module (a later stage); keep the channel
-        // open so the browser sees it as usable.
-        tracing::debug!(
-            session = self.stats.id,
-            "data channel {} opened",
-            channel.id()
-        );
+        let label = channel.label().await.unwrap_or_default();
+        if label != "input" {
+            tracing::debug!(session = self.stats.id, "ignoring data channel {label:?}");
+            return;
+        }
+        set_channel(&self.input, Some(channel.clone()));
+        let events = self.events.clone();
+        let slot = self.input.clone();
+        let id = self.stats.id;
+        tokio::spawn(async move {
+            while let Some(event) = channel.poll().await {
+                match event {
+                    DataChannelEvent::OnOpen => set_channel(&slot, Some(channel.clone())),
+                    DataChannelEvent::OnMessage(msg) => {
+                        let sent = events.send(SessionEvent::Input(msg.data.freeze())).await;
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    DataChannelEvent::OnClose => break,
+                    _ => {}
+                }
+            }
+            tracing::debug!(session = id, "input data channel closed");
+            set_channel(&slot, None);
+        });
     }
+}
+
+fn set_channel(slot: &InputChannel, channel: Option<Arc<dyn DataChannel>>) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = channel;
 }
 
 /// One viewer's peer connection and media task.
 pub struct Session {
     pc: Arc<dyn PeerConnection>,
+    input: InputChannel,
     stats: Arc<SessionStats>,
     media: Option<JoinHandle<()>>,
     rtcp: Option<JoinHandle<()>>,
@@ -277,8 +307,10 @@ impl Session {
             .build();
 
         let (connected_tx, connected_rx) = tokio::sync::watch::channel(false);
+        let input: InputChannel = Arc::default();
         let handler = Arc::new(Handler {
             events,
+            input: input.clone(),
             stats: stats.clone(),
             connected: connected_tx,
         });
@@ -301,6 +333,7 @@ impl Session {
 
         let mut session = Session {
             pc: pc.clone(),
+            input,
             stats: stats.clone(),
             media: None,
             rtcp: None,
@@ -384,6 +417,16 @@ impl Session {
             })
             .await
             .map_err(|e| SessionError::BadCandidate(e.to_string()))
+    }
+
+    /// Sends an input-side message (cursor, clipboard) on the `input` data channel. Returns
+    /// `false` when the channel is not open (the caller falls back to the WebSocket).
+    pub async fn send_input(&self, text: &str) -> bool {
+        let channel = self.input.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match channel {
+            Some(channel) => channel.send_text(text).await.is_ok(),
+            None => false,
+        }
     }
 
     /// This session's counters.
