@@ -59,6 +59,7 @@ pub struct AppState {
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
+    slots: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -81,6 +82,7 @@ impl AppState {
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
+            slots: Arc::default(),
         }
     }
 
@@ -100,9 +102,29 @@ impl AppState {
         self.sessions().remove(&id);
     }
 
+    /// Takes one of the `--max-viewers` slots, or `None` when all are taken. The slot is
+    /// given back when the guard drops (the socket ended, or the upgrade never happened).
+    fn take_slot(&self) -> Option<SlotGuard> {
+        let taken = self.slots.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.access.max_viewers {
+            self.slots.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SlotGuard(self.slots.clone()))
+    }
+
     /// Number of signalling connections open now.
     pub fn session_count(&self) -> usize {
         self.sessions().len()
+    }
+}
+
+/// A taken viewer slot; see [`AppState::take_slot`].
+struct SlotGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -5,7 +5,6 @@
 //! whatever ends first (socket, peer, shutdown) ends the other, releasing the session.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -69,7 +68,7 @@ pub async fn upgrade(
         )
             .into_response();
     }
-    if state.session_count() >= state.access.max_viewers {
+    let Some(slot) = state.take_slot() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "10")],
@@ -79,10 +78,13 @@ pub async fn upgrade(
             ),
         )
             .into_response();
-    }
+    };
     ws.max_message_size(signal::MAX_MESSAGE_BYTES)
         .max_frame_size(signal::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(state, socket, role))
+        .on_upgrade(move |socket| async move {
+            serve(state, socket, role).await;
+            drop(slot);
+        })
 }
 
 async fn serve(state: AppState, socket: WebSocket, role: Role) {
@@ -122,9 +124,11 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(64);
     let mut session: Option<Session> = None;
     let mut shutdown = state.shutdown.clone();
-    let connect_deadline = tokio::time::sleep(Duration::from_secs(3600 * 24 * 365));
+    // A socket must send its offer and connect within the timeout, or it is closed: idle
+    // sockets hold a viewer slot.
+    let connect_deadline = tokio::time::sleep(state.connect_timeout);
     tokio::pin!(connect_deadline);
-    let mut deadline_armed = false;
+    let mut deadline_armed = true;
     let mut rejected = 0u32;
 
     loop {
