@@ -18,11 +18,12 @@
 //! * [`server`] serves the page, the signalling WebSocket and the stats API, with token auth.
 //! * [`display`] starts a private Xvfb when no display is given.
 
+pub mod audio;
 pub mod broadcast;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
-pub mod session;
 pub mod server;
+pub mod session;
 pub mod video;
