@@ -24,6 +24,6 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
-pub mod server;
 pub mod session;
+pub mod server;
 pub mod video;
