@@ -1,2 +1,3 @@
+mod audio;
 mod capture;
 mod cli;

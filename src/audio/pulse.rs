@@ -190,7 +190,11 @@ fn open(address: &str) -> Result<Conn, PulseError> {
     Err(PulseError::BadAddress(address.to_owned()))
 }
 
-/// The authentication cookie, if the user has one (anonymous servers accept none).
+/// Length of the authentication cookie: the server rejects any other length as a protocol error.
+const COOKIE_LEN: usize = 256;
+
+/// The user's authentication cookie, or zeros when there is none (enough for servers that
+/// allow anonymous clients, and for PipeWire).
 fn cookie() -> Vec<u8> {
     let mut paths: Vec<PathBuf> = Vec::new();
     if let Ok(path) = std::env::var("PULSE_COOKIE") {
@@ -201,10 +205,12 @@ fn cookie() -> Vec<u8> {
         paths.push(home.join(".config/pulse/cookie"));
         paths.push(home.join(".pulse-cookie"));
     }
-    paths
+    let mut cookie = paths
         .iter()
         .find_map(|p| std::fs::read(p).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    cookie.resize(COOKIE_LEN, 0);
+    cookie
 }
 
 /// An open record stream on the server.
