@@ -230,18 +230,18 @@ impl AudioHub {
             counters: self.inner.counters.clone(),
         };
         let counters = self.inner.counters.clone();
-        counters.running.store(true, Ordering::Relaxed);
+        counters.threads.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("vnrit-audio".into())
             .spawn(move || {
                 worker::run(job);
-                counters.running.store(false, Ordering::Relaxed);
+                counters.threads.fetch_sub(1, Ordering::Relaxed);
             });
         let thread = match spawned {
             Ok(handle) => Some(handle),
             Err(err) => {
                 tracing::warn!("audio disabled: cannot start the audio thread: {err}");
-                self.inner.counters.running.store(false, Ordering::Relaxed);
+                self.inner.counters.threads.fetch_sub(1, Ordering::Relaxed);
                 self.inner
                     .counters
                     .set_error(format!("cannot start the audio thread: {err}"));

@@ -1,13 +1,14 @@
 //! Counters of the audio pipeline, shared between its thread and whoever reports on it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// Live counters, updated by the audio thread.
 #[derive(Debug, Default)]
 pub struct AudioCounters {
-    pub(super) running: AtomicBool,
+    /// Audio threads alive (briefly two while a stopping run overlaps a new one).
+    pub(super) threads: AtomicUsize,
     pub(super) connected: AtomicBool,
     pub(super) frames_captured: AtomicU64,
     pub(super) frames_encoded: AtomicU64,
@@ -58,7 +59,7 @@ impl AudioCounters {
     /// Copies the counters.
     pub fn snapshot(&self) -> AudioStats {
         AudioStats {
-            running: self.running.load(Ordering::Relaxed),
+            running: self.threads.load(Ordering::Relaxed) > 0,
             connected: self.connected.load(Ordering::Relaxed),
             frames_captured: self.frames_captured.load(Ordering::Relaxed),
             frames_encoded: self.frames_encoded.load(Ordering::Relaxed),

@@ -203,49 +203,64 @@ fn samples_to_duration(samples: usize) -> Duration {
     Duration::from_nanos(samples as u64 * 1_000_000_000 / u64::from(SAMPLE_RATE))
 }
 
-/// Turns arrival-based capture estimates (jittery by a fragment) into a steady sample clock:
-/// frame n of a run is stamped `anchor + n * 20 ms`, so consecutive packets differ by exactly
-/// 960 RTP ticks. The anchor follows the wall clock: a large gap (suspend, stall) re-anchors, and
-/// slow drift between the sound card's clock and ours is slewed away 1 ms at a time.
+/// Turns arrival-based capture estimates into a steady sample clock: frame n is stamped
+/// `anchor + n * 20 ms`, so consecutive packets differ by exactly 960 RTP ticks and stamps never
+/// go backwards.
+///
+/// An estimate (arrival minus what is queued behind the frame) is never earlier than the true
+/// capture time, only later by delivery jitter or a stall. So the clock jumps forward only when
+/// every estimate for [`LATE_FRAMES`] frames in a row is more than [`REANCHOR_AFTER`] late (the
+/// source was suspended and resumed, which leaves a real gap), by the smallest of those delays;
+/// a burst after a stall, whose later frames are on time, does not move it. Slow drift between
+/// the sound card's clock and ours is slewed away 1 ms at a time.
 #[derive(Default)]
 struct FrameClock {
     anchor: Option<Duration>,
     frames: u32,
     /// Smoothed (estimate - stamp) in microseconds.
     offset_us: f64,
+    /// Consecutive frames that were far late, and the least late of them.
+    late: u32,
+    least_late: Duration,
 }
+
+/// How many consecutive late frames prove a real gap.
+const LATE_FRAMES: u32 = 10;
 
 impl FrameClock {
     fn stamp(&mut self, estimate: Duration) -> Duration {
-        let Some(anchor) = self.anchor else {
-            return self.reanchor(estimate);
+        let Some(mut anchor) = self.anchor else {
+            self.anchor = Some(estimate);
+            self.frames = 1;
+            return estimate;
         };
         let expected = anchor + FRAME_DURATION * self.frames;
-        let diff_us = estimate.as_secs_f64() * 1e6 - expected.as_secs_f64() * 1e6;
-        if diff_us.abs() > REANCHOR_AFTER.as_secs_f64() * 1e6 {
-            tracing::debug!("audio clock re-anchored ({:.0} ms off)", diff_us / 1000.0);
-            return self.reanchor(estimate);
-        }
-        self.offset_us += (diff_us - self.offset_us) * 0.02;
-        let mut anchor = anchor;
-        if self.offset_us > 20_000.0 {
-            anchor += Duration::from_millis(1);
-            self.offset_us -= 1000.0;
-        } else if self.offset_us < -20_000.0 {
-            anchor = anchor.saturating_sub(Duration::from_millis(1));
-            self.offset_us += 1000.0;
+        let late = estimate.saturating_sub(expected);
+        if late > REANCHOR_AFTER {
+            self.least_late = if self.late == 0 { late } else { self.least_late.min(late) };
+            self.late += 1;
+            if self.late >= LATE_FRAMES {
+                tracing::debug!("audio clock jumped {:?} after a gap", self.least_late);
+                anchor += self.least_late;
+                self.late = 0;
+                self.offset_us = 0.0;
+            }
+        } else {
+            self.late = 0;
+            let diff_us = estimate.as_secs_f64() * 1e6 - expected.as_secs_f64() * 1e6;
+            self.offset_us += (diff_us - self.offset_us) * 0.02;
+            if self.offset_us > 20_000.0 {
+                anchor += Duration::from_millis(1);
+                self.offset_us -= 1000.0;
+            } else if self.offset_us < -20_000.0 {
+                anchor = anchor.saturating_sub(Duration::from_millis(1));
+                self.offset_us += 1000.0;
+            }
         }
         self.anchor = Some(anchor);
         let stamp = anchor + FRAME_DURATION * self.frames;
         self.frames = self.frames.wrapping_add(1);
         stamp
-    }
-
-    fn reanchor(&mut self, estimate: Duration) -> Duration {
-        self.anchor = Some(estimate);
-        self.frames = 1;
-        self.offset_us = 0.0;
-        estimate
     }
 }
 
@@ -276,8 +291,27 @@ mod tests {
         for pair in stamps.windows(2) {
             assert_eq!(pair[1] - pair[0], FRAME_DURATION);
         }
-        // A long gap (source suspended) re-anchors on the new arrival time.
-        let later = base + Duration::from_secs(10);
-        assert_eq!(clock.stamp(later), later);
+        // A burst after a stall (the first pieces look late, the rest are on time) keeps the
+        // clock; a long gap (source suspended) moves it forward after a few frames.
+        let mut last = *stamps.last().unwrap_or(&base);
+        let mut next = base + FRAME_DURATION * 50;
+        for n in 0..30u32 {
+            let estimate = if n < 3 { next + Duration::from_millis(400) } else { next };
+            let stamp = clock.stamp(estimate);
+            assert_eq!(stamp - last, FRAME_DURATION, "burst frame {n}");
+            last = stamp;
+            next += FRAME_DURATION;
+        }
+        let gap = Duration::from_secs(10);
+        let mut jumped = false;
+        for _ in 0..2 * LATE_FRAMES {
+            let stamp = clock.stamp(next + gap);
+            assert!(stamp > last, "stamps never go backwards");
+            jumped |= stamp - last > Duration::from_secs(9);
+            last = stamp;
+            next += FRAME_DURATION;
+        }
+        assert!(jumped, "the clock followed the gap");
+        assert_eq!(last, next - FRAME_DURATION + gap);
     }
 }
