@@ -149,12 +149,16 @@ fn write_tone(path: &Path, hz: f64, secs: u32) {
 }
 
 fn hub_for(dir: &TempDir) -> AudioHub {
+    hub_with_origin(dir, Instant::now())
+}
+
+fn hub_with_origin(dir: &TempDir, origin: Instant) -> AudioHub {
     let config = AudioConfig {
         source: AudioSource::DefaultMonitor,
         server: Some(dir.address()),
         bitrate_bps: 96_000,
     };
-    AudioHub::new(config, Instant::now())
+    AudioHub::new(config, origin)
 }
 
 /// Polls the hub's stats until `done` holds, or fails with `what` after `limit`.
@@ -235,7 +239,9 @@ fn tone_in_the_sink_comes_out_as_opus_at_1khz() {
     let _pulse = Pulse::start(&dir);
     let wav = dir.0.join("tone.wav");
     write_tone(&wav, 1000.0, 8);
-    let hub = hub_for(&dir);
+    // The origin is in the past, as when video started first: stamps count from it.
+    let origin = Instant::now() - Duration::from_secs(3);
+    let hub = hub_with_origin(&dir, origin);
     let mut sub = hub.subscribe();
     wait_stats(&hub, Duration::from_secs(10), "recording to start", |s| {
         s.connected
@@ -246,6 +252,12 @@ fn tone_in_the_sink_comes_out_as_opus_at_1khz() {
     let rt = runtime();
     let frames = collect(&rt, &mut sub, 100, Duration::from_secs(15));
     assert_eq!(frames.len(), 100, "2 s of tone arrived as 100 packets");
+    let now = origin.elapsed();
+    let newest = frames[99].timestamp;
+    assert!(
+        newest < now && now - newest < Duration::from_millis(500),
+        "stamps are capture times on the caller's clock: newest {newest:?}, now {now:?}"
+    );
 
     // Timestamps rise in whole frames (the RTP clock steps 960 per packet).
     for pair in frames.windows(2) {

@@ -18,8 +18,8 @@ use super::{AudioSource, CHANNELS, SAMPLE_RATE};
 
 /// How long the handshake (auth, look-ups, stream creation) may take before we give up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bytes in 10 ms of 48 kHz stereo S16: the fragment size we ask the server for.
-const FRAGMENT_BYTES: u32 = SAMPLE_RATE / 100 * CHANNELS * 2;
+/// Bytes in 20 ms of 48 kHz stereo S16 (one Opus frame): the fragment size we ask the server for.
+const FRAGMENT_BYTES: u32 = SAMPLE_RATE / 50 * CHANNELS * 2;
 /// Refuse absurd messages rather than allocate whatever a broken server announces.
 const MAX_MESSAGE: u32 = 4 * 1024 * 1024;
 

@@ -237,7 +237,11 @@ impl FrameClock {
         let expected = anchor + FRAME_DURATION * self.frames;
         let late = estimate.saturating_sub(expected);
         if late > REANCHOR_AFTER {
-            self.least_late = if self.late == 0 { late } else { self.least_late.min(late) };
+            self.least_late = if self.late == 0 {
+                late
+            } else {
+                self.least_late.min(late)
+            };
             self.late += 1;
             if self.late >= LATE_FRAMES {
                 tracing::debug!("audio clock jumped {:?} after a gap", self.least_late);
@@ -296,7 +300,11 @@ mod tests {
         let mut last = *stamps.last().unwrap_or(&base);
         let mut next = base + FRAME_DURATION * 50;
         for n in 0..30u32 {
-            let estimate = if n < 3 { next + Duration::from_millis(400) } else { next };
+            let estimate = if n < 3 {
+                next + Duration::from_millis(400)
+            } else {
+                next
+            };
             let stamp = clock.stamp(estimate);
             assert_eq!(stamp - last, FRAME_DURATION, "burst frame {n}");
             last = stamp;
