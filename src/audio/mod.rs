@@ -6,7 +6,8 @@
 //! of stalling anyone. The thread records the monitor of the default sink (or a named source) as
 //! 48 kHz stereo S16 with blocking reads ([`pulse`]), cuts it into 20 ms frames, stamps each with
 //! its capture time on the caller's clock (the same origin as video, for lip sync) and encodes it
-//! ([`encoder`]); silent frames are skipped, so a quiet desktop sends nothing.
+//! ([`encoder`]); silent frames are skipped, so a quiet desktop sends nothing. Each viewer's
+//! session turns the packets into RTP with its own [`rtp::OpusPacketizer`].
 //!
 //! Audio never takes the process down: with no server, a server that goes away or a source that
 //! disappears, the thread logs one warning, keeps retrying (1 s doubling to 10 s) and resumes by
@@ -14,6 +15,7 @@
 
 mod encoder;
 mod pulse;
+pub mod rtp;
 mod stats;
 mod worker;
 
