@@ -4,9 +4,9 @@
 //! pipeline on its own thread (`vnrit-audio`), the last one dropped stops it, and Opus packets go
 //! out through a bounded `tokio::sync::broadcast` ring so a slow viewer loses old packets instead
 //! of stalling anyone. The thread records the monitor of the default sink (or a named source) as
-//! 48 kHz stereo S16 with blocking reads ([`pulse`]), cuts it into 20 ms frames, stamps each with
+//! 48 kHz stereo S16 with blocking reads (`pulse`), cuts it into 20 ms frames, stamps each with
 //! its capture time on the caller's clock (the same origin as video, for lip sync) and encodes it
-//! ([`encoder`]); silent frames are skipped, so a quiet desktop sends nothing. Each viewer's
+//! (`encoder`); silent frames are skipped, so a quiet desktop sends nothing. Each viewer's
 //! session turns the packets into RTP with its own [`rtp::OpusPacketizer`].
 //!
 //! Audio never takes the process down: with no server, a server that goes away or a source that
