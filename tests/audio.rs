@@ -103,9 +103,14 @@ struct Player(Child);
 
 impl Player {
     fn play(dir: &TempDir, wav: &Path) -> Player {
+        Player::play_on(dir, wav, "vsink")
+    }
+
+    fn play_on(dir: &TempDir, wav: &Path, sink: &str) -> Player {
         let mut cmd = Command::new("paplay");
         cmd.arg(format!("--server={}", dir.address()))
-            .args(["--device=vsink", "--latency-msec=20"])
+            .arg(format!("--device={sink}"))
+            .arg("--latency-msec=20")
             .arg(wav);
         pulse_env(&mut cmd, &dir.0);
         Player(
@@ -146,6 +151,15 @@ fn write_tone(path: &Path, hz: f64, secs: u32) {
         out.extend_from_slice(&s.to_le_bytes());
     }
     std::fs::write(path, out).expect("write the tone");
+}
+
+/// Runs `pactl` against the private server; fails the test if it fails.
+fn pactl(dir: &TempDir, args: &[&str]) {
+    let mut cmd = Command::new("pactl");
+    cmd.arg(format!("--server={}", dir.address())).args(args);
+    pulse_env(&mut cmd, &dir.0);
+    let status = cmd.status().expect("pactl runs");
+    assert!(status.success(), "pactl {args:?} failed");
 }
 
 fn hub_for(dir: &TempDir) -> AudioHub {
@@ -414,13 +428,7 @@ fn missing_named_source_is_reported_and_shutdown_ends_listeners() {
 fn sink_removed_and_added_back_resumes_recording() {
     let dir = TempDir::new("unload");
     let _pulse = Pulse::start(&dir);
-    let pactl = |args: &[&str]| {
-        let mut cmd = Command::new("pactl");
-        cmd.arg(format!("--server={}", dir.address())).args(args);
-        pulse_env(&mut cmd, &dir.0);
-        let status = cmd.status().expect("pactl runs");
-        assert!(status.success(), "pactl {args:?} failed");
-    };
+    let pactl = |args: &[&str]| pactl(&dir, args);
     let hub = hub_for(&dir);
     let _sub = hub.subscribe();
     wait_stats(&hub, Duration::from_secs(10), "recording to start", |s| {
@@ -459,4 +467,38 @@ fn sink_removed_and_added_back_resumes_recording() {
         "audio to be read again",
         |s| s.frames_captured >= resumed + 10,
     );
+}
+
+#[test]
+fn recording_follows_a_new_default_sink() {
+    let dir = TempDir::new("default");
+    let _pulse = Pulse::start(&dir);
+    let wav = dir.0.join("tone.wav");
+    write_tone(&wav, 1000.0, 8);
+    let hub = hub_for(&dir);
+    let mut sub = hub.subscribe();
+    wait_stats(&hub, Duration::from_secs(10), "recording to start", |s| {
+        s.connected
+    });
+    pactl(
+        &dir,
+        &[
+            "load-module",
+            "module-null-sink",
+            "sink_name=other",
+            "rate=48000",
+            "channels=2",
+        ],
+    );
+    pactl(&dir, &["set-default-sink", "other"]);
+    wait_stats(
+        &hub,
+        Duration::from_secs(10),
+        "the switch to the new default",
+        |s| s.connected && s.source.as_deref() == Some("other.monitor"),
+    );
+    let _player = Player::play_on(&dir, &wav, "other");
+    let rt = runtime();
+    let frames = collect(&rt, &mut sub, 10, Duration::from_secs(10));
+    assert_eq!(frames.len(), 10, "what the new default sink plays is heard");
 }

@@ -222,6 +222,8 @@ pub struct Recorder {
     pub source: String,
     /// The server address in use.
     pub address: String,
+    /// Recording the default sink's monitor: follow the default when it changes.
+    pub follows_default: bool,
 }
 
 /// What one blocking read brought.
@@ -230,6 +232,8 @@ pub enum Event {
     Data(Vec<u8>),
     /// The server had to drop captured audio (we read too slowly).
     Overflow,
+    /// The server's settings changed (perhaps its default sink).
+    ServerChanged,
     /// Something we do not act on (moved, suspended, started, ...).
     Other,
 }
@@ -249,48 +253,23 @@ impl Recorder {
     }
 
     fn start(conn: Conn, address: String, source: &AudioSource) -> Result<Recorder, PulseError> {
-        conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        let mut conn = std::io::BufReader::new(conn);
-        let mut seq = 0u32;
-
-        let auth = protocol::AuthParams {
-            version: protocol::MAX_VERSION,
-            supports_shm: false,
-            supports_memfd: false,
-            cookie: cookie(),
-        };
-        protocol::write_command_message(
-            conn.get_mut(),
-            seq,
-            &Command::Auth(auth),
-            protocol::MAX_VERSION,
-        )?;
-        let reply =
-            protocol::read_reply_message::<protocol::AuthReply>(&mut conn, protocol::MAX_VERSION);
-        let version = match reply {
-            Ok((_, reply)) => reply.version.min(protocol::MAX_VERSION),
-            Err(ProtocolError::ServerError(code)) => {
-                return Err(PulseError::Auth(format!("{code:?}")))
-            }
-            Err(err) => return Err(err.into()),
-        };
-
-        seq += 1;
-        let mut props = protocol::Props::new();
-        props.set(protocol::Prop::ApplicationName, c"vnrit");
-        protocol::write_command_message(
-            conn.get_mut(),
-            seq,
-            &Command::SetClientName(props),
-            version,
-        )?;
-        protocol::read_reply_message::<protocol::SetClientNameReply>(&mut conn, version)?;
-
+        let (mut conn, version, mut seq) = handshake(conn)?;
         let name = match source {
             AudioSource::Named(name) => name.clone(),
             AudioSource::DefaultMonitor => {
                 seq += 1;
-                default_monitor(&mut conn, version, &mut seq)?
+                let monitor = default_monitor(&mut conn, version, &mut seq)?;
+                // Hear about default-sink changes (server events) to follow them.
+                seq += 1;
+                let mask = protocol::SubscriptionMask::SERVER;
+                protocol::write_command_message(
+                    conn.get_mut(),
+                    seq,
+                    &Command::Subscribe(mask),
+                    version,
+                )?;
+                protocol::read_ack_message(&mut conn)?;
+                monitor
             }
         };
         let source_name =
@@ -351,6 +330,7 @@ impl Recorder {
             channel: stream.channel,
             source: name,
             address,
+            follows_default: *source == AudioSource::DefaultMonitor,
         })
     }
 
@@ -382,6 +362,11 @@ impl Recorder {
                 Err(PulseError::StreamKilled(self.source.clone()))
             }
             Ok((_, Command::Overflow(_))) => Ok(Event::Overflow),
+            Ok((_, Command::SubscribeEvent(event)))
+                if event.event_facility == protocol::SubscriptionEventFacility::Server =>
+            {
+                Ok(Event::ServerChanged)
+            }
             Ok((_, Command::RecordStreamMoved(moved))) => {
                 tracing::info!(
                     "audio: PulseAudio moved the recording to source #{}",
@@ -399,6 +384,50 @@ impl Recorder {
             }
         }
     }
+}
+
+/// Authenticates and names the client; returns the reader, the protocol version in use and the
+/// last sequence number used.
+fn handshake(conn: Conn) -> Result<(std::io::BufReader<Conn>, u16, u32), PulseError> {
+    conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let mut conn = std::io::BufReader::new(conn);
+    let mut seq = 0u32;
+
+    let auth = protocol::AuthParams {
+        version: protocol::MAX_VERSION,
+        supports_shm: false,
+        supports_memfd: false,
+        cookie: cookie(),
+    };
+    protocol::write_command_message(
+        conn.get_mut(),
+        seq,
+        &Command::Auth(auth),
+        protocol::MAX_VERSION,
+    )?;
+    let reply =
+        protocol::read_reply_message::<protocol::AuthReply>(&mut conn, protocol::MAX_VERSION);
+    let version = match reply {
+        Ok((_, reply)) => reply.version.min(protocol::MAX_VERSION),
+        Err(ProtocolError::ServerError(code)) => return Err(PulseError::Auth(format!("{code:?}"))),
+        Err(err) => return Err(err.into()),
+    };
+
+    seq += 1;
+    let mut props = protocol::Props::new();
+    props.set(protocol::Prop::ApplicationName, c"vnrit");
+    protocol::write_command_message(conn.get_mut(), seq, &Command::SetClientName(props), version)?;
+    protocol::read_reply_message::<protocol::SetClientNameReply>(&mut conn, version)?;
+
+    Ok((conn, version, seq))
+}
+
+/// Asks the server at `address` (on a short-lived connection) for the monitor of its default
+/// sink now.
+pub fn current_default_monitor(address: &str) -> Result<String, PulseError> {
+    let (mut conn, version, mut seq) = handshake(open(address)?)?;
+    seq += 1;
+    default_monitor(&mut conn, version, &mut seq)
 }
 
 /// The monitor source of the server's default sink.

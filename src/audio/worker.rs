@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use super::encoder::{Encoded, OpusEncoder};
-use super::pulse::{Event, PulseError, Recorder};
+use super::pulse::{current_default_monitor, Event, PulseError, Recorder};
 use super::stats::{thread_cpu_time, AudioCounters};
 use super::{
     AudioConfig, AudioFrame, Control, CHANNELS, FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE,
@@ -64,7 +64,14 @@ pub(super) fn run(job: Job) {
         if job.control.stopped() {
             break;
         }
-        let Err(err) = result else { continue };
+        let err = match result {
+            Ok(Ended::Stopped) => continue,
+            Ok(Ended::DefaultChanged(monitor)) => {
+                tracing::info!("audio: the default sink changed; now recording {monitor:?}");
+                continue;
+            }
+            Err(err) => err,
+        };
         if job.counters.connects.load(Ordering::Relaxed) != connects_before {
             // It worked for a while: a new outage, worth a new warning.
             backoff = FIRST_BACKOFF;
@@ -90,17 +97,25 @@ pub(super) fn run(job: Job) {
     tracing::info!("audio pipeline stopped");
 }
 
-/// Streams from one open recorder until it fails (the error says why) or the hub stops (`Ok`).
+/// Why a recording ended without an error.
+enum Ended {
+    /// The hub stopped the pipeline.
+    Stopped,
+    /// The default sink changed (to the one with this monitor): reconnect at once to follow it.
+    DefaultChanged(String),
+}
+
+/// Streams from one open recorder until it fails (the error says why) or ends (`Ok`, saying why).
 fn session(
     job: &Job,
     mut recorder: Recorder,
     encoder: &mut OpusEncoder,
     report_cpu: &mut impl FnMut(&AudioCounters),
     recovering: bool,
-) -> Result<(), PulseError> {
+) -> Result<Ended, PulseError> {
     let interrupter = recorder.interrupter()?;
     if !job.control.arm(interrupter) {
-        return Ok(());
+        return Ok(Ended::Stopped);
     }
     let counters = &job.counters;
     counters.connected.store(true, Ordering::Relaxed);
@@ -127,7 +142,7 @@ fn session(
     let result = loop {
         let event = match recorder.read() {
             Ok(event) => event,
-            Err(_) if job.control.stopped() => break Ok(()),
+            Err(_) if job.control.stopped() => break Ok(Ended::Stopped),
             Err(err) => break Err(err),
         };
         let bytes = match event {
@@ -136,7 +151,19 @@ fn session(
                 counters.overflows.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            Event::Other => continue,
+            Event::ServerChanged if recorder.follows_default => {
+                match current_default_monitor(&recorder.address) {
+                    Ok(monitor) if monitor != recorder.source => {
+                        break Ok(Ended::DefaultChanged(monitor))
+                    }
+                    Ok(_) => continue,
+                    Err(err) => {
+                        tracing::debug!("audio: cannot look up the default sink: {err}");
+                        continue;
+                    }
+                }
+            }
+            Event::ServerChanged | Event::Other => continue,
         };
         let arrival = Instant::now().saturating_duration_since(job.clock_origin);
         append_samples(&mut pcm, &mut odd_byte, &bytes);
@@ -175,7 +202,7 @@ fn session(
         pcm.drain(..start);
         report_cpu(counters);
         if job.control.stopped() {
-            break Ok(());
+            break Ok(Ended::Stopped);
         }
     };
     job.control.disarm();
