@@ -43,12 +43,17 @@ pub struct AudioStats {
     pub connects: u64,
     /// Frames that listeners lost because they fell behind.
     pub frames_dropped: u64,
-    /// CPU time the audio thread used, over all its runs.
+    /// CPU time the audio thread used, over all its runs (JSON: `thread_cpu_ms`).
+    #[serde(rename = "thread_cpu_ms", serialize_with = "as_millis")]
     pub thread_cpu: Duration,
     /// The most recent problem (kept after recovery until the next one), if any.
     pub last_error: Option<String>,
     /// The source being recorded (or last recorded).
     pub source: Option<String>,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 fn lock<T: Clone>(m: &Mutex<T>) -> T {
@@ -99,4 +104,22 @@ pub(super) fn thread_cpu_time() -> Duration {
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_serialize_for_the_stats_api() {
+        let stats = AudioStats {
+            thread_cpu: Duration::from_micros(1500),
+            last_error: Some("no server".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&stats).expect("serializes");
+        assert_eq!(json["thread_cpu_ms"], 1.5);
+        assert_eq!(json["last_error"], "no server");
+        assert_eq!(json["connected"], false);
+    }
 }
