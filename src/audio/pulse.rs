@@ -26,11 +26,11 @@ const MAX_MESSAGE: u32 = 4 * 1024 * 1024;
 /// What can go wrong while talking to PulseAudio.
 #[derive(Debug, thiserror::Error)]
 pub enum PulseError {
-    /// No server address was given and none could be derived from the environment.
+    /// No server address was given and none of the usual places has a server.
     #[error(
-        "no PulseAudio server found (set PULSE_SERVER or XDG_RUNTIME_DIR, or start PulseAudio/PipeWire)"
+        "no PulseAudio server found (tried {0}); start PulseAudio or PipeWire, or set PULSE_SERVER"
     )]
-    NoServer,
+    NoServer(String),
     /// The server address has a form we cannot use.
     #[error(
         "unsupported PulseAudio server address {0:?} (use unix:/path/to/native or tcp:host:port)"
@@ -242,14 +242,18 @@ impl Recorder {
     /// Connects to the first reachable server among the candidates and starts recording `source`.
     pub fn open(server: Option<&str>, source: &AudioSource) -> Result<Recorder, PulseError> {
         let candidates = server_candidates(server);
-        let mut last = PulseError::NoServer;
-        for address in candidates {
-            match open(&address) {
-                Ok(conn) => return Recorder::start(conn, address, source),
-                Err(err) => last = err,
+        let mut last = None;
+        for address in &candidates {
+            match open(address) {
+                Ok(conn) => return Recorder::start(conn, address.clone(), source),
+                Err(err) => last = Some(err),
             }
         }
-        Err(last)
+        match last {
+            // An address the user chose: say exactly why it failed.
+            Some(err) if server.is_some() || candidates.len() == 1 => Err(err),
+            _ => Err(PulseError::NoServer(candidates.join(", "))),
+        }
     }
 
     fn start(conn: Conn, address: String, source: &AudioSource) -> Result<Recorder, PulseError> {
@@ -456,5 +460,37 @@ fn default_monitor(
             Err(PulseError::NoDefaultSink)
         }
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explicit_address_is_the_only_candidate_and_its_error_is_kept() {
+        assert_eq!(
+            server_candidates(Some("tcp:host")),
+            vec!["tcp:host".to_owned()]
+        );
+        let err = Recorder::open(
+            Some("unix:/nonexistent/vnrit/native"),
+            &AudioSource::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("cannot connect to PulseAudio at unix:/nonexistent/vnrit/native"),
+            "{err}"
+        );
+        let err = Recorder::open(Some("pipe:x"), &AudioSource::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("unsupported PulseAudio server address"),
+            "{err}"
+        );
     }
 }
