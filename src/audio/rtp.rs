@@ -7,12 +7,33 @@
 
 use std::time::Duration;
 
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp::{Header, Packet};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec};
 
 use super::{AudioFrame, FRAME_DURATION, SAMPLE_RATE};
 
 /// The `a=fmtp` line to register the Opus codec with (10 ms minimum packet time, in-band FEC).
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
+/// The payload type browsers use for Opus; the negotiated one is read from the sender.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// The Opus codec to register on the media engine (`RtpCodecKind::Audio`) and to put in the
+/// audio track's encoding: 48 kHz, 2 channels, [`OPUS_FMTP`], transport-wide congestion control
+/// feedback.
+pub fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: SAMPLE_RATE,
+        channels: 2,
+        sdp_fmtp_line: OPUS_FMTP.to_owned(),
+        rtcp_feedback: vec![RTCPFeedback {
+            typ: "transport-cc".to_owned(),
+            parameter: String::new(),
+        }],
+    }
+}
 
 /// Per-viewer Opus RTP packetizer.
 #[derive(Debug)]
@@ -75,6 +96,14 @@ mod tests {
             timestamp: Duration::from_millis(ms),
             samples: 960,
         }
+    }
+
+    #[test]
+    fn the_codec_is_opus_48k_stereo_with_fec() {
+        let codec = opus_codec();
+        assert_eq!(codec.mime_type.to_ascii_lowercase(), "audio/opus");
+        assert_eq!((codec.clock_rate, codec.channels), (48_000, 2));
+        assert!(codec.sdp_fmtp_line.contains("useinbandfec=1"));
     }
 
     #[test]
