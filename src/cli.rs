@@ -13,6 +13,7 @@ use clap::Parser;
 use tokio::sync::{mpsc, watch};
 use tracing_subscriber::EnvFilter;
 
+use crate::audio::AudioHub;
 use crate::broadcast::Hub;
 use crate::capture::Capturer;
 use crate::config::{Cli, Config};
@@ -140,8 +141,14 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     };
     let clock_origin = std::time::Instant::now();
     let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
+    // Audio never stops the server: without PulseAudio it warns once and keeps retrying.
+    let audio = config
+        .audio
+        .clone()
+        .map(|cfg| AudioHub::new(cfg, clock_origin));
     let state = AppState::new(
         hub.clone(),
+        audio.clone(),
         input.clone(),
         Access {
             token: config.token.clone(),
@@ -202,9 +209,14 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     // Sessions close their peers on the shutdown signal; give them a moment, then go.
     let _ = tokio::time::timeout(Duration::from_millis(700), &mut server).await;
     server.abort();
-    tokio::task::spawn_blocking(move || hub.shutdown(Duration::from_millis(300)))
-        .await
-        .ok();
+    tokio::task::spawn_blocking(move || {
+        if let Some(audio) = audio {
+            audio.shutdown(Duration::from_millis(300));
+        }
+        hub.shutdown(Duration::from_millis(300));
+    })
+    .await
+    .ok();
     outcome
 }
 

@@ -22,6 +22,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
 use crate::input::InputService;
 use crate::session::{NetworkConfig, PeerState, SessionStats};
@@ -46,6 +47,8 @@ pub struct Access {
 pub struct AppState {
     /// The shared video stream.
     pub hub: Hub,
+    /// The shared desktop audio (`None` with `--no-audio`).
+    pub audio: Option<AudioHub>,
     /// Keyboard, mouse, cursor and clipboard (absent when the X server cannot inject input).
     pub input: Option<Arc<InputService>>,
     /// Who may come in.
@@ -66,6 +69,7 @@ impl AppState {
     /// State for a server streaming `hub`.
     pub fn new(
         hub: Hub,
+        audio: Option<AudioHub>,
         input: Option<Arc<InputService>>,
         access: Access,
         net: NetworkConfig,
@@ -74,6 +78,7 @@ impl AppState {
     ) -> Self {
         AppState {
             hub,
+            audio,
             input,
             access: Arc::new(access),
             net,
@@ -141,6 +146,8 @@ pub struct SessionReport {
     pub frames_sent: u64,
     /// PLI/FIR received.
     pub keyframe_requests: u64,
+    /// Opus packets sent.
+    pub audio_packets_sent: u64,
 }
 
 /// The body of `/api/stats`.
@@ -153,6 +160,8 @@ pub struct StatsReport {
     pub pipeline: StatsSnapshot,
     /// One entry per signalling connection.
     pub sessions: Vec<SessionReport>,
+    /// The audio stage (`null` with `--no-audio`).
+    pub audio: Option<AudioStats>,
 }
 
 async fn stats(State(state): State<AppState>) -> impl IntoResponse {
@@ -165,6 +174,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
             frames_sent: s.frames_sent.load(Ordering::Relaxed),
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
+            audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
         })
         .collect();
     (
@@ -173,6 +183,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             viewers: state.hub.viewers(),
             pipeline: state.hub.stats(),
             sessions,
+            audio: state.audio.as_ref().map(|a| a.stats()),
         }),
     )
 }

@@ -206,7 +206,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         if session.is_some() {
                             Some(ServerMessage::Error { message: "this connection already has a session; open a new WebSocket to renegotiate".into() })
                         } else {
-                            match Session::answer(sdp, &state.hub, &state.net, stats.clone(), events_tx.clone()).await {
+                            match Session::answer(sdp, &state.hub, state.audio.as_ref(), &state.net, stats.clone(), events_tx.clone()).await {
                                 Ok((s, answer)) => {
                                     session = Some(s);
                                     connect_deadline.as_mut().reset(tokio::time::Instant::now() + state.connect_timeout);
