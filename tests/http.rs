@@ -212,3 +212,112 @@ fn a_socket_that_never_offers_is_closed_after_the_connect_timeout() {
     let (status, _) = get(port, "/api/stats", Some("vnrit_token=tok"));
     assert_eq!(status, 200);
 }
+
+/// A minimal browser-like offer: receive-only H.264 video, trickle ICE.
+const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:tEsT\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 3A:96:6D:57:B2:C2:C7:61:A0:46:3E:1C:97:39:D3:F7:0A:88:A0:B1:EC:03:FB:10:A5:5E:C9:71:55:D4:8E:F1\r\n\
+a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack pli\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+
+fn scrape(port: u16) -> prometheus_parse::Scrape {
+    let (status, text) = get(port, "/metrics", Some("vnrit_token=tok"));
+    assert_eq!(status, 200, "{text}");
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format")
+}
+
+fn value(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(ref b) => b.last().map(|b| b.count).unwrap_or(0.0),
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_move_while_streaming() {
+    let display = VirtualDisplay::start(320, 240, first_display(7)).expect("Xvfb");
+    let server = Server::start(&[
+        "--display",
+        display.name(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--token",
+        "tok",
+        "--no-audio",
+    ]);
+    let port = server.port();
+    assert_eq!(get(port, "/metrics", None).0, 401);
+    let idle = scrape(port);
+    assert_eq!(value(&idle, "vnrit_viewers"), 0.0);
+    assert_eq!(value(&idle, "vnrit_frames_encoded_total"), 0.0);
+
+    // One viewer that negotiates (its media never connects, but the shared stream starts).
+    let url = format!("ws://127.0.0.1:{port}/ws?token=tok");
+    let (mut ws, _) = tungstenite::connect(url.as_str()).expect("websocket");
+    let hello = ws.read().expect("hello");
+    assert!(hello.to_string().contains("\"hello\""), "{hello}");
+    let offer = serde_json::json!({"type": "offer", "sdp": OFFER}).to_string();
+    ws.send(tungstenite::Message::text(offer))
+        .expect("send offer");
+    let answer = loop {
+        let msg = ws.read().expect("answer").to_string();
+        if msg.contains("\"answer\"") || msg.contains("\"error\"") {
+            break msg;
+        }
+    };
+    assert!(
+        answer.contains("\"answer\"") && answer.contains("H264"),
+        "{answer}"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        let s = scrape(port);
+        if value(&s, "vnrit_frames_encoded_total") > 0.0 {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "no frames encoded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(value(&busy, "vnrit_viewers"), 1.0);
+    assert_eq!(value(&busy, "vnrit_encoders"), 1.0);
+    assert!(value(&busy, "vnrit_keyframes_total") >= 1.0);
+    assert!(
+        value(&busy, "vnrit_encode_seconds") >= 1.0,
+        "histogram count"
+    );
+    assert!(value(&busy, "vnrit_bitrate_target_bps") > 0.0);
+    assert!(busy
+        .samples
+        .iter()
+        .any(|s| s.metric == "vnrit_session_bytes_sent_total"));
+
+    drop(ws);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while value(&scrape(port), "vnrit_viewers") != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the viewer never left"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

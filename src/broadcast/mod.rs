@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 
-pub use stats::{PipelineStats, StatsSnapshot};
+pub use stats::{PipelineStats, StatsSnapshot, ENCODE_BUCKETS};
 
 use crate::config::VideoConfig;
 use crate::video::EncodedFrame;
@@ -241,6 +241,11 @@ impl Hub {
     /// The pipeline's counters.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
+    }
+
+    /// The live counters themselves (for histograms).
+    pub fn counters(&self) -> &PipelineStats {
+        &self.inner.stats
     }
 
     /// Stops the pipeline for good and waits (bounded) for its thread to finish.

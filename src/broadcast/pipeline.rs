@@ -93,6 +93,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     encoder.set_bitrate(wanted);
                     bitrate = wanted;
                 }
+                stats.bitrate_kbps.store(bitrate, Ordering::Relaxed);
                 if keyframe_wanted {
                     encoder.request_idr();
                     keyframe_wanted = false;
@@ -100,9 +101,11 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                 let timestamp = now.duration_since(clock_origin);
                 let t = Instant::now();
                 let encoded = encoder.encode(i420, timestamp)?;
+                let took = t.elapsed();
                 stats
                     .encode_micros
-                    .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                stats.observe_encode(took.as_secs_f64());
                 pacer.produced(now);
                 let Some(encoded) = encoded else {
                     // Rate control skipped it: try again next interval so the screen's last

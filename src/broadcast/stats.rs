@@ -29,6 +29,36 @@ pub struct PipelineStats {
     pub width: AtomicU32,
     /// Height of the encoded stream.
     pub height: AtomicU32,
+    /// Encode-time histogram: counts per bucket of [`ENCODE_BUCKETS`] (and one for the rest).
+    pub encode_histogram: [AtomicU64; ENCODE_BUCKETS.len() + 1],
+    /// Current target bitrate in kbit/s.
+    pub bitrate_kbps: AtomicU32,
+}
+
+/// Upper bounds, in seconds, of the encode-time histogram buckets.
+pub const ENCODE_BUCKETS: [f64; 8] = [0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1];
+
+impl PipelineStats {
+    /// Records one encode that took `seconds`.
+    pub fn observe_encode(&self, seconds: f64) {
+        let i = ENCODE_BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(ENCODE_BUCKETS.len());
+        self.encode_histogram[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cumulative bucket counts (Prometheus style), the last one being `+Inf`.
+    pub fn encode_cumulative(&self) -> Vec<u64> {
+        let mut total = 0;
+        self.encode_histogram
+            .iter()
+            .map(|c| {
+                total += c.load(Ordering::Relaxed);
+                total
+            })
+            .collect()
+    }
 }
 
 /// A copy of [`PipelineStats`] at one moment.

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod metrics;
 pub mod signal;
 pub mod tls;
 mod ws;
@@ -193,6 +194,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics::handler))
         .fallback(get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

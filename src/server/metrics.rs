@@ -1,0 +1,211 @@
+//! `/metrics`: the server's counters in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Behind the same token auth as every other route; a Prometheus scrape job passes it as
+//! `?token=` (`params: {token: [...]}`) or as the cookie.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use crate::broadcast::ENCODE_BUCKETS;
+
+/// Writes one metric family: HELP, TYPE and samples `(labels, value)`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+fn one(value: impl Into<f64>) -> Vec<(String, f64)> {
+    vec![(String::new(), value.into())]
+}
+
+/// Renders every metric.
+pub fn render(state: &AppState) -> String {
+    let mut out = String::with_capacity(4096);
+    let p = state.hub.stats();
+    let c = state.hub.counters();
+    family(
+        &mut out,
+        "vnrit_viewers",
+        "gauge",
+        "Viewers subscribed to the video stream.",
+        &one(state.hub.viewers() as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_sessions",
+        "gauge",
+        "Open signalling connections.",
+        &one(state.session_count() as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_encoders",
+        "gauge",
+        "Video pipelines running.",
+        &one(p.encoders as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_frames_captured_total",
+        "counter",
+        "Screen grabs.",
+        &one(p.frames_captured as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_frames_encoded_total",
+        "counter",
+        "H.264 frames encoded.",
+        &one(p.frames_encoded as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_frames_skipped_total",
+        "counter",
+        "Frames the encoder's rate control skipped.",
+        &one(p.frames_skipped as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_frames_dropped_total",
+        "counter",
+        "Frames slow viewers lost.",
+        &one(p.frames_dropped as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_keyframes_total",
+        "counter",
+        "Keyframes (IDR) encoded.",
+        &one(p.keyframes as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_keyframe_requests_total",
+        "counter",
+        "Keyframe requests from viewers (joins, PLI/FIR, resyncs).",
+        &one(p.keyframe_requests as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_encoded_bytes_total",
+        "counter",
+        "Bytes of H.264 produced.",
+        &one(p.bytes_encoded as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_bitrate_target_bps",
+        "gauge",
+        "Target video bitrate.",
+        &one(f64::from(c.bitrate_kbps.load(Ordering::Relaxed)) * 1000.0),
+    );
+
+    let cumulative = c.encode_cumulative();
+    let mut samples: Vec<(String, f64)> = ENCODE_BUCKETS
+        .iter()
+        .zip(&cumulative)
+        .map(|(le, n)| (format!("_bucket{{le=\"{le}\"}}"), *n as f64))
+        .collect();
+    let count = cumulative.last().copied().unwrap_or(0);
+    samples.push(("_bucket{le=\"+Inf\"}".into(), count as f64));
+    let _ = writeln!(out, "# HELP vnrit_encode_seconds Time to encode one frame.");
+    let _ = writeln!(out, "# TYPE vnrit_encode_seconds histogram");
+    for (suffix, v) in samples {
+        let _ = writeln!(out, "vnrit_encode_seconds{suffix} {v}");
+    }
+    let micros = c.encode_micros.load(Ordering::Relaxed);
+    let _ = writeln!(out, "vnrit_encode_seconds_sum {}", micros as f64 / 1e6);
+    let _ = writeln!(out, "vnrit_encode_seconds_count {count}");
+
+    let sessions: Vec<_> = state.sessions().values().cloned().collect();
+    let per = |f: &dyn Fn(&crate::session::SessionStats) -> u64| -> Vec<(String, f64)> {
+        sessions
+            .iter()
+            .map(|s| (format!("{{session=\"{}\"}}", s.id), f(s) as f64))
+            .collect()
+    };
+    family(
+        &mut out,
+        "vnrit_session_bytes_sent_total",
+        "counter",
+        "RTP payload bytes sent to a viewer.",
+        &per(&|s| s.bytes_sent.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        "vnrit_session_frames_sent_total",
+        "counter",
+        "Video frames sent to a viewer.",
+        &per(&|s| s.frames_sent.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        "vnrit_session_keyframe_requests_total",
+        "counter",
+        "PLI/FIR received from a viewer.",
+        &per(&|s| s.keyframe_requests.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        "vnrit_session_audio_packets_sent_total",
+        "counter",
+        "Opus packets sent to a viewer.",
+        &per(&|s| s.audio_packets_sent.load(Ordering::Relaxed)),
+    );
+
+    if let Some(audio) = &state.audio {
+        let a = audio.stats();
+        family(
+            &mut out,
+            "vnrit_audio_connected",
+            "gauge",
+            "1 while recording from PulseAudio.",
+            &one(if a.connected { 1.0 } else { 0.0 }),
+        );
+        family(
+            &mut out,
+            "vnrit_audio_frames_captured_total",
+            "counter",
+            "20 ms audio frames read.",
+            &one(a.frames_captured as f64),
+        );
+        family(
+            &mut out,
+            "vnrit_audio_frames_encoded_total",
+            "counter",
+            "Opus packets produced.",
+            &one(a.frames_encoded as f64),
+        );
+        family(
+            &mut out,
+            "vnrit_audio_frames_silent_total",
+            "counter",
+            "Silent frames not sent.",
+            &one(a.frames_silent as f64),
+        );
+    }
+    out
+}
+
+/// The `/metrics` handler.
+pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        render(&state),
+    )
+}
