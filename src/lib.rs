@@ -25,10 +25,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
-<<<<<<< HEAD
 pub mod input;
-=======
->>>>>>> main
 pub mod server;
 pub mod session;
 pub mod video;
