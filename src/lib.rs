@@ -17,12 +17,15 @@
 //!   touches WebRTC.
 //! * [`server`] serves the page, the signalling WebSocket and the stats API, with token auth.
 //! * [`display`] starts a private Xvfb when no display is given.
+//! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
+//!   and clipboard.
 
 pub mod broadcast;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod display;
+pub mod input;
 pub mod server;
 pub mod session;
 pub mod video;

@@ -1,0 +1,427 @@
+//! The X thread: one connection that injects input with XTest, tracks what each session
+//! holds, follows keyboard mapping changes, and hosts the cursor and clipboard watchers.
+//!
+//! The thread sleeps in `poll(2)` on two descriptors, the X connection and a socket the
+//! sessions write a byte to after queueing a command, so it wakes for either and never
+//! polls on a timer.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read as _;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+
+use tokio::sync::broadcast;
+use x11rb::connection::{Connection, RequestConnection as _};
+use x11rb::errors::ConnectionError;
+use x11rb::protocol::xproto::{
+    ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Keycode, Mapping, Window,
+    BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT,
+    MOTION_NOTIFY_EVENT,
+};
+use x11rb::protocol::{xtest, Event};
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+
+use super::clipboard::Clipboard;
+use super::cursor::CursorWatch;
+use super::keymap::Keymap;
+use super::keys::{self, sym, KeyAction};
+use super::{Cmd, InputError, InputEvent, Outgoing, Publisher, Shared};
+
+/// Wheel clicks sent for one message, at most.
+const MAX_WHEEL_CLICKS: u32 = 20;
+
+/// What one session holds and accumulates.
+#[derive(Debug, Default)]
+struct SessionState {
+    /// `KeyboardEvent.code` -> the keycode pressed for it.
+    keys: HashMap<String, Keycode>,
+    buttons: HashSet<u8>,
+    wheel: (f64, f64),
+    rel: (f64, f64),
+}
+
+/// The X side of the input service.
+pub(crate) struct Injector {
+    conn: RustConnection,
+    root: Window,
+    width: u16,
+    height: u16,
+    keymap: Keymap,
+    sessions: HashMap<u64, SessionState>,
+    shared: Arc<Shared>,
+    publish: Publisher,
+    cursor: CursorWatch,
+    clipboard: Clipboard,
+}
+
+fn x_err(e: impl std::fmt::Display) -> InputError {
+    InputError::X(e.to_string())
+}
+
+impl Injector {
+    /// Connect, check XTest, read the keymap and subscribe to the events we follow.
+    pub(crate) fn connect(
+        display: &str,
+        shared: Arc<Shared>,
+        out: broadcast::Sender<Outgoing>,
+    ) -> Result<Injector, InputError> {
+        let (conn, screen) =
+            x11rb::connect(Some(display)).map_err(|source| InputError::Connect {
+                display: display.to_owned(),
+                source,
+            })?;
+        if conn
+            .extension_information(xtest::X11_EXTENSION_NAME)
+            .map_err(x_err)?
+            .is_none()
+        {
+            return Err(InputError::MissingExtension("XTEST"));
+        }
+        xtest::get_version(&conn, 2, 2)
+            .map_err(x_err)?
+            .reply()
+            .map_err(x_err)?;
+        let s = conn
+            .setup()
+            .roots
+            .get(screen)
+            .ok_or_else(|| InputError::X(format!("screen {screen} does not exist")))?;
+        let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
+        conn.change_window_attributes(
+            root,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+        )
+        .map_err(x_err)?;
+        let keymap = Keymap::load(&conn).map_err(x_err)?;
+        let publish = Publisher::new(out, Arc::clone(&shared));
+        publish.set_screen(width, height);
+        let mut cursor = CursorWatch::start(&conn, root).map_err(x_err)?;
+        cursor.shape(&conn, None, &publish).map_err(x_err)?;
+        let clipboard = Clipboard::start(&conn, root).map_err(x_err)?;
+        conn.sync().map_err(x_err)?;
+        Ok(Injector {
+            conn,
+            root,
+            width,
+            height,
+            keymap,
+            sessions: HashMap::new(),
+            shared,
+            publish,
+            cursor,
+            clipboard,
+        })
+    }
+
+    /// The thread body: wait, carry out commands, follow events, until shutdown or the X
+    /// server goes away.
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Cmd>, mut wake: UnixStream) {
+        let result = self.serve(&rx, &mut wake);
+        self.shared.alive.store(false, Ordering::Release);
+        match result {
+            Ok(()) => tracing::debug!("input: X thread stopped"),
+            Err(e) => tracing::error!("input: lost the X server ({e}); remote control stopped"),
+        }
+        // Answer anyone still waiting so they do not time out.
+        while let Ok(cmd) = rx.try_recv() {
+            if let Cmd::Sync(done) | Cmd::Shutdown(done) = cmd {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn serve(
+        &mut self,
+        rx: &mpsc::Receiver<Cmd>,
+        wake: &mut UnixStream,
+    ) -> Result<(), ConnectionError> {
+        loop {
+            while let Ok(cmd) = rx.try_recv() {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                match cmd {
+                    Cmd::Event { session, event } => self.event(session, event)?,
+                    Cmd::EndSession(session) => self.end_session(session)?,
+                    Cmd::Sync(done) => {
+                        self.conn.sync().map_err(to_conn_err)?;
+                        let _ = done.send(());
+                    }
+                    Cmd::Shutdown(done) => {
+                        self.release_everything()?;
+                        let _ = done.send(());
+                        return Ok(());
+                    }
+                }
+            }
+            // Round trips made while handling events may queue more events: drain until
+            // nothing is left, so poll() below never sleeps on buffered events.
+            loop {
+                while let Some(ev) = self.conn.poll_for_event()? {
+                    self.x_event(ev)?;
+                }
+                if !self.cursor.flush(&self.conn, &self.publish)? {
+                    break;
+                }
+            }
+            self.conn.flush()?;
+            wait_readable(self.conn.stream().as_raw_fd(), wake.as_raw_fd())?;
+            let mut buf = [0u8; 256];
+            while matches!(wake.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    }
+
+    fn x_event(&mut self, ev: Event) -> Result<(), ConnectionError> {
+        match ev {
+            Event::MappingNotify(m) if m.request == Mapping::KEYBOARD => {
+                if let Err(e) = self.keymap.reload(&self.conn) {
+                    return Err(to_conn_err(e));
+                }
+            }
+            Event::ConfigureNotify(c) if c.window == self.root => {
+                self.width = c.width;
+                self.height = c.height;
+                self.publish.set_screen(c.width, c.height);
+            }
+            ev => {
+                let mine = self
+                    .cursor
+                    .on_event(&self.conn, &ev, &self.publish)
+                    .map_err(to_conn_err)?;
+                if !mine {
+                    self.clipboard
+                        .on_event(&self.conn, &ev, &self.publish)
+                        .map_err(to_conn_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn held_keycodes(&self) -> HashSet<Keycode> {
+        self.sessions
+            .values()
+            .flat_map(|s| s.keys.values().copied())
+            .collect()
+    }
+
+    fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<(), ConnectionError> {
+        xtest::fake_input(&self.conn, kind, detail, 0, self.root, x, y, 0)?;
+        Ok(())
+    }
+
+    fn event(&mut self, id: u64, event: InputEvent) -> Result<(), ConnectionError> {
+        match event {
+            InputEvent::KeyDown { code, key } => self.key_down(id, code, &key),
+            InputEvent::KeyUp { code } => {
+                let Some(kc) = self
+                    .sessions
+                    .get_mut(&id)
+                    .and_then(|s| s.keys.remove(&code))
+                else {
+                    return Ok(());
+                };
+                if !self.held_keycodes().contains(&kc) {
+                    self.fake(KEY_RELEASE_EVENT, kc, 0, 0)?;
+                }
+                Ok(())
+            }
+            InputEvent::Move { x, y } => {
+                let px = scale(x, self.width);
+                let py = scale(y, self.height);
+                self.fake(MOTION_NOTIFY_EVENT, 0, px, py)
+            }
+            InputEvent::MoveBy { dx, dy } => {
+                let (w, h) = (f64::from(self.width), f64::from(self.height));
+                let s = self.sessions.entry(id).or_default();
+                s.rel.0 += dx * w;
+                s.rel.1 += dy * h;
+                let (mx, my) = (s.rel.0.trunc(), s.rel.1.trunc());
+                s.rel.0 -= mx;
+                s.rel.1 -= my;
+                if mx != 0.0 || my != 0.0 {
+                    self.fake(MOTION_NOTIFY_EVENT, 1, mx as i16, my as i16)?;
+                }
+                Ok(())
+            }
+            InputEvent::ButtonDown(b) => {
+                let newly = self.sessions.entry(id).or_default().buttons.insert(b);
+                if newly {
+                    self.fake(BUTTON_PRESS_EVENT, b, 0, 0)?;
+                }
+                Ok(())
+            }
+            InputEvent::ButtonUp(b) => {
+                let had = self.sessions.entry(id).or_default().buttons.remove(&b);
+                if had && !self.sessions.values().any(|s| s.buttons.contains(&b)) {
+                    self.fake(BUTTON_RELEASE_EVENT, b, 0, 0)?;
+                }
+                Ok(())
+            }
+            InputEvent::Wheel { dx, dy } => self.wheel(id, dx, dy),
+            InputEvent::ReleaseAll => self.release_session(id),
+            InputEvent::Clipboard(text) => self.clipboard.set(&self.conn, text),
+            InputEvent::Version => Ok(()),
+        }
+    }
+
+    fn key_down(&mut self, id: u64, code: String, key: &str) -> Result<(), ConnectionError> {
+        let state = self.sessions.entry(id).or_default();
+        if state.keys.contains_key(&code) {
+            // The browser's own repeat: X repeats held keys itself.
+            return Ok(());
+        }
+        let shortcut = state.keys.values().any(|&kc| {
+            matches!(
+                self.keymap.keysym_at(kc, 0),
+                sym::CONTROL_L
+                    | sym::CONTROL_R
+                    | sym::ALT_L
+                    | sym::ALT_R
+                    | sym::SUPER_L
+                    | sym::SUPER_R
+            )
+        });
+        let ks = match keys::keysym_for(&code, key, shortcut) {
+            Some(KeyAction::Keysym(ks)) => ks,
+            Some(KeyAction::Ignore) => return Ok(()),
+            None => {
+                tracing::debug!(code, key, "input: no keysym for this key; ignored");
+                return Ok(());
+            }
+        };
+        let held = self.held_keycodes();
+        let Some(kc) = self.keymap.keycode_for(&self.conn, ks, &held)? else {
+            tracing::warn!(keysym = ks, "input: no keycode free to type this key");
+            return Ok(());
+        };
+        self.fake(KEY_PRESS_EVENT, kc, 0, 0)?;
+        self.sessions.entry(id).or_default().keys.insert(code, kc);
+        Ok(())
+    }
+
+    fn wheel(&mut self, id: u64, dx: f64, dy: f64) -> Result<(), ConnectionError> {
+        let s = self.sessions.entry(id).or_default();
+        // A change of direction forgets the remainder of the other direction.
+        if s.wheel.0 * dx < 0.0 {
+            s.wheel.0 = 0.0;
+        }
+        if s.wheel.1 * dy < 0.0 {
+            s.wheel.1 = 0.0;
+        }
+        s.wheel.0 += dx;
+        s.wheel.1 += dy;
+        let (cx, cy) = (s.wheel.0.trunc(), s.wheel.1.trunc());
+        s.wheel.0 -= cx;
+        s.wheel.1 -= cy;
+        for (count, neg, pos) in [(cy, 4u8, 5u8), (cx, 6, 7)] {
+            let button = if count < 0.0 { neg } else { pos };
+            let n = (count.abs() as u32).min(MAX_WHEEL_CLICKS);
+            for _ in 0..n {
+                self.fake(BUTTON_PRESS_EVENT, button, 0, 0)?;
+                self.fake(BUTTON_RELEASE_EVENT, button, 0, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Release what session `id` holds and nobody else does; keep its entry.
+    fn release_session(&mut self, id: u64) -> Result<(), ConnectionError> {
+        let Some(mut state) = self.sessions.remove(&id) else {
+            return Ok(());
+        };
+        let keys: Vec<Keycode> = state.keys.drain().map(|(_, kc)| kc).collect();
+        let buttons: Vec<u8> = state.buttons.drain().collect();
+        let others_keys = self.held_keycodes();
+        // Modifiers last, so a shortcut is not completed by a release order.
+        let mut keys = keys;
+        keys.sort_by_key(|&kc| keys::is_modifier(self.keymap.keysym_at(kc, 0)));
+        keys.dedup();
+        for kc in keys {
+            if !others_keys.contains(&kc) {
+                self.fake(KEY_RELEASE_EVENT, kc, 0, 0)?;
+            }
+        }
+        for b in buttons {
+            if !self.sessions.values().any(|s| s.buttons.contains(&b)) {
+                self.fake(BUTTON_RELEASE_EVENT, b, 0, 0)?;
+            }
+        }
+        self.sessions.insert(id, state);
+        Ok(())
+    }
+
+    fn end_session(&mut self, id: u64) -> Result<(), ConnectionError> {
+        self.release_session(id)?;
+        self.sessions.remove(&id);
+        Ok(())
+    }
+
+    fn release_everything(&mut self) -> Result<(), ConnectionError> {
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.end_session(id)?;
+        }
+        self.keymap.unbind_all(&self.conn)?;
+        self.conn.sync().map_err(to_conn_err)?;
+        Ok(())
+    }
+}
+
+/// A normalised coordinate to a pixel on a side of `size` pixels.
+fn scale(v: f64, size: u16) -> i16 {
+    let max = f64::from(size.saturating_sub(1));
+    (v * f64::from(size)).floor().clamp(0.0, max) as i16
+}
+
+fn to_conn_err(e: x11rb::errors::ReplyError) -> ConnectionError {
+    match e {
+        x11rb::errors::ReplyError::ConnectionError(c) => c,
+        x11rb::errors::ReplyError::X11Error(x) => {
+            tracing::warn!("input: X error {:?}", x.error_kind);
+            ConnectionError::UnknownError
+        }
+    }
+}
+
+/// Block until either descriptor is readable (or has hung up).
+fn wait_readable(a: i32, b: i32) -> Result<(), ConnectionError> {
+    let mut fds = [
+        libc::pollfd {
+            fd: a,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two initialised pollfd structs that outlives the
+        // call, and its length is passed correctly.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if r >= 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(ConnectionError::IoError(err));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scale;
+
+    #[test]
+    fn normalised_positions_cover_the_screen() {
+        assert_eq!(scale(0.0, 1920), 0);
+        assert_eq!(scale(1.0, 1920), 1919);
+        assert_eq!(scale(0.5, 1920), 960);
+        assert_eq!(scale(0.99999, 1080), 1079);
+    }
+}

@@ -1,0 +1,404 @@
+//! Remote control: keyboard, mouse, cursor shape and clipboard between the pages and the
+//! X server.
+//!
+//! One [`InputService`] per display owns a private X connection on its own thread. It injects
+//! keys and buttons with XTest, keeps the keyboard mapping current (MappingNotify) and binds
+//! spare keycodes for keysyms the layout lacks, follows the cursor (XFixes) and the pointer,
+//! and owns the clipboard it was given. One [`InputSession`] per viewer turns that viewer's
+//! raw messages ([`wire`] format) into commands for the service; a view-only session refuses
+//! input. Whatever a session holds down is released when it ends (dropped), when its page
+//! reports losing focus, and on [`InputService::shutdown`], so no key or button stays stuck.
+//!
+//! Messages for the pages (pointer position, cursor image, clipboard text) come from
+//! [`InputSession::outgoing`], already encoded as [`wire`] text.
+
+mod clipboard;
+mod cursor;
+mod injector;
+mod keymap;
+pub mod keys;
+pub mod wire;
+
+use std::cell::Cell;
+use std::io::Write as _;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+pub use wire::{InputEvent, WireError};
+
+/// Commands queued for the X thread beyond which input events are dropped.
+const MAX_QUEUED: usize = 4096;
+/// How long `shutdown` and `sync` wait for the X thread.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Errors of the input service.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// No connection to the X server.
+    #[error("input: cannot connect to X display {display}: {source}; check --display and that the X server is running")]
+    Connect {
+        /// The display name.
+        display: String,
+        /// The cause.
+        source: x11rb::errors::ConnectError,
+    },
+    /// The X server lacks an extension input needs.
+    #[error("input: the X server has no {0} extension, which remote control needs")]
+    MissingExtension(&'static str),
+    /// An X request failed during start-up.
+    #[error("input: X request failed: {0}")]
+    X(String),
+    /// A message from the page was refused.
+    #[error("input message refused: {0}")]
+    Wire(#[from] WireError),
+    /// The viewer may only watch.
+    #[error("input refused: this viewer has view-only access")]
+    ViewOnly,
+    /// The service has stopped (shut down, or the X server went away).
+    #[error("input: the input service has stopped (X server gone or shutting down)")]
+    Stopped,
+    /// Too many commands are waiting for the X server.
+    #[error("input: the X server is not keeping up; input event dropped")]
+    Busy,
+    /// The X thread could not be started.
+    #[error("input: cannot start the input thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A message for the pages, already encoded.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    text: Arc<str>,
+    /// Clipboard content goes to controlling viewers only.
+    clipboard: bool,
+}
+
+/// What a newly joined page must be told first.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    shape: Option<Arc<str>>,
+    pointer: Option<Arc<str>>,
+}
+
+/// How the X thread reaches the pages: a broadcast of encoded messages plus the snapshot a
+/// newly joined page starts from.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    out: broadcast::Sender<Outgoing>,
+    shared: Arc<Shared>,
+    screen: Cell<(u16, u16)>,
+}
+
+impl Publisher {
+    fn new(out: broadcast::Sender<Outgoing>, shared: Arc<Shared>) -> Publisher {
+        Publisher {
+            out,
+            shared,
+            screen: Cell::new((1, 1)),
+        }
+    }
+
+    /// The X screen size in pixels.
+    pub(crate) fn screen(&self) -> (u16, u16) {
+        self.screen.get()
+    }
+
+    pub(crate) fn set_screen(&self, width: u16, height: u16) {
+        self.screen.set((width, height));
+    }
+
+    fn send(&self, text: Arc<str>, clipboard: bool) {
+        // No receivers is not an error: nobody is watching.
+        let _ = self.out.send(Outgoing { text, clipboard });
+    }
+
+    /// A new cursor image (also kept for pages that join later).
+    pub(crate) fn shape(&self, text: Arc<str>) {
+        if let Ok(mut s) = self.shared.snapshot.lock() {
+            s.shape = Some(Arc::clone(&text));
+        }
+        self.send(text, false);
+    }
+
+    /// A new pointer position (also kept for pages that join later).
+    pub(crate) fn pointer(&self, text: Arc<str>) {
+        if let Ok(mut s) = self.shared.snapshot.lock() {
+            s.pointer = Some(Arc::clone(&text));
+        }
+        self.send(text, false);
+    }
+
+    /// Clipboard text or a clipboard problem, for controlling viewers only.
+    pub(crate) fn clipboard(&self, text: String) {
+        self.send(text.into(), true);
+    }
+}
+
+/// Commands for the X thread.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    Event { session: u64, event: InputEvent },
+    EndSession(u64),
+    Sync(mpsc::Sender<()>),
+    Shutdown(mpsc::Sender<()>),
+}
+
+/// State shared by the service, its sessions and the X thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    tx: Mutex<mpsc::Sender<Cmd>>,
+    wake: UnixStream,
+    queued: AtomicUsize,
+    alive: AtomicBool,
+    next_session: AtomicU64,
+    out: broadcast::Receiver<Outgoing>,
+    snapshot: Mutex<Snapshot>,
+}
+
+impl Shared {
+    fn send(&self, cmd: Cmd) -> Result<(), InputError> {
+        if !self.alive.load(Ordering::Acquire) {
+            return Err(InputError::Stopped);
+        }
+        let is_event = matches!(cmd, Cmd::Event { .. });
+        if is_event && self.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+            return Err(InputError::Busy);
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let sent = match self.tx.lock() {
+            Ok(tx) => tx.send(cmd).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(InputError::Stopped);
+        }
+        // A full socket already holds a wake-up; nothing else can go wrong that matters.
+        let _ = (&self.wake).write(&[1]);
+        Ok(())
+    }
+
+    fn ask(&self, make: impl FnOnce(mpsc::Sender<()>) -> Cmd) -> Result<(), InputError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(make(tx))?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| InputError::Stopped)
+    }
+}
+
+/// Remote control of one X display (see the module docs).
+#[derive(Debug)]
+pub struct InputService {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl InputService {
+    /// Connect to `display` (e.g. ":1") and start the X thread.
+    pub fn start(display: &str) -> Result<InputService, InputError> {
+        let (wake_tx, wake_rx) = UnixStream::pair().map_err(InputError::Thread)?;
+        wake_tx.set_nonblocking(true).map_err(InputError::Thread)?;
+        wake_rx.set_nonblocking(true).map_err(InputError::Thread)?;
+        let (tx, rx) = mpsc::channel();
+        let (out_tx, out_rx) = broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            tx: Mutex::new(tx),
+            wake: wake_tx,
+            queued: AtomicUsize::new(0),
+            alive: AtomicBool::new(true),
+            next_session: AtomicU64::new(1),
+            out: out_rx,
+            snapshot: Mutex::new(Snapshot::default()),
+        });
+        let injector = injector::Injector::connect(display, Arc::clone(&shared), out_tx)?;
+        let thread = std::thread::Builder::new()
+            .name("vnrit-input".into())
+            .spawn(move || injector.run(rx, wake_rx))
+            .map_err(InputError::Thread)?;
+        Ok(InputService {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// A session for one viewer; `can_control` false makes it view-only.
+    pub fn session(&self, can_control: bool) -> InputSession {
+        InputSession {
+            id: self.shared.next_session.fetch_add(1, Ordering::Relaxed),
+            can_control,
+            shared: Arc::clone(&self.shared),
+            log: RateLimitedLog::default(),
+        }
+    }
+
+    /// Wait until the X server has carried out everything queued so far.
+    pub fn sync(&self) -> Result<(), InputError> {
+        self.shared.ask(Cmd::Sync)
+    }
+
+    /// Release every key and button held by any session, give back spare keycodes, and stop
+    /// the X thread. Safe to call more than once; call it on SIGINT/SIGTERM/SIGHUP.
+    pub fn shutdown(&self) {
+        if self.shared.ask(Cmd::Shutdown).is_err() {
+            tracing::debug!("input: service already stopped");
+        }
+        self.shared.alive.store(false, Ordering::Release);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("input: the X thread panicked");
+            }
+        }
+    }
+
+    /// Whether the service still runs (false after shutdown or when the X server is gone).
+    pub fn is_running(&self) -> bool {
+        self.shared.alive.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for InputService {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One viewer's input (see the module docs). Dropping it releases what it holds.
+#[derive(Debug)]
+pub struct InputSession {
+    id: u64,
+    can_control: bool,
+    shared: Arc<Shared>,
+    log: RateLimitedLog,
+}
+
+impl InputSession {
+    /// Handle one raw message from the page (data channel `input`, or the `data` of a
+    /// WebSocket `{"type":"input"}` message). Refused messages are logged here, at most a
+    /// few lines per ten seconds per session, so callers may ignore the error.
+    pub fn handle(&mut self, msg: &[u8]) -> Result<(), InputError> {
+        let result = self.dispatch(msg);
+        if let Err(e) = &result {
+            self.log.note(self.id, e);
+        }
+        result
+    }
+
+    fn dispatch(&mut self, msg: &[u8]) -> Result<(), InputError> {
+        let event = wire::parse(msg)?;
+        if event.is_control() && !self.can_control {
+            return Err(InputError::ViewOnly);
+        }
+        if matches!(event, InputEvent::Version) {
+            return Ok(());
+        }
+        self.shared.send(Cmd::Event {
+            session: self.id,
+            event,
+        })
+    }
+
+    /// Whether this viewer may control the desktop.
+    pub fn can_control(&self) -> bool {
+        self.can_control
+    }
+
+    /// Messages for this viewer's page: the current cursor first, then every change.
+    /// Clipboard text goes to controlling viewers only.
+    pub fn outgoing(&self) -> OutgoingMessages {
+        OutgoingMessages {
+            rx: self.shared.out.resubscribe(),
+            shared: Arc::clone(&self.shared),
+            pending: self.snapshot(),
+            clipboard: self.can_control,
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Arc<str>> {
+        match self.shared.snapshot.lock() {
+            Ok(s) => s.shape.iter().chain(s.pointer.iter()).cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for InputSession {
+    fn drop(&mut self) {
+        // If the service stopped, it released everything already.
+        let _ = self.shared.send(Cmd::EndSession(self.id));
+    }
+}
+
+/// The stream of [`wire`] text messages for one page (see [`InputSession::outgoing`]).
+#[derive(Debug)]
+pub struct OutgoingMessages {
+    rx: broadcast::Receiver<Outgoing>,
+    shared: Arc<Shared>,
+    pending: Vec<Arc<str>>,
+    clipboard: bool,
+}
+
+impl OutgoingMessages {
+    /// The next message to send to the page; `None` once the service has stopped.
+    pub async fn recv(&mut self) -> Option<Arc<str>> {
+        loop {
+            if !self.pending.is_empty() {
+                return Some(self.pending.remove(0));
+            }
+            match self.rx.recv().await {
+                Ok(m) if m.clipboard && !self.clipboard => continue,
+                Ok(m) => return Some(m.text),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow a page: skip to the present.
+                    if let Ok(s) = self.shared.snapshot.lock() {
+                        self.pending = s.shape.iter().chain(s.pointer.iter()).cloned().collect();
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// At most [`RateLimitedLog::BURST`] warnings per window, then a count of what was dropped.
+#[derive(Debug)]
+struct RateLimitedLog {
+    window: Instant,
+    count: u32,
+}
+
+impl Default for RateLimitedLog {
+    fn default() -> Self {
+        RateLimitedLog {
+            window: Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl RateLimitedLog {
+    const BURST: u32 = 3;
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, session: u64, err: &InputError) {
+        if self.window.elapsed() >= Self::WINDOW {
+            if self.count > Self::BURST {
+                tracing::warn!(
+                    session,
+                    "input: {} more refused messages",
+                    self.count - Self::BURST
+                );
+            }
+            self.window = Instant::now();
+            self.count = 0;
+        }
+        self.count += 1;
+        if self.count <= Self::BURST {
+            tracing::warn!(session, "{err}");
+        }
+    }
+}
