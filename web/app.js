@@ -1,16 +1,18 @@
 // vnrit viewer: entry module. Owns the reconnect loop (exponential backoff, 1 s doubling to
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
-// and the wiring of the feature modules: view (zoom/pan), cursor overlay, pointer and
-// keyboard input, on-screen keyboard, clipboard, statistics, toolbar and notices. Everything
-// is reachable as `globalThis.vnrit` (the `viewer` object) for the console and the tests.
+// and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
+// remote cursor), view (fit/1:1, zoom, pan), stage gestures (trackpad mode, Alt+wheel zoom),
+// special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
+// Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
+// the tests.
 
 import { Session } from './signal.js';
 import { StatusView, Notice } from './ui.js';
 import { View } from './view.js';
-import { CursorOverlay } from './cursor.js';
+import { attachInput, handleServerMessage } from './input.js';
 import { RemoteInput, decode } from './remote.js';
 import { PointerInput } from './pointer.js';
-import { KeyboardInput, setupSpecialKeys } from './keyboard.js';
+import { setupSpecialKeys } from './keyboard.js';
 import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
 import { StatsOverlay } from './stats.js';
@@ -41,11 +43,54 @@ export const viewer = {
 globalThis.vnrit = viewer;
 
 const view = new View(stage, video);
-const cursor = new CursorOverlay(/** @type {HTMLCanvasElement} */ ($('cursor')), stage, view);
-const input = new RemoteInput((text) => !!viewer.session && viewer.session.sendInput(text));
+
+/** Sends one input wire message on the live session; false when there is none. */
+function sendInput(text) {
+  // input.js's release-all also lets go of what the on-screen keyboard holds.
+  if (text === '["ra"]') input.keys.clear();
+  return !!viewer.session && viewer.session.sendInput(text);
+}
+
+/** Keys, buttons and clipboard from this module's features (same wire format as input.js). */
+const input = new RemoteInput(sendInput);
 const remote = () => input;
-const pointer = new PointerInput(stage, view, cursor, remote);
-const keyboard = new KeyboardInput(stage, remote);
+const pointer = new PointerInput(stage, view, remote, () => control.cursor);
+/** @type {import('./input.js').InputController|undefined} */
+let control;
+// Ctrl+Alt+Shift gives the keyboard back to the page (keyboard users can leave the desktop).
+// Registered before input.js, so this capture listener runs first.
+addEventListener(
+  'keydown',
+  (e) => {
+    if (!control?.active || !e.ctrlKey || !e.altKey || !e.shiftKey) return;
+    if (!['Control', 'Alt', 'Shift'].includes(e.key)) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    releaseKeyboard();
+    $('tb-toggle').focus();
+    status.note('keyboard released: click the desktop or press Enter on it to type there again');
+  },
+  true,
+);
+/** The desktop stops getting keys; everything held there is let go. */
+function releaseKeyboard() {
+  control.active = false;
+  control.keysDown.clear();
+  sendInput('["ra"]');
+}
+/** input.js: mouse, physical keyboard (Keyboard Lock in fullscreen), direct touch, cursor. */
+control = attachInput(video, sendInput, {
+  onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
+  onMessage: (text) => status.note(text),
+});
+// Tab reaches the video without trapping the keyboard there; Enter hands it to the desktop.
+video.addEventListener('keydown', (e) => {
+  if (!control.active && e.key === 'Enter') {
+    e.preventDefault();
+    control.activate();
+    status.note('keys go to the desktop now; Ctrl+Alt+Shift gives them back');
+  }
+});
 const osk = new OnScreenKeyboard($('osk'), remote);
 const clipboard = new ClipboardSync(
   {
@@ -55,17 +100,15 @@ const clipboard = new ClipboardSync(
     copy: $('clip-copy'),
     note: $('clip-note'),
     opener: $('tb-clip'),
-    stage,
+    focus: video,
   },
   remote,
 );
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
-Object.assign(viewer, { view, cursor, input, pointer, keyboard, osk, clipboard, stats });
+Object.assign(viewer, { view, input, control, pointer, osk, clipboard, stats });
 
-// A remote cursor moved by the desktop itself (not by this mouse) stays in a zoomed view.
-cursor.onServerMove((x, y) => {
-  if (!pointer.mouseAt) view.keepVisible(x, y);
-});
+// input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
+view.onChange(() => dispatchEvent(new Event('resize')));
 
 /** One input wire message from the server. */
 function onInput(text) {
@@ -73,20 +116,16 @@ function onInput(text) {
   if (!m) return;
   const a = m.args;
   switch (m.type) {
-    case 'cp':
-      cursor.setPosition(+a[0], +a[1]);
-      break;
-    case 'cs':
-      cursor.setShape(a);
-      break;
     case 'cb':
-      clipboard.fromDesktop(a[0]);
-      break;
-    case 'err':
-      status.error(`desktop: ${String(a[0] ?? 'input refused')}`);
-      break;
+      clipboard.fromDesktop(a[0]); // the panel here, not input.js's own
+      return;
+    case 'cp':
+      // A remote cursor moved by the desktop itself (not by this mouse) stays in view.
+      handleServerMessage(text);
+      if (!pointer.mouseAt) view.keepVisible(+a[0], +a[1]);
+      return;
     default:
-      break; // newer server: ignore
+      handleServerMessage(text);
   }
 }
 
@@ -124,7 +163,9 @@ function connect() {
     onInput: live(onInput),
     onInputOpen: live(() => {
       input.hello();
-      osk.reset(); // the desktop released what the old session held
+      input.keys.clear(); // a new session holds nothing on the desktop
+      osk.reset();
+      pointer.reset();
     }),
     onClosed: live((reason, info) => sessionEnded(gen, reason, info)),
   });
@@ -158,7 +199,6 @@ async function tokenRejected() {
 
 async function sessionEnded(gen, reason, info) {
   viewer.session = null;
-  cursor.reset();
   setAudioAvailable(false);
   if (!info.opened && (await tokenRejected())) {
     if (gen !== viewer.generation) return;
@@ -241,11 +281,11 @@ function setupToolbar() {
   });
   document.addEventListener('fullscreenchange', () => {
     fs.setAttribute('aria-pressed', String(!!document.fullscreenElement));
-    stage.focus({ preventScroll: true });
+    if (document.fullscreenElement) control.activate();
   });
 
   setupSpecialKeys($('keys-menu'), /** @type {HTMLButtonElement} */ ($('tb-keys')), remote, () =>
-    stage.focus({ preventScroll: true }),
+    control.activate(),
   );
 
   const oskButton = $('tb-osk');

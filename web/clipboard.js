@@ -1,14 +1,15 @@
 // vnrit viewer: the clipboard between this device and the desktop. Automatic where the
 // browser permits: text the desktop copies is written to the local clipboard while the page
-// has focus, and local text is sent when the stage gets focus (if reading was granted) or is
-// pasted into it. The panel does the same by hand: type or paste, "Send to desktop"; the
+// has focus, and local text is sent when the video gets focus if reading was granted
+// (pasting into the video is input.js's). The panel does the same by hand: type or paste, "Send to desktop"; the
 // desktop's latest text is shown there to copy from.
 
 /** The clipboard panel and the automatic paths. */
 export class ClipboardSync {
   /**
    * @param {{panel: HTMLElement, text: HTMLTextAreaElement, send: HTMLButtonElement,
-   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, stage: HTMLElement}} els
+   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, focus: HTMLElement}} els
+   *   focus: the element whose focus means "the user is about to work on the desktop"
    * @param {() => import('./remote.js').RemoteInput|null} remote
    */
   constructor(els, remote) {
@@ -27,15 +28,7 @@ export class ClipboardSync {
         els.opener.focus();
       }
     });
-    els.stage.addEventListener('focus', () => this.#readLocal());
-    // A paste (e.g. from the browser menu) into the stage goes to the desktop.
-    els.stage.addEventListener('paste', (e) => {
-      const t = e.clipboardData?.getData('text/plain');
-      if (t) {
-        e.preventDefault();
-        this.#send(t);
-      }
-    });
+    els.focus.addEventListener('focus', () => this.#readLocal());
   }
 
   /** Shows (or hides, or flips) the panel. */

@@ -1,8 +1,6 @@
-// vnrit viewer: the physical keyboard and the special-keys menu. Keys typed while the stage
-// has focus go to the desktop (and nowhere else); leaving the stage releases whatever is
-// held. In fullscreen the Keyboard Lock API (where the browser has it) lets Escape, Alt+Tab-
-// and Ctrl+W-like shortcuts reach the desktop. The menu sends combinations a browser or the
-// local system would otherwise keep for itself.
+// vnrit viewer: the special-keys menu. It sends combinations a browser or the local system
+// would keep for itself (Ctrl+Alt+Del, Alt+Tab, Ctrl+W, ...). The physical keyboard and the
+// Keyboard Lock API in fullscreen are input.js's.
 
 /** [label, [[code, key], ...]] for the special-keys menu. */
 const SPECIAL = [
@@ -18,47 +16,6 @@ const SPECIAL = [
   ['Ctrl+Alt+F1', [['ControlLeft', 'Control'], ['AltLeft', 'Alt'], ['F1', 'F1']]],
   ['Ctrl+Alt+F7', [['ControlLeft', 'Control'], ['AltLeft', 'Alt'], ['F7', 'F7']]],
 ];
-
-/** Keys the Keyboard Lock API is asked to route to the page in fullscreen (all when empty). */
-const LOCK_KEYS = [];
-
-/** Captures the physical keyboard over the stage. */
-export class KeyboardInput {
-  /**
-   * @param {HTMLElement} stage focusable element whose keys go to the desktop
-   * @param {() => import('./remote.js').RemoteInput|null} remote
-   */
-  constructor(stage, remote) {
-    this.stage = stage;
-    this.remote = remote;
-    stage.addEventListener('keydown', (e) => this.#key(e, true));
-    stage.addEventListener('keyup', (e) => this.#key(e, false));
-    stage.addEventListener('blur', () => this.remote()?.releaseAll());
-    addEventListener('blur', () => this.remote()?.releaseAll());
-    document.addEventListener('visibilitychange', () => {
-      if (document.hidden) this.remote()?.releaseAll();
-    });
-    document.addEventListener('fullscreenchange', () => this.#lock());
-  }
-
-  #key(e, down) {
-    if (e.isComposing || !e.code) return;
-    e.preventDefault();
-    e.stopPropagation();
-    this.remote()?.key(e.code, e.key, down);
-  }
-
-  async #lock() {
-    const kb = navigator.keyboard;
-    if (!kb || !kb.lock) return;
-    try {
-      if (document.fullscreenElement) await kb.lock(LOCK_KEYS.length ? LOCK_KEYS : undefined);
-      else kb.unlock();
-    } catch {
-      // not allowed here (e.g. not top-level): shortcuts stay with the browser
-    }
-  }
-}
 
 /**
  * Fills the special-keys menu and wires its button. Each entry is a menuitem button;

@@ -50,6 +50,15 @@ export class StatusView {
     this.#show('error', text);
   }
 
+  /**
+   * A passing remark (keyboard captured or released, ...); fades out like "connected".
+   * @param {string} text
+   */
+  note(text) {
+    this.#show('note', text);
+    this.quietTimer = setTimeout(() => this.el.classList.add('quiet'), 4000);
+  }
+
   #show(state, text) {
     clearInterval(this.countdown);
     clearTimeout(this.quietTimer);
