@@ -303,7 +303,7 @@ function setupToolbar() {
   touch.addEventListener('click', () => {
     pointer.touchMode = pointer.touchMode === 'trackpad' ? 'direct' : 'trackpad';
     const pad = pointer.touchMode === 'trackpad';
-    touch.textContent = pad ? '☝ pad' : '☝ direct';
+    touch.textContent = pad ? 'Pad' : 'Direct';
     touch.setAttribute('aria-label', `Touch mode: ${pad ? 'trackpad' : 'direct touch'}`);
     touch.title = `Touch mode: ${pad ? 'trackpad' : 'direct touch'} (tap to switch)`;
   });
@@ -318,7 +318,6 @@ function setupToolbar() {
   audio.addEventListener('click', () => {
     video.muted = !video.muted;
     if (!video.muted) video.play().catch(() => {});
-    audio.textContent = video.muted ? '🔇' : '🔊';
     audio.setAttribute('aria-pressed', String(!video.muted));
     audio.setAttribute('aria-label', video.muted ? 'Unmute audio' : 'Mute audio');
     audio.title = video.muted ? 'Unmute audio' : 'Mute audio';
