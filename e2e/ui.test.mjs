@@ -52,7 +52,7 @@ function viewState(page) {
 /** Where the page last heard the desktop pointer, in stage CSS pixels (null before any). */
 function cursorOnStage(page) {
   return page.evaluate(() => {
-    const { x, y } = window.vnrit.control.cursor;
+    const { x, y } = window.vnrit.input.cursor;
     if (x == null || y == null) return null;
     return { nx: x, ny: y, ...window.vnrit.view.toStage(x, y) };
   });
@@ -209,16 +209,16 @@ test('every control is reachable with Tab and has a label; the keys menu works b
 
   // Enter on the video hands it the keyboard; Ctrl+Alt+Shift gives the keyboard back.
   await page.locator('#screen').focus();
-  assert.equal(await page.evaluate(() => window.vnrit.control.active), false, 'focus alone does not capture keys');
+  assert.equal(await page.evaluate(() => window.vnrit.input.active), false, 'focus alone does not capture keys');
   await page.keyboard.press('Enter');
-  assert.equal(await page.evaluate(() => window.vnrit.control.active), true);
+  assert.equal(await page.evaluate(() => window.vnrit.input.active), true);
   await page.keyboard.down('Control');
   await page.keyboard.down('Alt');
   await page.keyboard.down('Shift');
   await page.keyboard.up('Shift');
   await page.keyboard.up('Alt');
   await page.keyboard.up('Control');
-  assert.equal(await page.evaluate(() => window.vnrit.control.active), false, 'Ctrl+Alt+Shift released the keyboard');
+  assert.equal(await page.evaluate(() => window.vnrit.input.active), false, 'Ctrl+Alt+Shift released the keyboard');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'tb-toggle');
 
   // The special-keys menu opens with Enter, moves with arrows, closes with Escape.
@@ -331,6 +331,61 @@ test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl 
   h.setRoot('#303030');
   await waitForColour(page, '#303030', { timeoutMs: 10000 });
   await keepScreenshot(page, 'phone');
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+/** The X pointer position, from xdotool. */
+function xPointer() {
+  const r = spawnSync('xdotool', ['getmouselocation'], { env: { ...process.env, DISPLAY: h.display }, encoding: 'utf8', timeout: 5000 });
+  const m = /x:(\d+) y:(\d+)/.exec(r.stdout);
+  if (!m) throw new Error(`xdotool getmouselocation: ${r.stdout}${r.stderr}`);
+  return { x: Number(m[1]), y: Number(m[2]) };
+}
+
+test('phone: trackpad mode moves the pointer relatively, direct mode to the finger', { timeout: 60000 }, async () => {
+  h.setRoot('#204020');
+  const context = await h.browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const { page, problems } = await openPage(context, '#204020');
+  await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
+    timeoutMs: 10000,
+    what: 'the input channel',
+  });
+  xrun(h.display, 'xdotool', ['mousemove', '640', '360']);
+  await waitFor(() => page.evaluate(() => window.vnrit.input.cursor.x === 0.5), { timeoutMs: 5000, what: 'the page to hear of the X pointer' });
+  const cdp = await context.newCDPSession(page);
+  const touch = (type, points) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: points });
+  const v = await viewState(page);
+  // Trackpad (the default): a finger dragged 60 px right anywhere moves the pointer right.
+  assert.equal(await page.locator('#tb-touch').textContent(), 'Pad');
+  const y0 = v.rect.top + v.rect.height / 2;
+  await touch('touchStart', [{ x: 100, y: y0 }]);
+  for (let dx = 10; dx <= 60; dx += 10) await touch('touchMove', [{ x: 100 + dx, y: y0 }]);
+  await touch('touchEnd', []);
+  const want = 640 + Math.round(((60 * 1.6) / v.rect.width) * 1280);
+  const moved = await waitFor(
+    () => {
+      const p = xPointer();
+      return Math.abs(p.x - want) <= 3 && Math.abs(p.y - 360) <= 3 ? p : null;
+    },
+    { timeoutMs: 5000, what: `the X pointer near (${want}, 360)` },
+  );
+  assert.ok(moved.x > 700, 'moved right, relative to where it was (not to the finger at x=160)');
+
+  // Direct: a tap puts the pointer under the finger.
+  await page.locator('#tb-touch').tap();
+  assert.equal(await page.locator('#tb-touch').textContent(), 'Direct');
+  const tx = v.rect.left + v.rect.width * 0.25;
+  const ty = v.rect.top + v.rect.height * 0.75;
+  await touch('touchStart', [{ x: tx, y: ty }]);
+  await touch('touchEnd', []);
+  await waitFor(
+    () => {
+      const p = xPointer();
+      return Math.abs(p.x - 320) <= 4 && Math.abs(p.y - 540) <= 4 ? p : null;
+    },
+    { timeoutMs: 5000, what: 'the X pointer at the tapped point (320, 540)' },
+  );
   await context.close();
   assert.deepEqual(problems, []);
 });

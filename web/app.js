@@ -105,7 +105,9 @@ const clipboard = new ClipboardSync(
   remote,
 );
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
-Object.assign(viewer, { view, input, control, pointer, osk, clipboard, stats });
+// `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
+// input (on-screen keyboard, special keys, trackpad, clipboard panel).
+Object.assign(viewer, { view, input: control, remote: input, pointer, osk, clipboard, stats });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
