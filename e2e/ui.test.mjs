@@ -221,6 +221,18 @@ test('every control is reachable with Tab and has a label; the keys menu works b
   assert.equal(await page.evaluate(() => window.vnrit.input.active), false, 'Ctrl+Alt+Shift released the keyboard');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'tb-toggle');
 
+  // Fullscreen on and off from the toolbar; no audio track yet, so no audio control.
+  await page.locator('#tb-fullscreen').click();
+  await waitFor(() => page.evaluate(() => !!document.fullscreenElement), { timeoutMs: 5000, what: 'fullscreen' });
+  assert.equal(await page.locator('#tb-fullscreen').getAttribute('aria-pressed'), 'true');
+  await page.locator('#tb-fullscreen').click();
+  await waitFor(() => page.evaluate(() => !document.fullscreenElement), { timeoutMs: 5000, what: 'fullscreen to end' });
+  const audio = await page.evaluate(() => {
+    const b = document.getElementById('tb-audio');
+    return { hidden: b.hidden, disabled: b.disabled, tracks: window.vnrit.session.stream.getAudioTracks().filter((t) => !t.muted).length };
+  });
+  assert.deepEqual(audio, { hidden: true, disabled: true, tracks: 0 });
+
   // The special-keys menu opens with Enter, moves with arrows, closes with Escape.
   await page.locator('#tb-keys').focus();
   await page.keyboard.press('Enter');
