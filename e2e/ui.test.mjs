@@ -10,7 +10,7 @@ import { copyFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ARTIFACTS, Harness, ROOT, startChild, waitFor, xrun } from './lib/harness.mjs';
-import { waitForColour, watchConsole } from './lib/page.mjs';
+import { allNear, hexToRgb, samplePixels, waitForColour, watchConsole } from './lib/page.mjs';
 
 const PAGE_LIMIT = 150 * 1024;
 
@@ -29,6 +29,15 @@ async function keepScreenshot(page, label) {
   const file = join(ARTIFACTS, `ui-${label}.png`);
   await page.screenshot({ path: file, timeout: 10000 });
   await copyFile(file, join(ROOT, 'docs', 'screenshots', `${label}.png`));
+}
+
+/** Puts a clock (ticking every second) and the X logo on the desktop; returns a stopper. */
+function decorate() {
+  const apps = [
+    startChild('ui-xclock', 'xclock', ['-display', h.display, '-geometry', '260x260+140+120', '-update', '1']),
+    startChild('ui-xlogo', 'xlogo', ['-display', h.display, '-geometry', '220x220+560+240']),
+  ];
+  return () => Promise.all(apps.map((a) => a.stop()));
 }
 
 /** Opens the page and waits until the desktop colour `hex` is decoded. */
@@ -76,6 +85,7 @@ test('desktop: the stats overlay shows non-zero fps and bitrate; screenshot', { 
   h.setRoot('#2a5d8f');
   const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const { page, problems } = await openPage(context, '#2a5d8f');
+  const undecorate = decorate();
   await page.locator('#tb-stats').click();
   assert.equal(await page.locator('#stats').isVisible(), true);
   // The screen changes a few times a second meanwhile, so frames keep flowing.
@@ -103,6 +113,7 @@ test('desktop: the stats overlay shows non-zero fps and bitrate; screenshot', { 
   assert.match(text, /codec\s+H264/i);
   assert.equal(last.state, 'connected');
   await keepScreenshot(page, 'desktop');
+  await undecorate();
   await context.close();
   assert.deepEqual(problems, []);
 });
@@ -136,7 +147,8 @@ test('zoom and pan change the view and keep the remote cursor visible', { timeou
         const c = await cursorOnStage(page);
         const v = await viewState(page);
         const near = c && Math.abs(c.nx - x / 1280) < 0.01 && Math.abs(c.ny - y / 720) < 0.01;
-        return near && c.x >= 0 && c.x <= v.W && c.y >= 0 && c.y <= v.H ? { c, v } : null;
+        if (near && c.x >= 0 && c.x <= v.W && c.y >= 0 && c.y <= v.H) return { c, v };
+        throw new Error(`cursor ${JSON.stringify(c)}, view ${JSON.stringify(v)}`);
       },
       { timeoutMs: 10000, what: `the ${corner} cursor inside the zoomed view` },
     );
@@ -342,7 +354,14 @@ test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl 
   }
   h.setRoot('#303030');
   await waitForColour(page, '#303030', { timeoutMs: 10000 });
+  const undecorate = decorate();
+  // The clock covers the sample point at (20 %, 20 %): wait until the video shows it.
+  await waitFor(async () => !allNear(await samplePixels(page), hexToRgb('#303030'), 40), {
+    timeoutMs: 10000,
+    what: 'the clock in the video',
+  });
   await keepScreenshot(page, 'phone');
+  await undecorate();
   await context.close();
   assert.deepEqual(problems, []);
 });
