@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, readdir, stat } from 'node:fs/promises';
+import { copyFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ARTIFACTS, Harness, ROOT, startChild, waitFor, xrun } from './lib/harness.mjs';
@@ -417,6 +417,47 @@ test('phone: trackpad mode moves the pointer relatively, direct mode to the fing
     },
     { timeoutMs: 5000, what: 'the X pointer at the tapped point (320, 540)' },
   );
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test('clipboard panel: text goes to the desktop, and the desktop\'s text comes back', { timeout: 60000 }, async () => {
+  h.setRoot('#404040');
+  const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const { page, problems } = await openPage(context, '#404040');
+  await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
+    timeoutMs: 10000,
+    what: 'the input channel',
+  });
+  const env = { ...process.env, DISPLAY: h.display };
+  const xclipOut = () => spawnSync('xclip', ['-o', '-selection', 'clipboard'], { env, encoding: 'utf8', timeout: 5000 }).stdout;
+
+  await page.locator('#tb-clip').click();
+  assert.equal(await page.locator('#clip-panel').isVisible(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'clip-text');
+  const sent = 'from the page: grüße ✓';
+  await page.locator('#clip-text').fill(sent);
+  await page.locator('#clip-send').click();
+  await waitFor(() => xclipOut() === sent, { timeoutMs: 10000, what: 'the X clipboard to hold the sent text' });
+  assert.equal(await page.locator('#clip-note').textContent(), 'sent to the desktop');
+
+  // An X client takes the clipboard: the page hears of it and offers it in the panel.
+  const file = join(ARTIFACTS, 'ui-clipboard.txt');
+  const back = 'from the desktop 42';
+  await writeFile(file, back);
+  const owner = startChild('ui-xclip', 'xclip', ['-quiet', '-selection', 'clipboard', '-i', file], env);
+  try {
+    await waitFor(() => page.evaluate(() => window.vnrit.clipboard.remoteText), {
+      timeoutMs: 10000,
+      what: 'the desktop clipboard to reach the page',
+    }).then((t) => assert.equal(t, back));
+    await page.locator('#clip-copy').click();
+    assert.equal(await page.locator('#clip-text').inputValue(), back);
+  } finally {
+    await owner.stop();
+  }
+  await page.keyboard.press('Escape');
+  assert.equal(await page.locator('#clip-panel').isVisible(), false);
   await context.close();
   assert.deepEqual(problems, []);
 });
