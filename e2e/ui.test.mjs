@@ -235,10 +235,10 @@ test('every control is reachable with Tab and has a label; the keys menu works b
 
   // Fullscreen on and off from the toolbar; no audio track yet, so no audio control.
   await page.locator('#tb-fullscreen').click();
-  await waitFor(() => page.evaluate(() => !!document.fullscreenElement), { timeoutMs: 5000, what: 'fullscreen' });
-  assert.equal(await page.locator('#tb-fullscreen').getAttribute('aria-pressed'), 'true');
+  const fsState = () => page.evaluate(() => [!!document.fullscreenElement, document.getElementById('tb-fullscreen').getAttribute('aria-pressed')].join());
+  await waitFor(async () => (await fsState()) === 'true,true', { timeoutMs: 5000, what: 'fullscreen, shown as pressed' });
   await page.locator('#tb-fullscreen').click();
-  await waitFor(() => page.evaluate(() => !document.fullscreenElement), { timeoutMs: 5000, what: 'fullscreen to end' });
+  await waitFor(async () => (await fsState()) === 'false,false', { timeoutMs: 5000, what: 'fullscreen to end' });
   const audio = await page.evaluate(() => {
     const b = document.getElementById('tb-audio');
     return { hidden: b.hidden, disabled: b.disabled, tracks: window.vnrit.session.stream.getAudioTracks().filter((t) => !t.muted).length };
