@@ -286,6 +286,7 @@ async function startKeyLogger() {
 
 const SHIFT = 0x1;
 const CONTROL = 0x4;
+const ALT = 0x8; // Mod1
 
 test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl combination', { timeout: 90000 }, async () => {
   h.setRoot('#303030');
@@ -349,6 +350,13 @@ test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl 
       ['7', 'at'],
     );
     await page.locator('#osk button[aria-label="Letters"]').tap();
+
+    // The toolbar's special keys: Ctrl+Alt+Del arrives as Delete with Control and Alt held.
+    await page.locator('#tb-keys').tap();
+    await page.locator('#keys-menu button', { hasText: 'Ctrl+Alt+Del' }).tap();
+    const del = await waitFor(() => presses().find((p) => p.sym === 'Delete'), { timeoutMs: 10000, what: 'xev to see Delete' });
+    assert.equal(del.state & (CONTROL | ALT), CONTROL | ALT, `Delete state 0x${del.state.toString(16)}`);
+    assert.equal(await page.locator('#keys-menu').isVisible(), false, 'the menu closes after sending');
   } finally {
     await xev.stop();
   }

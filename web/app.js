@@ -54,7 +54,19 @@ function sendInput(text) {
 /** Keys, buttons and clipboard from this module's features (same wire format as input.js). */
 const input = new RemoteInput(sendInput);
 const remote = () => input;
-const pointer = new PointerInput(stage, view, remote, () => control.cursor);
+const pointer = new PointerInput(
+  stage,
+  view,
+  remote,
+  () => control.cursor,
+  (x, y) => {
+    // Local prediction for trackpad moves: draw the cursor there now; the server's next
+    // position report confirms it.
+    control.cursor.x = x;
+    control.cursor.y = y;
+    dispatchEvent(new Event('resize'));
+  },
+);
 /** @type {import('./input.js').InputController|undefined} */
 let control;
 // Ctrl+Alt+Shift gives the keyboard back to the page (keyboard users can leave the desktop).

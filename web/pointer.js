@@ -23,8 +23,11 @@ export class PointerInput {
    * @param {import('./view.js').View} view
    * @param {() => import('./remote.js').RemoteInput|null} remote
    * @param {() => {x: number|null, y: number|null}} serverCursor the desktop pointer as last reported
+   * @param {(x: number, y: number) => void} predict draws the cursor where a trackpad move
+   *   will put it, before the server confirms
    */
-  constructor(stage, view, remote, serverCursor) {
+  constructor(stage, view, remote, serverCursor, predict) {
+    this.predict = predict;
     this.stage = stage;
     this.view = view;
     this.remote = remote;
@@ -153,6 +156,7 @@ export class PointerInput {
       const y = Math.min(1, Math.max(0, this.pad.y + (dy * PAD_SPEED) / (r.height || 1)));
       this.pad = { x, y };
       this.remote()?.move(x, y);
+      this.predict(x, y);
       this.view.keepVisible(x, y);
     } else if (g.kind === 'two' && this.touches.size === 2) {
       const [a, b] = [...this.touches.values()];
