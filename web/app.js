@@ -47,13 +47,13 @@ const view = new View(stage, video);
 /** Sends one input wire message on the live session; false when there is none. */
 function sendInput(text) {
   // input.js's release-all also lets go of what the on-screen keyboard holds.
-  if (text === '["ra"]') input.keys.clear();
+  if (text === '["ra"]') ownInput.keys.clear();
   return !!viewer.session && viewer.session.sendInput(text);
 }
 
 /** Keys, buttons and clipboard from this module's features (same wire format as input.js). */
-const input = new RemoteInput(sendInput);
-const remote = () => input;
+const ownInput = new RemoteInput(sendInput);
+const remote = () => ownInput;
 const pointer = new PointerInput(
   stage,
   view,
@@ -119,7 +119,7 @@ const clipboard = new ClipboardSync(
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, input: control, remote: input, pointer, osk, clipboard, stats });
+Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -176,8 +176,8 @@ function connect() {
     onServerError: live((message) => status.error(`server: ${message}`)),
     onInput: live(onInput),
     onInputOpen: live(() => {
-      input.hello();
-      input.keys.clear(); // a new session holds nothing on the desktop
+      ownInput.hello();
+      ownInput.keys.clear(); // a new session holds nothing on the desktop
       osk.reset();
       pointer.reset();
     }),
