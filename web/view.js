@@ -38,7 +38,20 @@ export class View {
     new ResizeObserver(() => this.layout()).observe(stage);
     video.addEventListener('resize', () => this.layout());
     video.addEventListener('loadedmetadata', () => this.layout());
-    matchMedia('(resolution: 1dppx)').addEventListener?.('change', () => this.layout());
+    this.#watchPixelRatio();
+  }
+
+  /** Re-lays out when the device pixel ratio changes (browser zoom, another screen): 1:1 depends on it. */
+  #watchPixelRatio() {
+    const mq = matchMedia(`(resolution: ${devicePixelRatio || 1}dppx)`);
+    mq.addEventListener?.(
+      'change',
+      () => {
+        this.layout();
+        this.#watchPixelRatio();
+      },
+      { once: true },
+    );
   }
 
   /** Calls `fn(view)` after every layout change. */
