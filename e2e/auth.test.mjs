@@ -1,6 +1,7 @@
 // vnrit e2e: the token guards every route. A wrong or missing token gets 401 and nothing of
 // the desktop; the WebSocket upgrade is refused; the cookie from a good first visit works;
-// and a page whose WebSocket is refused for its token says "wrong or missing token".
+// and a page whose WebSocket is refused for its token says "wrong or missing token", in the
+// status pill and in a full-page message.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -117,6 +118,13 @@ test('a page whose WebSocket is refused for its token says "wrong or missing tok
     { timeoutMs: 10000, what: 'the error state' },
   );
   assert.match(shown.text, /wrong or missing token/);
+  // A full-page message says what happened and what to do.
+  const notice = page.locator('#notice');
+  await waitFor(() => notice.isVisible(), { timeoutMs: 5000, what: 'the full-page 401 message' });
+  assert.equal(await notice.getAttribute('data-kind'), 'auth');
+  assert.match(await page.locator('#notice-title').textContent(), /token/);
+  assert.match(await page.locator('#notice-text').textContent(), /401.*\?token=/s);
+  assert.equal(await page.locator('#notice-action').textContent(), 'Reload');
   await h.screenshot(page, 'refused-token');
   await context.close();
 });

@@ -62,3 +62,23 @@ test('without a server the page retries with backoff 1 s, 2 s, 4 s and says so',
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+test('without WebRTC the page says so in a full-page message and does not connect', { timeout: 30000 }, async () => {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  await page.addInitScript(() => {
+    delete window.RTCPeerConnection;
+  });
+  const before = stand.wsAttempts.length;
+  await page.goto(`${stand.base}/`, { timeout: 15000 });
+  const notice = page.locator('#notice');
+  await waitFor(() => notice.isVisible(), { timeoutMs: 5000, what: 'the no-WebRTC message' });
+  assert.equal(await notice.getAttribute('data-kind'), 'webrtc');
+  assert.match(await page.locator('#notice-text').textContent(), /WebRTC/);
+  assert.equal((await status(page)).state, 'error');
+  assert.equal(stand.wsAttempts.length, before, 'no connection attempt without WebRTC');
+  await page.screenshot({ path: join(ARTIFACTS, 'page-no-webrtc.png') });
+  assert.deepEqual(problems, []);
+  await page.close();
+});

@@ -1,7 +1,8 @@
 // vnrit e2e: the page against a reference peer that follows PROTOCOL.md (lib/peer.mjs):
 // what the page sends (offer with recvonly video+audio and the 'input' data channel,
 // trickled candidates as RTCIceCandidate JSON), that it queues candidates arriving before the
-// answer, shows server errors, and replaces a dropped session with a fresh one.
+// answer, shows server errors, replaces a dropped session with a fresh one, and offers a
+// working mute control once an audio track delivers sound.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +82,30 @@ test('the page negotiates per the protocol, decodes, shows errors and reconnects
     what: 'the first peer connection to be closed by the page',
   });
   assert.equal(peer.sessions.length, 2, 'exactly one reconnect');
+  assert.deepEqual(pageErrors, []);
+  await page.close();
+});
+
+test('with an audio track the mute control appears and unmutes and mutes the stream', { timeout: 60000 }, async () => {
+  await peer.setColour('#00ff00');
+  const page = await browser.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(`${stand.base}/`, { timeout: 15000 });
+  await waitForColour(page, '#00ff00', { timeoutMs: 15000 });
+  const audio = page.locator('#tb-audio');
+  await waitFor(() => audio.isVisible(), { timeoutMs: 10000, what: 'the audio control to appear' });
+  assert.equal(await audio.isEnabled(), true);
+  assert.equal(await audio.getAttribute('aria-label'), 'Unmute audio');
+  assert.equal(await page.evaluate(() => document.getElementById('screen').muted), true, 'starts muted (autoplay)');
+  await audio.click();
+  assert.equal(await page.evaluate(() => document.getElementById('screen').muted), false);
+  assert.equal(await audio.getAttribute('aria-pressed'), 'true');
+  assert.equal(await audio.getAttribute('aria-label'), 'Mute audio');
+  assert.equal(await page.evaluate(() => document.getElementById('screen').paused), false, 'still playing unmuted');
+  await audio.click();
+  assert.equal(await page.evaluate(() => document.getElementById('screen').muted), true);
+  assert.equal(await audio.getAttribute('aria-pressed'), 'false');
   assert.deepEqual(pageErrors, []);
   await page.close();
 });

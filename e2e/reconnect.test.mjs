@@ -1,10 +1,11 @@
 // vnrit e2e: the page survives a server restart — it shows "reconnecting", comes back by
-// itself, decodes again, and leaves no stale session behind (the old one was closed).
+// itself, decodes again, and leaves no stale session behind (the old one was closed). While
+// the server is away a full-page message says so; it goes once the page is connected again.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, waitFor } from './lib/harness.mjs';
-import { status, waitForColour } from './lib/page.mjs';
+import { status, waitForColour, watchConsole } from './lib/page.mjs';
 
 let h;
 
@@ -19,6 +20,7 @@ after(async () => {
 test('after a server restart the page reconnects by itself and decodes again', { timeout: 90000 }, async () => {
   h.setRoot('#ffff00');
   const page = await h.browser.newPage();
+  const problems = watchConsole(page);
   await page.goto(h.server.url, { timeout: 15000 });
   await waitForColour(page, '#ffff00', { timeoutMs: 15000 });
 
@@ -31,6 +33,13 @@ test('after a server restart the page reconnects by itself and decodes again', {
     { timeoutMs: 15000, what: 'the page to notice the server went away' },
   );
   assert.match(down.text, /^reconnecting in \d+ s/);
+  // Once an attempt cannot even reach the server, a full-page message says so.
+  await waitFor(async () => (await page.locator('#notice').getAttribute('data-kind')) === 'gone', {
+    timeoutMs: 15000,
+    what: 'the full-page "server gone" message',
+  });
+  assert.match(await page.locator('#notice-text').textContent(), /not answering.*Trying again in \d+ s/s);
+  assert.equal(await page.locator('#notice-action').textContent(), 'Retry now');
   await h.screenshot(page, 'server-down');
 
   h.setRoot('#ff00ff');
@@ -38,6 +47,7 @@ test('after a server restart the page reconnects by itself and decodes again', {
   // The page's backoff is at most a few seconds here; give it that plus a connect.
   await waitForColour(page, '#ff00ff', { timeoutMs: 20000 });
   await waitFor(async () => (await status(page))?.state === 'connected', { timeoutMs: 5000, what: 'status connected' });
+  assert.equal(await page.locator('#notice').isVisible(), false, 'the message is gone once connected');
   await h.screenshot(page, 'reconnected');
 
   const s = await waitFor(
@@ -49,4 +59,5 @@ test('after a server restart the page reconnects by itself and decodes again', {
   );
   assert.equal(s.sessions.length, 1, JSON.stringify(s));
   await page.close();
+  assert.deepEqual(problems, []);
 });

@@ -4,14 +4,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, waitFor } from './lib/harness.mjs';
-import { recordFirstFrame, status, waitForColour } from './lib/page.mjs';
+import { recordFirstFrame, status, waitForColour, watchConsole } from './lib/page.mjs';
 
 let h;
-/** Uncaught exceptions in any page of this file; must stay empty. */
+/** Uncaught exceptions and console errors of every page of this file; must stay empty. */
 const pageErrors = [];
 
 function watch(page) {
-  page.on('pageerror', (err) => pageErrors.push(err.message));
+  const problems = watchConsole(page);
+  page.on('close', () => pageErrors.push(...problems));
   return page;
 }
 

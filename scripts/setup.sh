@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  xvfb x11-utils x11-xserver-utils x11-apps xdotool imagemagick
+  xvfb x11-utils x11-xserver-utils x11-apps xdotool xclip imagemagick
   chromium chromium-driver pulseaudio pulseaudio-utils
   nasm pkg-config iproute2 build-essential cmake
 )

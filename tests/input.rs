@@ -496,6 +496,16 @@ fn cursor_shape_and_position_reach_the_page() {
         m[0] == "cp" && m[1].as_f64() == Some(0.75) && m[2].as_f64() == Some(0.25)
     });
     assert_eq!(cp.len(), 3);
+    // A warp (XWarpPointer, as `xdotool mousemove` does) makes no raw motion; the page still
+    // hears of it from the periodic check.
+    listener
+        .conn
+        .warp_pointer(x11rb::NONE, listener.root, 0, 0, 0, 0, 100, 150)
+        .expect("warp");
+    listener.conn.sync().expect("sync");
+    wait_for(&rt, &mut out, "pointer warped to (100,150)", |m| {
+        m[0] == "cp" && m[1].as_f64() == Some(0.25) && m[2].as_f64() == Some(0.75)
+    });
     // A window with a hand cursor under the pointer: a new shape with another serial.
     let font = listener.conn.generate_id().expect("id");
     listener.conn.open_font(font, b"cursor").expect("font");

@@ -1,18 +1,32 @@
 // vnrit viewer: entry module. Owns the reconnect loop (exponential backoff, 1 s doubling to
-// 30 s) and the session counter that keeps callbacks of an old session away from the new one.
-// Sessions come from signal.js, the status pill from ui.js. Later features (input, zoom/pan,
-// keyboard, stats overlay) hook in through `viewer` below: its `session` is the live one.
+// 30 s), the session counter that keeps callbacks of an old session away from the new one,
+// and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
+// remote cursor), view (fit/1:1, zoom, pan), stage gestures (trackpad mode, Alt+wheel zoom),
+// special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
+// Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
+// the tests.
 
 import { Session } from './signal.js';
-import { StatusView } from './ui.js';
+import { StatusView, Notice } from './ui.js';
+import { View } from './view.js';
+import { attachInput, handleServerMessage } from './input.js';
+import { RemoteInput, decode } from './remote.js';
+import { PointerInput } from './pointer.js';
+import { setupSpecialKeys } from './keyboard.js';
+import { OnScreenKeyboard } from './osk.js';
+import { ClipboardSync } from './clipboard.js';
+import { StatsOverlay } from './stats.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
 
+const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const token = params.get('token');
-const video = /** @type {HTMLVideoElement} */ (document.getElementById('screen'));
-const status = new StatusView(document.getElementById('status'));
+const stage = $('stage');
+const video = /** @type {HTMLVideoElement} */ ($('screen'));
+const status = new StatusView($('status'));
+const notice = new Notice($('notice'));
 
 /** The page's state, shared with feature modules. */
 export const viewer = {
@@ -22,10 +36,114 @@ export const viewer = {
   generation: 0,
   video,
   status,
+  notice,
 };
 
-// For the browser console and the e2e tests: `vnrit.session.pc`, `vnrit.session.input`, ...
+// For the browser console and the e2e tests: `vnrit.session.pc`, `vnrit.view.zoom`, ...
 globalThis.vnrit = viewer;
+
+const view = new View(stage, video);
+
+/** Sends one input wire message on the live session; false when there is none. */
+function sendInput(text) {
+  // input.js's release-all also lets go of what the on-screen keyboard holds.
+  if (text === '["ra"]') ownInput.keys.clear();
+  return !!viewer.session && viewer.session.sendInput(text);
+}
+
+/** Keys, buttons and clipboard from this module's features (same wire format as input.js). */
+const ownInput = new RemoteInput(sendInput);
+const remote = () => ownInput;
+const pointer = new PointerInput(
+  stage,
+  view,
+  remote,
+  () => control.cursor,
+  (x, y) => {
+    // Local prediction for trackpad moves: draw the cursor there now; the server's next
+    // position report confirms it.
+    control.cursor.x = x;
+    control.cursor.y = y;
+    dispatchEvent(new Event('resize'));
+  },
+);
+/** @type {import('./input.js').InputController|undefined} */
+let control;
+// Ctrl+Alt+Shift gives the keyboard back to the page (keyboard users can leave the desktop).
+// Registered before input.js, so this capture listener runs first.
+addEventListener(
+  'keydown',
+  (e) => {
+    if (!control?.active || !e.ctrlKey || !e.altKey || !e.shiftKey) return;
+    if (!['Control', 'Alt', 'Shift'].includes(e.key)) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    releaseKeyboard();
+    $('tb-toggle').focus();
+    status.note('keyboard released: click the desktop or press Enter on it to type there again');
+  },
+  true,
+);
+/** The desktop stops getting keys; everything held there is let go. */
+function releaseKeyboard() {
+  control.active = false;
+  control.keysDown.clear();
+  sendInput('["ra"]');
+}
+/** input.js: mouse, physical keyboard (Keyboard Lock in fullscreen), direct touch, cursor. */
+control = attachInput(video, sendInput, {
+  onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
+  onMessage: (text) => status.note(text),
+});
+// Tab reaches the video without trapping the keyboard there; Enter hands it to the desktop.
+video.addEventListener('keydown', (e) => {
+  if (!control.active && e.key === 'Enter') {
+    e.preventDefault();
+    control.activate();
+    status.note('keys go to the desktop now; Ctrl+Alt+Shift gives them back');
+  }
+});
+const osk = new OnScreenKeyboard($('osk'), remote);
+const clipboard = new ClipboardSync(
+  {
+    panel: $('clip-panel'),
+    text: /** @type {HTMLTextAreaElement} */ ($('clip-text')),
+    send: $('clip-send'),
+    copy: $('clip-copy'),
+    note: $('clip-note'),
+    opener: $('tb-clip'),
+    focus: video,
+  },
+  remote,
+);
+const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
+// `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
+// input (on-screen keyboard, special keys, trackpad, clipboard panel).
+Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats });
+
+// input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
+view.onChange(() => dispatchEvent(new Event('resize')));
+
+/** One input wire message from the server. */
+function onInput(text) {
+  const m = decode(text);
+  if (!m) return;
+  const a = m.args;
+  switch (m.type) {
+    case 'cb':
+      clipboard.fromDesktop(a[0]); // the panel here, not input.js's own
+      return;
+    case 'cp':
+      // A remote cursor moved by the desktop itself (not by this mouse) stays in view.
+      handleServerMessage(text);
+      if (!pointer.mouseAt) view.keepVisible(+a[0], +a[1]);
+      return;
+    default:
+      handleServerMessage(text);
+  }
+}
+
+setupToolbar();
 
 let retryDelay = FIRST_RETRY_MS;
 let retryTimer = null;
@@ -53,14 +171,28 @@ function connect() {
     onConnected: live(() => {
       retryDelay = FIRST_RETRY_MS;
       status.connected();
+      notice.hide();
     }),
     onServerError: live((message) => status.error(`server: ${message}`)),
+    onInput: live(onInput),
+    onInputOpen: live(() => {
+      ownInput.hello();
+      ownInput.keys.clear(); // a new session holds nothing on the desktop
+      osk.reset();
+      pointer.reset();
+    }),
     onClosed: live((reason, info) => sessionEnded(gen, reason, info)),
   });
 }
 
 function showStream(stream) {
   if (video.srcObject !== stream) video.srcObject = stream;
+  for (const track of stream.getAudioTracks()) {
+    // A remote track is muted until media flows: offer the control only while audio arrives.
+    track.onunmute = () => setAudioAvailable(true);
+    track.onmute = track.onended = () => setAudioAvailable(false);
+    if (!track.muted) setAudioAvailable(true);
+  }
   video.play().catch((err) => {
     if (err && err.name === 'NotAllowedError') {
       status.error('click the page to start the video');
@@ -81,9 +213,18 @@ async function tokenRejected() {
 
 async function sessionEnded(gen, reason, info) {
   viewer.session = null;
+  setAudioAvailable(false);
   if (!info.opened && (await tokenRejected())) {
     if (gen !== viewer.generation) return;
     status.error('wrong or missing token: open the link vnrit printed at start (…/?token=…)');
+    notice.show(
+      'auth',
+      'This link needs the right token',
+      'The vnrit server refused this page\u2019s token (HTTP 401). Open the exact link vnrit printed ' +
+        'when it started (it ends in ?token=…), or ask whoever runs it for a fresh one. ' +
+        'Reload once you have it.',
+      { label: 'Reload', run: () => location.reload() },
+    );
     return; // retrying cannot help until the user fixes the URL
   }
   if (gen !== viewer.generation) return;
@@ -91,6 +232,110 @@ async function sessionEnded(gen, reason, info) {
   retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
   status.reconnecting(delay, reason);
   retryTimer = setTimeout(connect, delay);
+  if (!info.opened) showServerGone(delay);
+}
+
+/** The full-page "server gone" message, counting down to the next attempt. */
+function showServerGone(delayMs) {
+  const until = Date.now() + delayMs;
+  const text = () =>
+    'The vnrit server at ' +
+    location.host +
+    ' is not answering: it may have stopped or restarted, or the network is down. ' +
+    `Trying again in ${Math.max(1, Math.ceil((until - Date.now()) / 1000))} s. ` +
+    'If it stays away, start vnrit again and reopen the link it prints.';
+  notice.show('gone', 'Cannot reach the desktop', text(), { label: 'Retry now', run: connect });
+  const gen = viewer.generation;
+  const tick = setInterval(() => {
+    if (notice.kind !== 'gone' || gen !== viewer.generation) clearInterval(tick);
+    else notice.update(text());
+  }, 1000);
+}
+
+// ---- toolbar ----
+
+function setAudioAvailable(on) {
+  const b = /** @type {HTMLButtonElement} */ ($('tb-audio'));
+  b.hidden = !on;
+  b.disabled = !on;
+  if (!on) return;
+  b.title = video.muted ? 'Unmute audio' : 'Mute audio';
+}
+
+function setupToolbar() {
+  const toggle = $('tb-toggle');
+  toggle.addEventListener('click', () => {
+    const open = toggle.getAttribute('aria-expanded') !== 'true';
+    toggle.setAttribute('aria-expanded', String(open));
+    toggle.setAttribute('aria-label', open ? 'Hide toolbar' : 'Show toolbar');
+    toggle.title = open ? 'Hide toolbar' : 'Show toolbar';
+    $('tb-items').hidden = !open;
+  });
+
+  const fit = $('tb-fit');
+  fit.addEventListener('click', () => {
+    view.setMode(view.mode === 'fit' ? 'pixel' : 'fit');
+  });
+  $('tb-zoom-in').addEventListener('click', () => view.zoomBy(1));
+  $('tb-zoom-out').addEventListener('click', () => view.zoomBy(-1));
+  $('tb-zoom-reset').addEventListener('click', () => view.setZoom(1));
+  view.onChange(() => {
+    fit.setAttribute('aria-pressed', String(view.mode === 'fit'));
+    fit.textContent = view.mode === 'fit' ? 'Fit' : '1:1';
+    $('tb-zoom-level').textContent = `${Math.round(view.zoom * 100)}%`;
+  });
+
+  const fs = $('tb-fullscreen');
+  if (!document.fullscreenEnabled) fs.hidden = true;
+  fs.addEventListener('click', () => {
+    const p = document.fullscreenElement
+      ? document.exitFullscreen()
+      : document.documentElement.requestFullscreen({ navigationUI: 'hide' });
+    p.catch((err) => status.error(`fullscreen refused: ${err.message}`));
+  });
+  document.addEventListener('fullscreenchange', () => {
+    fs.setAttribute('aria-pressed', String(!!document.fullscreenElement));
+    if (document.fullscreenElement) control.activate();
+  });
+
+  setupSpecialKeys($('keys-menu'), /** @type {HTMLButtonElement} */ ($('tb-keys')), remote, () =>
+    control.activate(),
+  );
+
+  const oskButton = $('tb-osk');
+  const oskEl = $('osk');
+  oskButton.addEventListener('click', () => {
+    osk.visible = !osk.visible;
+    oskButton.setAttribute('aria-pressed', String(osk.visible));
+  });
+  // The stage ends where the on-screen keyboard begins, so the whole desktop stays visible.
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty('--osk-h', `${oskEl.hidden ? 0 : oskEl.offsetHeight}px`);
+  }).observe(oskEl);
+
+  const touch = $('tb-touch');
+  touch.addEventListener('click', () => {
+    pointer.touchMode = pointer.touchMode === 'trackpad' ? 'direct' : 'trackpad';
+    const pad = pointer.touchMode === 'trackpad';
+    touch.textContent = pad ? 'Pad' : 'Direct';
+    touch.setAttribute('aria-label', `Touch mode: ${pad ? 'trackpad' : 'direct touch'}`);
+    touch.title = `Touch mode: ${pad ? 'trackpad' : 'direct touch'} (tap to switch)`;
+  });
+
+  const statsButton = $('tb-stats');
+  statsButton.addEventListener('click', () => {
+    stats.visible = !stats.visible;
+    statsButton.setAttribute('aria-pressed', String(stats.visible));
+  });
+
+  const audio = /** @type {HTMLButtonElement} */ ($('tb-audio'));
+  audio.addEventListener('click', () => {
+    video.muted = !video.muted;
+    if (!video.muted) video.play().catch(() => {});
+    audio.setAttribute('aria-pressed', String(!video.muted));
+    audio.setAttribute('aria-label', video.muted ? 'Unmute audio' : 'Mute audio');
+    audio.title = video.muted ? 'Unmute audio' : 'Mute audio';
+  });
 }
 
 /** Ends the live session for good (no reconnect), e.g. when the page goes away. */
@@ -105,4 +350,16 @@ addEventListener('pagehide', stop);
 addEventListener('pageshow', (ev) => {
   if (ev.persisted) connect(); // back from the back/forward cache
 });
-connect();
+
+if (typeof RTCPeerConnection !== 'function') {
+  status.error('this browser has no WebRTC');
+  notice.show(
+    'webrtc',
+    'This browser cannot show the desktop',
+    'vnrit streams the desktop over WebRTC, which this browser lacks or has switched off. ' +
+      'Open the link in a current Chromium, Chrome, Edge, Firefox or Safari, and check that ' +
+      'no extension or setting disables WebRTC.',
+  );
+} else {
+  connect();
+}

@@ -15,6 +15,9 @@ const DISCONNECTED_GRACE_MS = 8000;
  * @property {(stream: MediaStream) => void} onTrack a remote track arrived (stream holds them all)
  * @property {() => void} onConnected the peer connection is up
  * @property {(message: string) => void} onServerError the server sent {"type":"error"}
+ * @property {(text: string) => void} [onInput] an input wire message from the server (data
+ *   channel, or {"type":"input","data":...} on the WebSocket)
+ * @property {() => void} [onInputOpen] the 'input' data channel opened
  * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
  *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
  */
@@ -55,6 +58,23 @@ export class Session {
     };
   }
 
+  /**
+   * Sends one input wire message: on the 'input' data channel when it is open, else inside
+   * the WebSocket as {"type":"input","data":text}.
+   * @param {string} text
+   * @returns {boolean} false when neither is open (the message is dropped)
+   */
+  sendInput(text) {
+    if (this.closed) return false;
+    if (this.input && this.input.readyState === 'open') {
+      this.input.send(text);
+      return true;
+    }
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
+    this.#send({ type: 'input', data: text });
+    return true;
+  }
+
   /** Asks the server for an IDR frame (e.g. after a long freeze). */
   requestKeyframe() {
     this.#send({ type: 'keyframe' });
@@ -75,6 +95,7 @@ export class Session {
       this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = null;
       this.pc.close();
     }
+    if (this.input) this.input.onmessage = this.input.onopen = null;
     this.handlers.onClosed(reason, { opened: this.opened });
   }
 
@@ -109,6 +130,9 @@ export class Session {
       case 'candidate':
         this.#addRemoteCandidate(msg.candidate);
         break;
+      case 'input':
+        if (typeof msg.data === 'string') this.handlers.onInput?.(msg.data);
+        break;
       case 'error':
         this.handlers.onServerError(String(msg.message ?? 'unknown error'));
         break;
@@ -124,6 +148,12 @@ export class Session {
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
     this.input = pc.createDataChannel('input', { ordered: true });
+    this.input.onopen = () => {
+      if (!this.closed) this.handlers.onInputOpen?.();
+    };
+    this.input.onmessage = (ev) => {
+      if (!this.closed && typeof ev.data === 'string') this.handlers.onInput?.(ev.data);
+    };
 
     let offerSent = false;
     const early = [];

@@ -1,4 +1,5 @@
-// vnrit viewer: the status pill (connecting / connected / reconnecting in Ns / error text).
+// vnrit viewer: the status pill (connecting / connected / reconnecting in Ns / error text)
+// and the full-page notice (wrong token, server gone, no WebRTC).
 // Only this module writes to the status element; everything else calls its methods.
 
 /** How long the "connected" pill stays visible before it fades out. */
@@ -49,6 +50,15 @@ export class StatusView {
     this.#show('error', text);
   }
 
+  /**
+   * A passing remark (keyboard captured or released, ...); fades out like "connected".
+   * @param {string} text
+   */
+  note(text) {
+    this.#show('note', text);
+    this.quietTimer = setTimeout(() => this.el.classList.add('quiet'), 4000);
+  }
+
   #show(state, text) {
     clearInterval(this.countdown);
     clearTimeout(this.quietTimer);
@@ -57,5 +67,53 @@ export class StatusView {
     this.el.classList.remove('quiet');
     this.el.dataset.state = state;
     this.el.textContent = text;
+  }
+}
+
+/**
+ * A full-page message for situations the user must act on (wrong token, server gone, no
+ * WebRTC), with an optional action button. Only this class writes to #notice.
+ */
+export class Notice {
+  /** @param {HTMLElement} el the #notice element */
+  constructor(el) {
+    this.el = el;
+    this.title = el.querySelector('#notice-title');
+    this.text = el.querySelector('#notice-text');
+    this.button = /** @type {HTMLButtonElement} */ (el.querySelector('#notice-action'));
+    this.kind = null;
+    this.button.addEventListener('click', () => this.action?.());
+  }
+
+  /**
+   * Shows the message.
+   * @param {string} kind a short name kept in data-kind ('auth', 'gone', 'webrtc')
+   * @param {string} title
+   * @param {string} text
+   * @param {{label: string, run: () => void}} [action]
+   */
+  show(kind, title, text, action) {
+    const was = this.kind;
+    this.kind = kind;
+    this.el.dataset.kind = kind;
+    this.title.textContent = title;
+    this.text.textContent = text;
+    this.action = action ? action.run : null;
+    this.button.hidden = !action;
+    if (action) this.button.textContent = action.label;
+    this.el.hidden = false;
+    if (was !== kind && action) this.button.focus();
+  }
+
+  /** Updates only the text of the message shown (e.g. a countdown). */
+  update(text) {
+    this.text.textContent = text;
+  }
+
+  /** Hides the message. */
+  hide() {
+    this.kind = null;
+    this.el.hidden = true;
+    delete this.el.dataset.kind;
   }
 }

@@ -156,6 +156,15 @@ export class Child {
 }
 
 /**
+ * Starts an X client (or any helper) with its output logged to e2e/artifacts/<name>.log;
+ * killed with the rest at exit. `stdout` accumulates what it printed.
+ * @returns {Child}
+ */
+export function startChild(name, cmd, args, env) {
+  return new Child(name, cmd, args, env);
+}
+
+/**
  * Starts `Xvfb :N` (1280x720x24 unless `screen` says otherwise) and waits until clients can connect.
  * @param {string} [name]
  * @param {{screen?: string}} [opts] `screen` as Xvfb takes it, e.g. '1920x1080x24'
@@ -176,7 +185,10 @@ export async function startXvfb(name = 'xvfb', { screen = '1280x720x24' } = {}) 
 
 /** Runs an X client (xsetroot, xdotool, ...) against `display`, bounded to 10 s; throws on failure. */
 export function xrun(display, cmd, args) {
-  const r = spawnSync(cmd, ['-display', display, ...args], { encoding: 'utf8', timeout: 10000 });
+  // xdotool takes the display from the environment only.
+  const argv = cmd === 'xdotool' ? args : ['-display', display, ...args];
+  const env = { ...process.env, DISPLAY: display };
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 10000, env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr}`);
 }
 

@@ -93,3 +93,21 @@ export function recordFirstFrame() {
     }
   });
 }
+
+/** Console errors the browser itself prints for refused or failed requests (not page bugs). */
+export const NETWORK_NOISE = /WebSocket connection to .* failed|Failed to load resource/;
+
+/**
+ * Collects uncaught page exceptions and console errors of `page` (network noise from a
+ * stopped server excepted) into the returned array, which a test asserts empty.
+ * @param {import('playwright-core').Page} page
+ * @returns {string[]}
+ */
+export function watchConsole(page) {
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !NETWORK_NOISE.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  return problems;
+}

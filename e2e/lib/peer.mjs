@@ -1,7 +1,7 @@
 // vnrit e2e: a reference signalling server for the page, built from a Node WebSocket (the
 // stand-in in static.mjs) and a second Chromium page as its WebRTC engine. It follows
 // PROTOCOL.md like vnrit does (hello, answer, trickle candidates), sends a canvas painted one
-// colour, and records what the page sent, so the page can be tested before and apart from
+// colour plus a tone as the audio track, and records what the page sent, so the page can be tested before and apart from
 // the Rust server.
 
 import { waitFor } from './harness.mjs';
@@ -18,6 +18,19 @@ function engineScript() {
     g.fillRect(0, 0, canvas.width, canvas.height);
   }, 40);
   const stream = canvas.captureStream(25);
+  // A quiet 440 Hz tone as the audio track, like the server's later desktop audio.
+  try {
+    const ac = new AudioContext();
+    const osc = ac.createOscillator();
+    const gain = ac.createGain();
+    gain.gain.value = 0.05;
+    const dest = ac.createMediaStreamDestination();
+    osc.connect(gain).connect(dest);
+    osc.start();
+    stream.addTrack(dest.stream.getAudioTracks()[0]);
+  } catch (err) {
+    window.engineAudioError = String(err);
+  }
   const pcs = new Map();
   window.engine = {
     setColour: (c) => {

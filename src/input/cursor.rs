@@ -2,8 +2,8 @@
 //! cached by serial) and the pointer position (XInput 2 raw motion on the root window, then
 //! one QueryPointer per batch of events), so nothing runs while the pointer rests.
 //!
-//! Raw motion comes from every device, XTest included, but not from XWarpPointer; a warp is
-//! picked up with the next motion or cursor change.
+//! Raw motion comes from every device, XTest included, but not from XWarpPointer; while pages
+//! watch, the X thread also checks the position every 250 ms to pick up warps.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -136,6 +136,11 @@ impl CursorWatch {
         self.serial = img.cursor_serial;
         publish.shape(text);
         Ok(())
+    }
+
+    /// Look at the pointer position at the next [`CursorWatch::flush`] (a periodic check).
+    pub(crate) fn check_position(&mut self) {
+        self.moved = true;
     }
 
     /// After a batch of events: if the pointer may have moved, publish where it is now.

@@ -2,8 +2,9 @@
 //! holds, follows keyboard mapping changes, and hosts the cursor and clipboard watchers.
 //!
 //! The thread sleeps in `poll(2)` on two descriptors, the X connection and a socket the
-//! sessions write a byte to after queueing a command, so it wakes for either and never
-//! polls on a timer.
+//! sessions write a byte to after queueing a command, so it wakes for either. Only while
+//! pages are watching the cursor does it also wake every 250 ms, to notice pointer warps
+//! (XWarpPointer, e.g. `xdotool mousemove`), which produce no raw motion event.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
@@ -30,6 +31,8 @@ use super::keymap::Keymap;
 use super::keys::{self, sym, KeyAction};
 use super::{Cmd, InputError, InputEvent, Outgoing, Publisher, Shared};
 
+/// How often the pointer position is checked while pages watch, in milliseconds.
+const WARP_CHECK_MS: i32 = 250;
 /// Wheel clicks sent for one message, at most.
 const MAX_WHEEL_CLICKS: u32 = 20;
 
@@ -166,7 +169,15 @@ impl Injector {
                 }
             }
             self.conn.flush()?;
-            wait_readable(self.conn.stream().as_raw_fd(), wake.as_raw_fd())?;
+            // While pages watch, a slow check catches pointer warps (no raw motion for those).
+            let timeout = if self.publish.watched() {
+                WARP_CHECK_MS
+            } else {
+                -1
+            };
+            if !wait_readable(self.conn.stream().as_raw_fd(), wake.as_raw_fd(), timeout)? {
+                self.cursor.check_position();
+            }
             let mut buf = [0u8; 256];
             while matches!(wake.read(&mut buf), Ok(n) if n > 0) {}
         }
@@ -385,8 +396,9 @@ fn to_conn_err(e: x11rb::errors::ReplyError) -> ConnectionError {
     }
 }
 
-/// Block until either descriptor is readable (or has hung up).
-fn wait_readable(a: i32, b: i32) -> Result<(), ConnectionError> {
+/// Block until either descriptor is readable (or has hung up): true; or until `timeout_ms`
+/// passed (negative: no limit): false.
+fn wait_readable(a: i32, b: i32, timeout_ms: i32) -> Result<bool, ConnectionError> {
     let mut fds = [
         libc::pollfd {
             fd: a,
@@ -402,9 +414,9 @@ fn wait_readable(a: i32, b: i32) -> Result<(), ConnectionError> {
     loop {
         // SAFETY: `fds` is a valid array of two initialised pollfd structs that outlives the
         // call, and its length is passed correctly.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if r >= 0 {
-            return Ok(());
+            return Ok(r > 0);
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {

@@ -103,6 +103,11 @@ impl Publisher {
         }
     }
 
+    /// Whether any page is listening (the service's own template receiver aside).
+    pub(crate) fn watched(&self) -> bool {
+        self.out.receiver_count() > 1
+    }
+
     /// The X screen size in pixels.
     pub(crate) fn screen(&self) -> (u16, u16) {
         self.screen.get()
@@ -177,9 +182,14 @@ impl Shared {
         if !sent {
             return Err(InputError::Stopped);
         }
+        self.wake();
+        Ok(())
+    }
+
+    /// Wake the X thread (it re-reads who is watching on every round).
+    fn wake(&self) {
         // A full socket already holds a wake-up; nothing else can go wrong that matters.
         let _ = (&self.wake).write(&[1]);
-        Ok(())
     }
 
     fn ask(&self, make: impl FnOnce(mpsc::Sender<()>) -> Cmd) -> Result<(), InputError> {
@@ -310,8 +320,11 @@ impl InputSession {
     /// Messages for this viewer's page: the current cursor first, then every change.
     /// Clipboard text goes to controlling viewers only.
     pub fn outgoing(&self) -> OutgoingMessages {
+        let rx = self.shared.out.resubscribe();
+        // The X thread may be asleep with nobody watching: let it start the pointer checks.
+        self.shared.wake();
         OutgoingMessages {
-            rx: self.shared.out.resubscribe(),
+            rx,
             shared: Arc::clone(&self.shared),
             pending: self.snapshot(),
             clipboard: self.can_control,

@@ -1,0 +1,166 @@
+// vnrit e2e: remote control from headless Chromium into the X server. Keys typed and clicks
+// made in the page must reach an X client (xev, which translates keys with the real Xlib),
+// through the `input` data channel and, with the data channel blocked, through the WebSocket
+// fallback; the cursor overlay must follow the X pointer.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { Harness, waitFor } from './lib/harness.mjs';
+
+let h;
+let xev;
+let xevOut = '';
+const pageErrors = [];
+
+before(async () => {
+  h = await Harness.start('input');
+  // A full-screen xev window: it prints every key and button event it receives.
+  xev = spawn('stdbuf', ['-oL', 'xev', '-display', h.display, '-geometry', '1280x720+0+0', '-event', 'keyboard', '-event', 'button'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  xev.stdout.on('data', (d) => (xevOut += d));
+  await waitFor(() => xevOut.includes('MapNotify') || xevOut.includes('Expose') || xevOut.length > 0, {
+    timeoutMs: 10000,
+    what: 'xev to start',
+  });
+});
+
+after(async () => {
+  xev?.kill('SIGTERM');
+  await h?.close();
+  assert.deepEqual(pageErrors, [], 'no uncaught page errors');
+});
+
+/** Moves the X pointer with xdotool (XTest), as a local user or program would. */
+function xdotoolMove(x, y) {
+  const r = spawnSync('xdotool', ['mousemove', String(x), String(y)], {
+    env: { ...process.env, DISPLAY: h.display },
+    encoding: 'utf8',
+    timeout: 10000,
+  });
+  if (r.status !== 0) throw new Error(`xdotool mousemove failed: ${r.error?.message ?? r.stderr}`);
+}
+
+/** The text xev saw typed since `from` (XLookupString of each KeyPress). */
+function typedSince(from) {
+  const out = [];
+  const re = /KeyPress event[\s\S]*?XLookupString gives (\d+) bytes: (?:\([0-9a-f ]+\) "([^"]*)")?/g;
+  for (const m of xevOut.slice(from).matchAll(re)) {
+    if (Number(m[1]) > 0) out.push(m[2]);
+  }
+  return out.join('');
+}
+
+/** [button, x, y] of each ButtonPress xev saw since `from`. */
+function pressesSince(from) {
+  const re = /ButtonPress event[\s\S]*?root:\((-?\d+),(-?\d+)\),\s+state 0x[0-9a-f]+, button (\d+)/g;
+  return [...xevOut.slice(from).matchAll(re)].map((m) => [Number(m[3]), Number(m[1]), Number(m[2])]);
+}
+
+/** Opens the viewer at 960x600 (a 960x540 picture between 30 px bars) and waits for video. */
+async function openViewer({ blockDataChannel = false } = {}) {
+  const page = await h.browser.newPage({ viewport: { width: 960, height: 600 } });
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  if (blockDataChannel) {
+    // The page's data channel never opens: input must take the WebSocket.
+    await page.addInitScript(() => {
+      RTCPeerConnection.prototype.createDataChannel = function blocked() {
+        const fake = new EventTarget();
+        fake.readyState = 'connecting';
+        fake.send = () => {
+          throw new Error('data channel blocked by the test');
+        };
+        fake.close = () => {};
+        return fake;
+      };
+    });
+  }
+  await page.goto(h.server.url, { timeout: 15000 });
+  await waitFor(() => page.evaluate(() => document.getElementById('screen').videoWidth === 1280), {
+    timeoutMs: 15000,
+    what: 'the video',
+  });
+  return page;
+}
+
+/** The X pixel the page maps client (cx, cy) to: normalised to the picture, 5 decimals. */
+function expectedPixel(cx, cy) {
+  const nx = Math.round(((cx - 0) / 960) * 1e5) / 1e5;
+  const ny = Math.round(((cy - 30) / 540) * 1e5) / 1e5;
+  return [Math.floor(nx * 1280), Math.floor(ny * 720)];
+}
+
+async function clickAndType(page, label) {
+  const from = xevOut.length;
+  // Clicks: left in the picture, right near a corner (letterbox offset and 4/3 scale apply).
+  await page.mouse.click(480, 300);
+  await page.mouse.click(100, 80, { button: 'right' });
+  await page.keyboard.type('hi vnrit');
+  await page.keyboard.press('Shift+Digit1');
+  await page.keyboard.press('Enter');
+  const want = [
+    [1, ...expectedPixel(480, 300)],
+    [3, ...expectedPixel(100, 80)],
+  ];
+  await waitFor(() => typedSince(from) === 'hi vnrit!\r' && pressesSince(from).length >= 2, {
+    timeoutMs: 10000,
+    what: `${label}: xev to see the clicks and "hi vnrit!⏎" (saw ${JSON.stringify(typedSince(from))})`,
+  });
+  assert.deepEqual(pressesSince(from), want, `${label}: buttons and positions`);
+}
+
+test('keys and clicks in the page reach X over the data channel', { timeout: 60000 }, async () => {
+  const page = await openViewer();
+  await waitFor(() => page.evaluate(() => vnrit.session?.input?.readyState === 'open'), {
+    timeoutMs: 10000,
+    what: 'the input data channel to open',
+  });
+  await clickAndType(page, 'data channel');
+  await page.close();
+});
+
+test('with the data channel blocked, input takes the WebSocket', { timeout: 60000 }, async () => {
+  const page = await openViewer({ blockDataChannel: true });
+  assert.equal(await page.evaluate(() => vnrit.session.input.readyState), 'connecting');
+  await clickAndType(page, 'WebSocket');
+  await page.close();
+});
+
+test('the cursor overlay follows the X pointer', { timeout: 60000 }, async () => {
+  const page = await openViewer();
+  // The page's own pointer stays off the video, so the overlay shows the X cursor.
+  for (const [x, y] of [
+    [320, 180],
+    [960, 540],
+  ]) {
+    xdotoolMove(x, y);
+    const seen = await waitFor(
+      () =>
+        page.evaluate(() => {
+          const c = document.getElementById('vnrit-cursor');
+          const s = vnrit.input.cursor;
+          if (!c || c.style.display !== 'block' || !s.shape) return null;
+          return { x: s.x, y: s.y, transform: c.style.transform, hx: s.shape.hx, hy: s.shape.hy, sw: s.shape.sw };
+        }),
+      { timeoutMs: 5000, what: `the overlay at X (${x},${y})`, intervalMs: 50 },
+    ).then(async (first) => {
+      // Wait until the position message for this move has arrived.
+      return waitFor(
+        async () => {
+          const v = await page.evaluate(() => ({ ...vnrit.input.cursor, transform: document.getElementById('vnrit-cursor').style.transform }));
+          if (Math.abs(v.x - x / 1280) < 1e-4 && Math.abs(v.y - y / 720) < 1e-4) return { ...first, ...v };
+          throw new Error(`cursor at ${v.x},${v.y}`);
+        },
+        { timeoutMs: 5000, what: `cursor position ${x},${y}`, intervalMs: 50 },
+      );
+    });
+    const scale = 960 / 1280;
+    const left = x * scale - seen.shape.hx * scale;
+    const top = 30 + y * scale - seen.shape.hy * scale;
+    const m = /translate\(([-\d.]+)px, ([-\d.]+)px\)/.exec(seen.transform);
+    assert.ok(m, `overlay transform ${seen.transform}`);
+    assert.ok(Math.abs(Number(m[1]) - left) < 0.5 && Math.abs(Number(m[2]) - top) < 0.5, `overlay at ${m[1]},${m[2]}, want ${left},${top}`);
+  }
+  await page.close();
+});

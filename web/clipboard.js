@@ -1,0 +1,88 @@
+// vnrit viewer: the clipboard between this device and the desktop. Automatic where the
+// browser permits: text the desktop copies is written to the local clipboard while the page
+// has focus, and local text is sent when the video gets focus if reading was granted
+// (pasting into the video is input.js's). The panel does the same by hand: type or paste, "Send to desktop"; the
+// desktop's latest text is shown there to copy from.
+
+/** The clipboard panel and the automatic paths. */
+export class ClipboardSync {
+  /**
+   * @param {{panel: HTMLElement, text: HTMLTextAreaElement, send: HTMLButtonElement,
+   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, focus: HTMLElement}} els
+   *   focus: the element whose focus means "the user is about to work on the desktop"
+   * @param {() => import('./remote.js').RemoteInput|null} remote
+   */
+  constructor(els, remote) {
+    this.els = els;
+    this.remote = remote;
+    /** The desktop's latest clipboard text. */
+    this.remoteText = '';
+    /** The last local text sent automatically (not sent again). */
+    this.sentText = null;
+    els.opener.addEventListener('click', () => this.toggle());
+    els.send.addEventListener('click', () => this.#send(els.text.value, 'sent to the desktop'));
+    els.copy.addEventListener('click', () => this.#copyHere());
+    els.panel.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        this.toggle(false);
+        els.opener.focus();
+      }
+    });
+    els.focus.addEventListener('focus', () => this.#readLocal());
+  }
+
+  /** Shows (or hides, or flips) the panel. */
+  toggle(open = this.els.panel.hidden) {
+    this.els.panel.hidden = !open;
+    this.els.opener.setAttribute('aria-expanded', String(open));
+    if (open) this.els.text.focus();
+  }
+
+  /** The desktop's clipboard changed (`cb` from the server). */
+  fromDesktop(text) {
+    if (typeof text !== 'string') return;
+    this.remoteText = text;
+    this.sentText = text; // do not echo it back
+    this.#note(`desktop clipboard: ${text.length} characters`);
+    if (document.hasFocus() && navigator.clipboard?.writeText) {
+      navigator.clipboard.writeText(text).catch(() => {
+        this.#note('desktop text ready: open the clipboard panel to copy it');
+      });
+    }
+  }
+
+  #send(text, note) {
+    const r = this.remote();
+    if (!r || !text) return;
+    if (r.clipboard(text)) {
+      this.sentText = text;
+      if (note) this.#note(note);
+    } else if (note) this.#note('not connected: try again once the desktop is shown');
+  }
+
+  #copyHere() {
+    this.els.text.value = this.remoteText;
+    this.els.text.select();
+    navigator.clipboard?.writeText(this.remoteText).then(
+      () => this.#note('copied to this device'),
+      () => this.#note('selected: press Ctrl+C (or long-press, Copy) to copy'),
+    );
+  }
+
+  /** Sends the local clipboard when reading it needs no prompt (permission granted). */
+  async #readLocal() {
+    if (!navigator.clipboard?.readText || !navigator.permissions?.query) return;
+    try {
+      const p = await navigator.permissions.query({ name: /** @type {any} */ ('clipboard-read') });
+      if (p.state !== 'granted') return;
+      const text = await navigator.clipboard.readText();
+      if (text && text !== this.sentText) this.#send(text);
+    } catch {
+      // no permission API for this name (Firefox) or reading refused: the panel remains
+    }
+  }
+
+  #note(text) {
+    this.els.note.textContent = text;
+  }
+}

@@ -1,0 +1,526 @@
+// vnrit viewer: remote control. Turns keyboard, mouse, wheel and touch on the video into the
+// input wire format (see src/input/wire.rs: JSON arrays, version 1), draws the remote cursor
+// and carries the clipboard both ways. Transport is the caller's: attachInput() gets a
+// `send(text)` and the caller feeds server messages to handleServerMessage().
+//
+// Positions are normalised to the picture inside the video element (letterbox bars removed),
+// so the server maps them to the X screen whatever size the stream is encoded at.
+
+const PROTOCOL_VERSION = 1;
+/** Pixels of wheel delta per notch (Chromium reports 100 per notch at zoom 1). */
+const WHEEL_PIXELS_PER_NOTCH = 100;
+/** Lines per notch (the usual desktop setting). */
+const WHEEL_LINES_PER_NOTCH = 3;
+/** Touch: a tap is shorter and smaller than this. */
+const TAP_MS = 250;
+const TAP_SLOP_PX = 10;
+/** Touch: holding still this long is a right click. */
+const LONG_PRESS_MS = 550;
+/** Touch: two-finger scroll, pixels of finger travel per wheel notch. */
+const TOUCH_PIXELS_PER_NOTCH = 40;
+/** Two fingers whose distance changes by this ratio are a pinch (reserved for client zoom). */
+const PINCH_RATIO = 0.15;
+/** Largest clipboard text sent, in UTF-8 bytes (the server's limit). */
+const MAX_CLIPBOARD_BYTES = 60000;
+/** How long Ctrl+V waits for the browser's paste event before sending the key anyway. */
+const PASTE_WAIT_MS = 150;
+
+/** DOM MouseEvent.button -> X button. */
+const X_BUTTON = [1, 2, 3, 8, 9];
+
+let current = null;
+
+/**
+ * Starts sending input from `video` (and the keyboard while the video is active).
+ * @param {HTMLVideoElement} video
+ * @param {(msg: string) => void} send sends one message (data channel, else WebSocket)
+ * @param {{ onPinch?: (scale: number, x: number, y: number) => void,
+ *           onMessage?: (text: string) => void, viewOnly?: boolean }} [options]
+ *   onPinch: a two-finger pinch (scale since the gesture started, centre in client pixels);
+ *   onMessage: shows text to the user (default: a small panel); viewOnly: send nothing.
+ * @returns {InputController}
+ */
+export function attachInput(video, send, options = {}) {
+  if (current) current.detach();
+  current = new InputController(video, send, options);
+  return current;
+}
+
+/**
+ * Feeds one message from the server (data channel message, or the `data` of a WebSocket
+ * `{"type":"input"}` message) to the attached controller.
+ * @param {string} data
+ */
+export function handleServerMessage(data) {
+  if (current) current.handleServerMessage(data);
+}
+
+/** The first message of a new transport: the protocol version. */
+export const HELLO = JSON.stringify(['v', PROTOCOL_VERSION]);
+
+/** Remote control for one video element. */
+export class InputController {
+  constructor(video, send, options) {
+    this.video = video;
+    this.send = send;
+    this.options = options;
+    this.viewOnly = !!options.viewOnly;
+    /** Keyboard goes to the remote side after a click on the video, until focus leaves. */
+    this.active = false;
+    this.keysDown = new Set();
+    this.buttonsDown = new Set();
+    this.pendingPaste = null;
+    this.touch = null;
+    /** Last cursor state from the server, for drawing (and tests). */
+    this.cursor = { x: null, y: null, shape: null, cssCursor: 'default' };
+    this.pointerOver = false;
+    this.listeners = [];
+    this.overlay = this.#makeOverlay();
+    this.panel = null;
+
+    video.tabIndex = 0;
+    video.style.touchAction = 'none';
+    const on = (target, type, fn, opts) => {
+      target.addEventListener(type, fn, opts);
+      this.listeners.push(() => target.removeEventListener(type, fn, opts));
+    };
+    on(video, 'mousedown', (e) => this.#mouseButton(e, true));
+    on(window, 'mouseup', (e) => this.#mouseButton(e, false));
+    on(video, 'mousemove', (e) => this.#mouseMove(e));
+    on(video, 'mouseenter', () => this.#hover(true));
+    on(video, 'mouseleave', () => this.#hover(false));
+    on(video, 'wheel', (e) => this.#wheel(e), { passive: false });
+    on(video, 'contextmenu', (e) => e.preventDefault());
+    on(video, 'auxclick', (e) => e.preventDefault());
+    on(video, 'touchstart', (e) => this.#touchStart(e), { passive: false });
+    on(video, 'touchmove', (e) => this.#touchMove(e), { passive: false });
+    on(video, 'touchend', (e) => this.#touchEnd(e), { passive: false });
+    on(video, 'touchcancel', (e) => this.#touchEnd(e), { passive: false });
+    on(document, 'mousedown', (e) => {
+      if (e.target !== video) this.#deactivate();
+    });
+    on(window, 'keydown', (e) => this.#key(e, true), true);
+    on(window, 'keyup', (e) => this.#key(e, false), true);
+    on(window, 'paste', (e) => this.#paste(e), true);
+    on(window, 'blur', () => this.#deactivate());
+    on(document, 'visibilitychange', () => {
+      if (document.hidden) this.#deactivate();
+    });
+    on(document, 'fullscreenchange', () => this.#fullscreenChanged());
+    on(window, 'resize', () => this.#drawCursor());
+    on(video, 'resize', () => this.#drawCursor());
+  }
+
+  /** Stops listening, releases everything held, removes the overlay. */
+  detach() {
+    this.#releaseAll();
+    this.listeners.forEach((off) => off());
+    this.listeners = [];
+    this.overlay.remove();
+    if (this.panel) this.panel.remove();
+    if (current === this) current = null;
+  }
+
+  /** Makes the keyboard go to the remote desktop (as a click on the video does). */
+  activate() {
+    this.active = true;
+    this.video.focus({ preventScroll: true });
+  }
+
+  /** Relative mouse (pointer lock); Escape leaves it. */
+  lockPointer() {
+    this.activate();
+    return this.video.requestPointerLock();
+  }
+
+  /** Full screen on `element` with the Keyboard Lock API, so Escape, Alt+Tab... reach X. */
+  async enterFullscreen(element = this.video.parentElement || this.video) {
+    await element.requestFullscreen();
+    this.activate();
+  }
+
+  #out(msg) {
+    if (this.viewOnly) return;
+    try {
+      this.send(JSON.stringify(msg));
+    } catch (err) {
+      console.warn('vnrit: input not sent:', err && err.message);
+    }
+  }
+
+  /** The picture's rectangle in client pixels (object-fit: contain letterboxing removed). */
+  #picture() {
+    const r = this.video.getBoundingClientRect();
+    const vw = this.video.videoWidth || r.width;
+    const vh = this.video.videoHeight || r.height;
+    const scale = Math.min(r.width / vw, r.height / vh) || 1;
+    const w = vw * scale;
+    const h = vh * scale;
+    return { left: r.left + (r.width - w) / 2, top: r.top + (r.height - h) / 2, width: w, height: h };
+  }
+
+  /** Client pixels -> normalised picture position, clamped to the picture. */
+  #normalise(clientX, clientY) {
+    const p = this.#picture();
+    const clamp = (v) => Math.min(1, Math.max(0, v));
+    const r5 = (v) => Math.round(v * 1e5) / 1e5;
+    return [r5(clamp((clientX - p.left) / p.width)), r5(clamp((clientY - p.top) / p.height))];
+  }
+
+  #moveTo(clientX, clientY) {
+    const [x, y] = this.#normalise(clientX, clientY);
+    this.#out(['m', x, y]);
+  }
+
+  #mouseMove(e) {
+    if (document.pointerLockElement === this.video) {
+      const p = this.#picture();
+      const clamp = (v) => Math.min(1, Math.max(-1, v));
+      if (e.movementX || e.movementY) {
+        this.#out(['mr', clamp(e.movementX / p.width), clamp(e.movementY / p.height)]);
+      }
+      return;
+    }
+    this.#moveTo(e.clientX, e.clientY);
+  }
+
+  #mouseButton(e, down) {
+    const b = X_BUTTON[e.button];
+    if (!b) return;
+    if (down) {
+      if (e.target !== this.video) return;
+      this.activate();
+      e.preventDefault();
+      if (document.pointerLockElement !== this.video) this.#moveTo(e.clientX, e.clientY);
+      this.buttonsDown.add(b);
+      this.#out(['bd', b]);
+    } else if (this.buttonsDown.delete(b)) {
+      e.preventDefault(); // also stops back/forward navigation for buttons 8 and 9
+      this.#out(['bu', b]);
+    }
+  }
+
+  #wheel(e) {
+    e.preventDefault();
+    const per = e.deltaMode === 1 ? WHEEL_LINES_PER_NOTCH : e.deltaMode === 2 ? 1 : WHEEL_PIXELS_PER_NOTCH;
+    const clamp = (v) => Math.max(-100, Math.min(100, v));
+    const dx = clamp(e.deltaX / per);
+    const dy = clamp(e.deltaY / per);
+    if (dx || dy) this.#out(['w', dx, dy]);
+  }
+
+  #key(e, down) {
+    if (!this.active || e.isComposing) return;
+    if (down && e.repeat) {
+      e.preventDefault(); // X repeats held keys itself
+      return;
+    }
+    const code = e.code || '';
+    const key = e.key || '';
+    if (!code && !key) return;
+    if (down) {
+      // Ctrl+V / Cmd+V: let the browser fire 'paste' first, so the clipboard goes over
+      // before the key that pastes it.
+      if ((e.ctrlKey || e.metaKey) && code === 'KeyV' && !this.pendingPaste) {
+        this.pendingPaste = { code, key, timer: setTimeout(() => this.#flushPaste(), PASTE_WAIT_MS) };
+        this.keysDown.add(code);
+        return;
+      }
+      this.keysDown.add(code);
+      this.#out(['kd', code.slice(0, 32), key.slice(0, 32)]);
+    } else {
+      if (this.pendingPaste && this.pendingPaste.code === code) this.#flushPaste();
+      if (!this.keysDown.delete(code)) return;
+      this.#out(['ku', code.slice(0, 32), key.slice(0, 32)]);
+    }
+    e.preventDefault();
+    e.stopPropagation();
+  }
+
+  #flushPaste() {
+    const p = this.pendingPaste;
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pendingPaste = null;
+    this.#out(['kd', p.code, p.key]);
+  }
+
+  #paste(e) {
+    if (!this.active) return;
+    const text = e.clipboardData ? e.clipboardData.getData('text/plain') : '';
+    e.preventDefault();
+    if (text) this.sendClipboard(text);
+    this.#flushPaste();
+  }
+
+  /**
+   * Sets the remote clipboard (CLIPBOARD and PRIMARY) to `text`.
+   * @param {string} text
+   * @returns {boolean} false when the text is over the size limit (the user is told)
+   */
+  sendClipboard(text) {
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes > MAX_CLIPBOARD_BYTES) {
+      this.#show(`Clipboard not sent: ${bytes} bytes is over the ${MAX_CLIPBOARD_BYTES}-byte limit.`);
+      return false;
+    }
+    this.#out(['cb', text]);
+    return true;
+  }
+
+  #deactivate() {
+    this.active = false;
+    if (this.keysDown.size || this.buttonsDown.size || this.touch) this.#releaseAll();
+  }
+
+  #releaseAll() {
+    if (this.pendingPaste) clearTimeout(this.pendingPaste.timer);
+    this.pendingPaste = null;
+    this.keysDown.clear();
+    this.buttonsDown.clear();
+    this.#cancelTouch();
+    this.#out(['ra']);
+  }
+
+  async #fullscreenChanged() {
+    const kb = navigator.keyboard;
+    if (!kb || !kb.lock) return;
+    try {
+      if (document.fullscreenElement) await kb.lock();
+      else kb.unlock();
+    } catch (err) {
+      console.warn('vnrit: keyboard lock unavailable:', err && err.message);
+    }
+  }
+
+  // ---- touch: tap = click, drag = move with button 1, long press = right click,
+  //      two fingers = scroll, pinch = client zoom (options.onPinch) ----
+
+  #touchStart(e) {
+    e.preventDefault();
+    this.activate();
+    const ts = e.touches;
+    if (ts.length === 1) {
+      const t = ts[0];
+      this.#cancelTouch();
+      this.touch = {
+        mode: 'pending',
+        x0: t.clientX,
+        y0: t.clientY,
+        start: performance.now(),
+        timer: setTimeout(() => this.#longPress(), LONG_PRESS_MS),
+      };
+    } else if (ts.length === 2) {
+      const wasDragging = this.touch && this.touch.mode === 'drag';
+      this.#cancelTouch();
+      if (wasDragging) this.#out(['bu', 1]);
+      const [a, b] = [ts[0], ts[1]];
+      this.touch = {
+        mode: 'two',
+        cx: (a.clientX + b.clientX) / 2,
+        cy: (a.clientY + b.clientY) / 2,
+        d0: Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY) || 1,
+        pinch: false,
+      };
+    }
+  }
+
+  #longPress() {
+    const t = this.touch;
+    if (!t || t.mode !== 'pending') return;
+    t.mode = 'done';
+    this.#moveTo(t.x0, t.y0);
+    this.#out(['bd', 3]);
+    this.#out(['bu', 3]);
+  }
+
+  #touchMove(e) {
+    e.preventDefault();
+    const t = this.touch;
+    if (!t) return;
+    const ts = e.touches;
+    if (t.mode === 'two' && ts.length >= 2) {
+      const [a, b] = [ts[0], ts[1]];
+      const cx = (a.clientX + b.clientX) / 2;
+      const cy = (a.clientY + b.clientY) / 2;
+      const d = Math.hypot(a.clientX - b.clientX, a.clientY - b.clientY);
+      if (t.pinch || Math.abs(d / t.d0 - 1) > PINCH_RATIO) {
+        t.pinch = true;
+        if (this.options.onPinch) this.options.onPinch(d / t.d0, cx, cy);
+        return;
+      }
+      // Fingers moving up scroll the content down, as on a phone.
+      const dx = (t.cx - cx) / TOUCH_PIXELS_PER_NOTCH;
+      const dy = (t.cy - cy) / TOUCH_PIXELS_PER_NOTCH;
+      if (Math.abs(dx) >= 0.05 || Math.abs(dy) >= 0.05) {
+        this.#out(['w', dx, dy]);
+        t.cx = cx;
+        t.cy = cy;
+      }
+      return;
+    }
+    if (ts.length !== 1) return;
+    const p = ts[0];
+    if (t.mode === 'pending' && Math.hypot(p.clientX - t.x0, p.clientY - t.y0) > TAP_SLOP_PX) {
+      clearTimeout(t.timer);
+      t.mode = 'drag';
+      this.#moveTo(t.x0, t.y0);
+      this.#out(['bd', 1]);
+    }
+    if (t.mode === 'drag') this.#moveTo(p.clientX, p.clientY);
+  }
+
+  #touchEnd(e) {
+    e.preventDefault();
+    const t = this.touch;
+    if (!t || e.touches.length > 0) return;
+    clearTimeout(t.timer);
+    if (t.mode === 'pending' && performance.now() - t.start < TAP_MS + LONG_PRESS_MS) {
+      this.#moveTo(t.x0, t.y0);
+      this.#out(['bd', 1]);
+      this.#out(['bu', 1]);
+    } else if (t.mode === 'drag') {
+      this.#out(['bu', 1]);
+    }
+    this.touch = null;
+  }
+
+  #cancelTouch() {
+    if (this.touch) clearTimeout(this.touch.timer);
+    this.touch = null;
+  }
+
+  // ---- from the server: cursor, clipboard, messages ----
+
+  /** @param {string} data one server message */
+  handleServerMessage(data) {
+    let m;
+    try {
+      m = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!Array.isArray(m)) return;
+    switch (m[0]) {
+      case 'cp':
+        this.cursor.x = Number(m[1]);
+        this.cursor.y = Number(m[2]);
+        this.#drawCursor();
+        break;
+      case 'cs':
+        this.#setShape(m);
+        break;
+      case 'cb':
+        this.#remoteClipboard(String(m[1] ?? ''));
+        break;
+      case 'err':
+        this.#show(String(m[1] ?? 'error'));
+        break;
+      default:
+        break; // newer server: ignore
+    }
+  }
+
+  #makeOverlay() {
+    const c = document.createElement('canvas');
+    c.id = 'vnrit-cursor';
+    Object.assign(c.style, {
+      position: 'fixed',
+      left: '0',
+      top: '0',
+      pointerEvents: 'none',
+      zIndex: '10',
+      display: 'none',
+      imageRendering: 'pixelated',
+    });
+    document.body.appendChild(c);
+    return c;
+  }
+
+  #setShape(m) {
+    const [, serial, w, h, hx, hy, sw, sh, b64] = m;
+    const shape = { serial, w, h, hx, hy, sw: sw || 1, sh: sh || 1 };
+    this.cursor.shape = shape;
+    const c = this.overlay;
+    if (!(w > 0 && h > 0) || typeof b64 !== 'string') {
+      c.width = c.height = 0;
+      this.cursor.cssCursor = 'default';
+      this.#drawCursor();
+      return;
+    }
+    const bytes = Uint8ClampedArray.from(atob(b64), (ch) => ch.charCodeAt(0));
+    if (bytes.length !== w * h * 4) return;
+    c.width = w;
+    c.height = h;
+    c.getContext('2d').putImageData(new ImageData(bytes, w, h), 0, 0);
+    // Over the video, a controlling user sees the remote shape as the local cursor (no lag).
+    this.cursor.cssCursor = `url(${c.toDataURL()}) ${hx} ${hy}, default`;
+    this.#drawCursor();
+  }
+
+  #hover(over) {
+    this.pointerOver = over;
+    this.#drawCursor();
+  }
+
+  #drawCursor() {
+    const { x, y, shape } = this.cursor;
+    const local = this.pointerOver && !this.viewOnly;
+    this.video.style.cursor = local ? this.cursor.cssCursor : '';
+    const c = this.overlay;
+    if (local || x === null || !shape || !(shape.w > 0) || !this.video.videoWidth) {
+      c.style.display = 'none';
+      return;
+    }
+    const p = this.#picture();
+    const scale = p.width / shape.sw;
+    c.style.width = `${shape.w * scale}px`;
+    c.style.height = `${shape.h * scale}px`;
+    const left = p.left + x * p.width - shape.hx * scale;
+    const top = p.top + y * p.height - shape.hy * scale;
+    c.style.transform = `translate(${left}px, ${top}px)`;
+    c.style.display = 'block';
+  }
+
+  async #remoteClipboard(text) {
+    this.lastClipboard = text;
+    try {
+      if (!navigator.clipboard || !document.hasFocus()) throw new Error('no clipboard access');
+      await navigator.clipboard.writeText(text);
+    } catch {
+      this.#show('Remote clipboard (select and copy):', text);
+    }
+  }
+
+  /** A small dismissable panel: a message and, optionally, text to copy by hand. */
+  #show(message, text) {
+    if (this.options.onMessage && text === undefined) {
+      this.options.onMessage(message);
+      return;
+    }
+    if (!this.panel) {
+      const p = document.createElement('div');
+      p.id = 'vnrit-clipboard';
+      Object.assign(p.style, {
+        position: 'fixed', right: '8px', bottom: '8px', maxWidth: '40ch', zIndex: '20',
+        padding: '8px', borderRadius: '8px', background: 'rgba(32,32,32,0.92)', color: '#eee',
+      });
+      const msg = document.createElement('div');
+      const area = document.createElement('textarea');
+      area.readOnly = true;
+      area.rows = 3;
+      area.style.width = '100%';
+      const close = document.createElement('button');
+      close.textContent = 'Close';
+      close.onclick = () => (p.style.display = 'none');
+      p.append(msg, area, close);
+      document.body.appendChild(p);
+      this.panel = p;
+    }
+    const [msg, area] = this.panel.children;
+    msg.textContent = message;
+    area.style.display = text === undefined ? 'none' : 'block';
+    area.value = text ?? '';
+    this.panel.style.display = 'block';
+  }
+}
