@@ -164,3 +164,55 @@ test('the cursor overlay follows the X pointer', { timeout: 60000 }, async () =>
   }
   await page.close();
 });
+
+/** Events of `kind` ("KeyRelease", "ButtonRelease", ...) xev saw since `from`, as text. */
+function eventsSince(from, kind) {
+  return xevOut
+    .slice(from)
+    .split(/\n(?=\S)/)
+    .filter((e) => e.startsWith(`${kind} event`));
+}
+
+test('held keys and buttons are released when the page loses focus', { timeout: 60000 }, async () => {
+  const page = await openViewer();
+  const from = xevOut.length;
+  await page.mouse.move(480, 300);
+  await page.mouse.down();
+  await page.keyboard.down('Shift');
+  await waitFor(() => eventsSince(from, 'KeyPress').some((e) => e.includes('Shift_L')), {
+    timeoutMs: 10000,
+    what: 'Shift_L down in X',
+  });
+  const mark = xevOut.length;
+  await page.evaluate(() => window.dispatchEvent(new Event('blur')));
+  await waitFor(
+    () =>
+      eventsSince(mark, 'KeyRelease').some((e) => e.includes('Shift_L')) &&
+      eventsSince(mark, 'ButtonRelease').some((e) => e.includes('button 1,')),
+    { timeoutMs: 10000, what: 'Shift_L and button 1 released after blur' },
+  );
+  await page.keyboard.up('Shift');
+  await page.mouse.up();
+  await page.close();
+});
+
+test('held keys and buttons are released when the server gets SIGTERM', { timeout: 90000 }, async () => {
+  const page = await openViewer();
+  const from = xevOut.length;
+  await page.mouse.move(480, 300);
+  await page.mouse.down({ button: 'middle' });
+  await page.keyboard.down('Control');
+  await waitFor(() => eventsSince(from, 'KeyPress').some((e) => e.includes('Control_L')), {
+    timeoutMs: 10000,
+    what: 'Control_L down in X',
+  });
+  const mark = xevOut.length;
+  await h.restartServer(); // SIGTERM, then a fresh server for whatever runs next
+  await waitFor(
+    () =>
+      eventsSince(mark, 'KeyRelease').some((e) => e.includes('Control_L')) &&
+      eventsSince(mark, 'ButtonRelease').some((e) => e.includes('button 2,')),
+    { timeoutMs: 10000, what: 'Control_L and button 2 released on SIGTERM' },
+  );
+  await page.close();
+});
