@@ -216,3 +216,47 @@ test('held keys and buttons are released when the server gets SIGTERM', { timeou
   );
   await page.close();
 });
+
+test('touch: tap clicks, long press right-clicks, two fingers scroll', { timeout: 60000 }, async () => {
+  const context = await h.browser.newContext({ viewport: { width: 960, height: 600 }, hasTouch: true });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(h.server.url, { timeout: 15000 });
+  await waitFor(() => page.evaluate(() => document.getElementById('screen').videoWidth === 1280), {
+    timeoutMs: 15000,
+    what: 'the video',
+  });
+  const cdp = await context.newCDPSession(page);
+  const touch = (type, points) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: points.map(([x, y], id) => ({ x, y, id })) });
+
+  let from = xevOut.length;
+  await page.touchscreen.tap(480, 300);
+  await waitFor(() => pressesSince(from).length >= 1, { timeoutMs: 10000, what: 'a tap to click' });
+  assert.deepEqual(pressesSince(from), [[1, ...expectedPixel(480, 300)]]);
+
+  from = xevOut.length;
+  await touch('touchStart', [[200, 200]]);
+  await waitFor(() => pressesSince(from).length >= 1, { timeoutMs: 10000, what: 'a long press to right-click' });
+  await touch('touchEnd', []);
+  assert.deepEqual(pressesSince(from), [[3, ...expectedPixel(200, 200)]]);
+
+  // Two fingers move up 120 px: 3 notches of 40 px = wheel down (button 5) three times.
+  from = xevOut.length;
+  await touch('touchStart', [
+    [400, 400],
+    [500, 400],
+  ]);
+  for (let y = 390; y >= 280; y -= 10) {
+    await touch('touchMove', [
+      [400, y],
+      [500, y],
+    ]);
+  }
+  await touch('touchEnd', []);
+  await waitFor(() => pressesSince(from).length >= 3, { timeoutMs: 10000, what: 'three wheel clicks' });
+  assert.deepEqual(
+    pressesSince(from).map(([b]) => b),
+    [5, 5, 5],
+  );
+  await context.close();
+});
