@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   xvfb x11-utils x11-xserver-utils x11-apps xdotool imagemagick
   chromium chromium-driver pulseaudio pulseaudio-utils
-  nasm pkg-config iproute2 build-essential
+  nasm pkg-config iproute2 build-essential cmake
 )
 # nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
+# cmake builds libopus from source for the `opus` crate (opusic-sys, bundled).
 
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi

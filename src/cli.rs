@@ -13,10 +13,12 @@ use clap::Parser;
 use tokio::sync::{mpsc, watch};
 use tracing_subscriber::EnvFilter;
 
+use crate::audio::AudioHub;
 use crate::broadcast::Hub;
 use crate::capture::Capturer;
 use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
+use crate::input::InputService;
 use crate::server::{self, Access, AppState};
 use crate::session::NetworkConfig;
 
@@ -130,12 +132,27 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
     watch_display(&display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let input = match InputService::start(&display) {
+        Ok(service) => Some(std::sync::Arc::new(service)),
+        Err(err) => {
+            tracing::warn!("{err}; viewers can watch but not control");
+            None
+        }
+    };
     let clock_origin = std::time::Instant::now();
     let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
+    // Audio never stops the server: without PulseAudio it warns once and keeps retrying.
+    let audio = config
+        .audio
+        .clone()
+        .map(|cfg| AudioHub::new(cfg, clock_origin));
     let state = AppState::new(
         hub.clone(),
+        audio.clone(),
+        input.clone(),
         Access {
             token: config.token.clone(),
+            view_token: config.view_token.clone(),
             allow_origins: config.allow_origins.clone(),
             max_viewers: config.max_viewers,
             secure_cookie: tls.is_some(),
@@ -183,12 +200,23 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         },
     };
     let _ = shutdown_tx.send(true);
+    // Let go of every key and button any viewer still holds before anything else stops.
+    if let Some(input) = input {
+        tokio::task::spawn_blocking(move || input.shutdown())
+            .await
+            .ok();
+    }
     // Sessions close their peers on the shutdown signal; give them a moment, then go.
     let _ = tokio::time::timeout(Duration::from_millis(700), &mut server).await;
     server.abort();
-    tokio::task::spawn_blocking(move || hub.shutdown(Duration::from_millis(300)))
-        .await
-        .ok();
+    tokio::task::spawn_blocking(move || {
+        if let Some(audio) = audio {
+            audio.shutdown(Duration::from_millis(300));
+        }
+        hub.shutdown(Duration::from_millis(300));
+    })
+    .await
+    .ok();
     outcome
 }
 
@@ -218,11 +246,13 @@ async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
+    let hup = signal(SignalKind::hangup());
+    match (term, int, hup) {
+        (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                _ = hup.recv() => {}
             }
         }
         _ => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::audio::{AudioConfig, AudioSource};
 use crate::capture::CaptureMethod;
 use crate::server::tls::TlsSource;
 
@@ -57,6 +58,11 @@ pub struct Cli {
     #[arg(long, env = "VNRIT_TOKEN", value_name = "TOKEN", value_parser = parse_token, conflicts_with = "no_auth")]
     pub token: Option<String>,
 
+    /// A second token that gives view-only access (no keyboard, mouse or clipboard), e.g.
+    /// `--view-token watchme`.
+    #[arg(long, env = "VNRIT_VIEW_TOKEN", value_name = "TOKEN", value_parser = parse_token, conflicts_with = "no_auth")]
+    pub view_token: Option<String>,
+
     /// Serve without any token: anyone who can reach the port sees and controls the desktop.
     #[arg(long)]
     pub no_auth: bool,
@@ -83,6 +89,19 @@ pub struct Cli {
     /// check against the browser's warning).
     #[arg(long)]
     pub tls_self_signed: bool,
+
+    /// Do not capture or send desktop audio.
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// PulseAudio (or PipeWire-Pulse) source to send, e.g. `--audio-source alsa_output.pci.monitor`.
+    /// Default: the monitor of the default output.
+    #[arg(long, value_name = "NAME", conflicts_with = "no_audio")]
+    pub audio_source: Option<String>,
+
+    /// Opus audio bitrate in kbit/s, e.g. `--audio-bitrate 64`.
+    #[arg(long, default_value_t = 96, value_parser = clap::value_parser!(u32).range(6..=510), value_name = "KBPS")]
+    pub audio_bitrate: u32,
 
     /// Most viewers at once; more get "503 too many viewers", e.g. `--max-viewers 4`.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
@@ -146,6 +165,8 @@ pub struct Config {
     pub stun: Vec<String>,
     /// Access token; `None` only with `--no-auth`.
     pub token: Option<String>,
+    /// View-only token, if any.
+    pub view_token: Option<String>,
     /// Whether the token was generated (print it).
     pub token_generated: bool,
     /// Extra origins allowed to open the signalling socket.
@@ -154,6 +175,8 @@ pub struct Config {
     pub max_viewers: usize,
     /// HTTPS, if asked for.
     pub tls: Option<TlsSource>,
+    /// Desktop audio, unless `--no-audio`.
+    pub audio: Option<AudioConfig>,
     /// Virtual display size when one is started.
     pub virtual_size: (u32, u32),
     /// Time allowed from offer to a connected peer.
@@ -201,8 +224,17 @@ impl Cli {
                 (None, true) => None,
                 (None, false) => Some(random_token()),
             },
+            view_token: self.view_token,
             allow_origins: self.allow_origin,
             max_viewers: self.max_viewers as usize,
+            audio: (!self.no_audio).then(|| AudioConfig {
+                source: match self.audio_source {
+                    Some(name) => AudioSource::Named(name),
+                    None => AudioSource::DefaultMonitor,
+                },
+                server: None,
+                bitrate_bps: self.audio_bitrate * 1000,
+            }),
             tls: match (self.tls_cert, self.tls_key, self.tls_self_signed) {
                 (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
                 (_, _, true) => {
@@ -356,9 +388,12 @@ mod tests {
             &["--token", "has space"],
             &["--virtual-size", "10x10"],
             &["--token", "a", "--no-auth"],
+            &["--view-token", "a", "--no-auth"],
             &["--allow-origin", "example.org"],
             &["--allow-origin", "https://x.org/path"],
             &["--max-viewers", "0"],
+            &["--no-audio", "--audio-source", "x"],
+            &["--audio-bitrate", "1"],
             &["--tls-cert", "a.pem"],
             &["--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"],
         ] {

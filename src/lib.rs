@@ -20,6 +20,7 @@
 //! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
 //!   and clipboard.
 
+pub mod audio;
 pub mod broadcast;
 pub mod capture;
 pub mod cli;

@@ -172,3 +172,43 @@ fn repeated_wrong_tokens_are_slowed_down_per_address() {
     // Even the right token waits out the window from this address: guessing gains nothing.
     assert_eq!(get(port, "/?token=tok", None).0, 429);
 }
+
+#[test]
+fn a_socket_that_never_offers_is_closed_after_the_connect_timeout() {
+    let display = VirtualDisplay::start(320, 240, first_display(6)).expect("Xvfb");
+    let server = Server::start(&[
+        "--display",
+        display.name(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--token",
+        "tok",
+        "--connect-timeout",
+        "1",
+    ]);
+    let port = server.port();
+    let (code, mut socket) = upgrade(port, "?token=tok", None, None);
+    assert_eq!(code, 101);
+    let started = std::time::Instant::now();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match socket.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(err) => panic!("the idle socket was not closed: {err}"),
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("was not established within 1 s"), "{text}");
+    let (status, _) = get(port, "/api/stats", Some("vnrit_token=tok"));
+    assert_eq!(status, 200);
+}

@@ -1,3 +1,4 @@
+mod audio;
 mod capture;
 mod cli;
 mod http;

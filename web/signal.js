@@ -133,6 +133,10 @@ export class Session {
       else early.push(msg);
     };
     pc.ontrack = (ev) => {
+      // A remote desktop wants the newest frame now, not a smooth buffer: ask the browser to
+      // keep its jitter buffer as small as it can (Chromium: jitterBufferTarget, in ms).
+      if ('jitterBufferTarget' in ev.receiver) ev.receiver.jitterBufferTarget = 0;
+      else if ('playoutDelayHint' in ev.receiver) ev.receiver.playoutDelayHint = 0;
       this.stream.addTrack(ev.track);
       this.handlers.onTrack(this.stream);
     };

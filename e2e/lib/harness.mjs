@@ -107,8 +107,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** A child process with its output in a log file under e2e/artifacts/. */
-class Child {
+/** A child process with its output in a log file under e2e/artifacts/, killed when this process exits. */
+export class Child {
   constructor(name, cmd, args, env) {
     this.name = name;
     this.logPath = join(ARTIFACTS, `${name}.log`);
@@ -155,11 +155,15 @@ class Child {
   }
 }
 
-/** Starts `Xvfb :N` (1280x720x24) and waits until clients can connect. */
-export async function startXvfb(name = 'xvfb') {
+/**
+ * Starts `Xvfb :N` (1280x720x24 unless `screen` says otherwise) and waits until clients can connect.
+ * @param {string} [name]
+ * @param {{screen?: string}} [opts] `screen` as Xvfb takes it, e.g. '1920x1080x24'
+ */
+export async function startXvfb(name = 'xvfb', { screen = '1280x720x24' } = {}) {
   const n = freeDisplay();
   const display = `:${n}`;
-  const child = new Child(name, 'Xvfb', [display, '-screen', '0', '1280x720x24', '-noreset', '-nolisten', 'tcp']);
+  const child = new Child(name, 'Xvfb', [display, '-screen', '0', screen, '-noreset', '-nolisten', 'tcp']);
   await waitFor(
     () => {
       if (child.exited) throw new GaveUp(`Xvfb exited ${JSON.stringify(child.exited)}`);

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 /// A still screen is re-sent this often, so browsers never see the stream stop.
-pub const KEEPALIVE: Duration = Duration::from_secs(1);
+pub const KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// The longest the pipeline waits before it looks at stop and keyframe requests again.
 pub const MAX_WAIT: Duration = Duration::from_millis(50);

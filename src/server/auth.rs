@@ -31,6 +31,15 @@ pub enum Proof {
     Query,
 }
 
+/// What an admitted client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Watch and control (keyboard, mouse, clipboard).
+    Control,
+    /// Watch only.
+    View,
+}
+
 /// Constant-time token comparison.
 pub fn token_matches(expected: &str, given: &str) -> bool {
     expected.as_bytes().ct_eq(given.as_bytes()).into()
@@ -83,20 +92,34 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// Decides whether a request with this query and headers may come in.
-pub fn check(expected: Option<&str>, query: Option<&str>, headers: &HeaderMap) -> Option<Proof> {
+/// Decides whether a request with this query and headers may come in, and with which role.
+/// `view` is the optional view-only token.
+pub fn check(
+    expected: Option<&str>,
+    view: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<(Proof, Role)> {
     let Some(expected) = expected else {
-        return Some(Proof::Open);
+        return Some((Proof::Open, Role::Control));
     };
-    if let Some(given) = query_token(query) {
-        if token_matches(expected, &given) {
-            return Some(Proof::Query);
+    let role_of = |given: &str| {
+        // Both comparisons always run, so timing does not tell which token matched.
+        let control = token_matches(expected, given);
+        let viewer = view.is_some_and(|v| token_matches(v, given));
+        if control {
+            Some(Role::Control)
+        } else if viewer {
+            Some(Role::View)
+        } else {
+            None
         }
+    };
+    if let Some(role) = query_token(query).as_deref().and_then(role_of) {
+        return Some((Proof::Query, role));
     }
-    if let Some(given) = cookie_token(headers) {
-        if token_matches(expected, &given) {
-            return Some(Proof::Cookie);
-        }
+    if let Some(role) = cookie_token(headers).as_deref().and_then(role_of) {
+        return Some((Proof::Cookie, role));
     }
     None
 }
@@ -174,12 +197,17 @@ pub async fn require_token(
                 .into_response();
         }
     }
+    let mut request = request;
     let proof = check(
         state.access.token.as_deref(),
+        state.access.view_token.as_deref(),
         request.uri().query(),
         request.headers(),
     );
-    match proof {
+    if let Some((_, role)) = proof {
+        request.extensions_mut().insert(role);
+    }
+    match proof.map(|(p, _)| p) {
         None => {
             if let Some(ip) = ip {
                 state.failures.failed(ip, now);
@@ -192,7 +220,8 @@ pub async fn require_token(
                 .into_response()
         }
         Some(Proof::Query) => {
-            let cookie = state.access.token.as_ref().and_then(|token| {
+            let token = query_token(request.uri().query());
+            let cookie = token.as_ref().and_then(|token| {
                 let secure = if state.access.secure_cookie {
                     "; Secure"
                 } else {
@@ -245,27 +274,43 @@ mod tests {
     #[test]
     fn query_and_cookie() {
         let none = HeaderMap::new();
-        assert_eq!(check(None, None, &none), Some(Proof::Open));
-        assert_eq!(check(Some("t1"), None, &none), None);
+        let c = |q, h: &HeaderMap| check(Some("t1"), None, q, h).map(|(p, _)| p);
         assert_eq!(
-            check(Some("t1"), Some("token=t1"), &none),
-            Some(Proof::Query)
+            check(None, None, None, &none),
+            Some((Proof::Open, Role::Control))
         );
+        assert_eq!(c(None, &none), None);
+        assert_eq!(c(Some("token=t1"), &none), Some(Proof::Query));
+        assert_eq!(c(Some("a=b&token=t1"), &none), Some(Proof::Query));
+        assert_eq!(c(Some("token=t2"), &none), None);
+        assert_eq!(c(Some("xtoken=t1"), &none), None);
         assert_eq!(
-            check(Some("t1"), Some("a=b&token=t1"), &none),
-            Some(Proof::Query)
-        );
-        assert_eq!(check(Some("t1"), Some("token=t2"), &none), None);
-        assert_eq!(check(Some("t1"), Some("xtoken=t1"), &none), None);
-        assert_eq!(
-            check(Some("t1"), None, &cookies("a=b; vnrit_token=t1")),
+            c(None, &cookies("a=b; vnrit_token=t1")),
             Some(Proof::Cookie)
         );
-        assert_eq!(check(Some("t1"), None, &cookies("vnrit_token=t2")), None);
+        assert_eq!(c(None, &cookies("vnrit_token=t2")), None);
         // A wrong query token does not hide a good cookie.
         assert_eq!(
-            check(Some("t1"), Some("token=bad"), &cookies("vnrit_token=t1")),
+            c(Some("token=bad"), &cookies("vnrit_token=t1")),
             Some(Proof::Cookie)
+        );
+    }
+
+    #[test]
+    fn view_token_gives_the_view_role() {
+        let none = HeaderMap::new();
+        let c = |q| check(Some("ctl"), Some("look"), q, &none);
+        assert_eq!(c(Some("token=ctl")), Some((Proof::Query, Role::Control)));
+        assert_eq!(c(Some("token=look")), Some((Proof::Query, Role::View)));
+        assert_eq!(c(Some("token=other")), None);
+        assert_eq!(
+            check(
+                Some("ctl"),
+                Some("look"),
+                None,
+                &cookies("vnrit_token=look")
+            ),
+            Some((Proof::Cookie, Role::View))
         );
     }
 

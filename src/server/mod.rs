@@ -22,7 +22,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
+use crate::input::InputService;
 use crate::session::{NetworkConfig, PeerState, SessionStats};
 
 /// Access rules.
@@ -30,6 +32,8 @@ use crate::session::{NetworkConfig, PeerState, SessionStats};
 pub struct Access {
     /// Required token (`None` = open, `--no-auth`).
     pub token: Option<String>,
+    /// Token for view-only access.
+    pub view_token: Option<String>,
     /// Origins besides the server's own that may open `/ws`.
     pub allow_origins: Vec<String>,
     /// Most signalling connections at once.
@@ -43,6 +47,10 @@ pub struct Access {
 pub struct AppState {
     /// The shared video stream.
     pub hub: Hub,
+    /// The shared desktop audio (`None` with `--no-audio`).
+    pub audio: Option<AudioHub>,
+    /// Keyboard, mouse, cursor and clipboard (absent when the X server cannot inject input).
+    pub input: Option<Arc<InputService>>,
     /// Who may come in.
     pub access: Arc<Access>,
     /// ICE settings for sessions.
@@ -54,12 +62,15 @@ pub struct AppState {
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
+    slots: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
     /// State for a server streaming `hub`.
     pub fn new(
         hub: Hub,
+        audio: Option<AudioHub>,
+        input: Option<Arc<InputService>>,
         access: Access,
         net: NetworkConfig,
         connect_timeout: Duration,
@@ -67,6 +78,8 @@ impl AppState {
     ) -> Self {
         AppState {
             hub,
+            audio,
+            input,
             access: Arc::new(access),
             net,
             connect_timeout,
@@ -74,6 +87,7 @@ impl AppState {
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
+            slots: Arc::default(),
         }
     }
 
@@ -93,9 +107,29 @@ impl AppState {
         self.sessions().remove(&id);
     }
 
+    /// Takes one of the `--max-viewers` slots, or `None` when all are taken. The slot is
+    /// given back when the guard drops (the socket ended, or the upgrade never happened).
+    fn take_slot(&self) -> Option<SlotGuard> {
+        let taken = self.slots.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.access.max_viewers {
+            self.slots.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SlotGuard(self.slots.clone()))
+    }
+
     /// Number of signalling connections open now.
     pub fn session_count(&self) -> usize {
         self.sessions().len()
+    }
+}
+
+/// A taken viewer slot; see [`AppState::take_slot`].
+struct SlotGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -112,6 +146,8 @@ pub struct SessionReport {
     pub frames_sent: u64,
     /// PLI/FIR received.
     pub keyframe_requests: u64,
+    /// Opus packets sent.
+    pub audio_packets_sent: u64,
 }
 
 /// The body of `/api/stats`.
@@ -124,6 +160,8 @@ pub struct StatsReport {
     pub pipeline: StatsSnapshot,
     /// One entry per signalling connection.
     pub sessions: Vec<SessionReport>,
+    /// The audio stage (`null` with `--no-audio`).
+    pub audio: Option<AudioStats>,
 }
 
 async fn stats(State(state): State<AppState>) -> impl IntoResponse {
@@ -136,6 +174,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             bytes_sent: s.bytes_sent.load(Ordering::Relaxed),
             frames_sent: s.frames_sent.load(Ordering::Relaxed),
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
+            audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
         })
         .collect();
     (
@@ -144,6 +183,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             viewers: state.hub.viewers(),
             pipeline: state.hub.stats(),
             sessions,
+            audio: state.audio.as_ref().map(|a| a.stats()),
         }),
     )
 }

@@ -30,6 +30,11 @@ pub enum ClientMessage {
     },
     /// The page asks for a keyframe (e.g. after a freeze).
     Keyframe,
+    /// An input message (see `crate::input::wire`) sent here because the data channel is not open.
+    Input {
+        /// The input message text.
+        data: String,
+    },
 }
 
 /// An ICE server entry as the browser's `RTCIceServer` takes it.
@@ -60,6 +65,11 @@ pub enum ServerMessage {
     Candidate {
         /// The candidate.
         candidate: Option<IceCandidate>,
+    },
+    /// An input-side message (cursor, clipboard) while the data channel is not open.
+    Input {
+        /// The input message text.
+        data: String,
     },
     /// Something went wrong; the text says what.
     Error {
@@ -120,6 +130,12 @@ mod tests {
             Ok(ClientMessage::Candidate { candidate: None })
         );
         assert_eq!(parse(r#"{"type":"keyframe"}"#), Ok(ClientMessage::Keyframe));
+        assert_eq!(
+            parse(r#"{"type":"input","data":"[\"m\",0.5,0.5]"}"#),
+            Ok(ClientMessage::Input {
+                data: r#"["m",0.5,0.5]"#.into()
+            })
+        );
     }
 
     #[test]

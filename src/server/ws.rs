@@ -5,17 +5,19 @@
 //! whatever ends first (socket, peer, shutdown) ends the other, releasing the session.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
+use super::auth::Role;
 use super::signal::{self, ClientMessage, IceServer, ServerMessage};
 use super::AppState;
+use crate::input::{InputError, OutgoingMessages};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
 /// Whether a WebSocket upgrade from `origin` may proceed on a server reached as `host`.
@@ -41,9 +43,11 @@ pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[Strin
 /// Upgrades `/ws` to a signalling WebSocket, after the origin and viewer-limit checks.
 pub async fn upgrade(
     State(state): State<AppState>,
+    role: Option<Extension<Role>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let role = role.map(|Extension(r)| r).unwrap_or(Role::View);
     let header = |name| {
         headers
             .get(name)
@@ -64,7 +68,7 @@ pub async fn upgrade(
         )
             .into_response();
     }
-    if state.session_count() >= state.access.max_viewers {
+    let Some(slot) = state.take_slot() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "10")],
@@ -74,24 +78,32 @@ pub async fn upgrade(
             ),
         )
             .into_response();
-    }
+    };
     ws.max_message_size(signal::MAX_MESSAGE_BYTES)
         .max_frame_size(signal::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(state, socket))
+        .on_upgrade(move |socket| async move {
+            serve(state, socket, role).await;
+            drop(slot);
+        })
 }
 
-async fn serve(state: AppState, socket: WebSocket) {
+async fn serve(state: AppState, socket: WebSocket, role: Role) {
     let id = state.next_session_id();
     let stats = Arc::new(SessionStats::new(id));
     state.register(stats.clone());
     tracing::info!(session = id, "viewer connected");
-    run(&state, socket, stats).await;
+    run(&state, socket, stats, role).await;
     state.unregister(id);
     tracing::info!(session = id, "viewer left");
 }
 
-async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
+async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role: Role) {
     let id = stats.id;
+    let mut input = state
+        .input
+        .as_ref()
+        .map(|service| service.session(role == Role::Control));
+    let mut outgoing = input.as_ref().map(|i| i.outgoing());
     let (mut tx, mut rx) = socket.split();
     let send = |msg: ServerMessage| Message::Text(msg.to_json().into());
 
@@ -112,9 +124,11 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(64);
     let mut session: Option<Session> = None;
     let mut shutdown = state.shutdown.clone();
-    let connect_deadline = tokio::time::sleep(Duration::from_secs(3600 * 24 * 365));
+    // A socket must send its offer and connect within the timeout, or it is closed: idle
+    // sockets hold a viewer slot.
+    let connect_deadline = tokio::time::sleep(state.connect_timeout);
     tokio::pin!(connect_deadline);
-    let mut deadline_armed = false;
+    let mut deadline_armed = true;
     let mut rejected = 0u32;
 
     loop {
@@ -144,6 +158,26 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
                     }
                     SessionEvent::State(PeerState::Closed) => break,
                     SessionEvent::State(_) => {}
+                    SessionEvent::Input(data) => {
+                        if let Some(input) = input.as_mut() {
+                            // Refusals are logged (rate-limited) by the input session itself.
+                            let _ = input.handle(&data);
+                        }
+                    }
+                }
+            }
+            text = next_outgoing(&mut outgoing) => {
+                let Some(text) = text else {
+                    // The input service stopped: nothing more will come.
+                    outgoing = None;
+                    continue;
+                };
+                let via_channel = match &session {
+                    Some(s) => s.send_input(&text).await,
+                    None => false,
+                };
+                if !via_channel && tx.send(send(ServerMessage::Input { data: text.to_string() })).await.is_err() {
+                    break;
                 }
             }
             msg = rx.next() => {
@@ -172,7 +206,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
                         if session.is_some() {
                             Some(ServerMessage::Error { message: "this connection already has a session; open a new WebSocket to renegotiate".into() })
                         } else {
-                            match Session::answer(sdp, &state.hub, &state.net, stats.clone(), events_tx.clone()).await {
+                            match Session::answer(sdp, &state.hub, state.audio.as_ref(), &state.net, stats.clone(), events_tx.clone()).await {
                                 Ok((s, answer)) => {
                                     session = Some(s);
                                     connect_deadline.as_mut().reset(tokio::time::Instant::now() + state.connect_timeout);
@@ -191,6 +225,13 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
                         Some(s) => s.add_candidate(candidate).await.err().map(|err| ServerMessage::Error { message: err.to_string() }),
                     },
                     Ok(ClientMessage::Candidate { candidate: None }) => None,
+                    Ok(ClientMessage::Input { data }) => match input.as_mut() {
+                        Some(input) => input.handle(data.as_bytes()).err().and_then(|err| match err {
+                            InputError::ViewOnly => Some(ServerMessage::Error { message: err.to_string() }),
+                            _ => None,
+                        }),
+                        None => Some(ServerMessage::Error { message: "remote control is not available on this server".into() }),
+                    },
                     Ok(ClientMessage::Keyframe) => {
                         state.hub.request_keyframe();
                         None
@@ -204,10 +245,20 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>) {
             }
         }
     }
+    // Releases every key and button this viewer held.
+    drop(input);
     if let Some(mut session) = session {
         session.close().await;
     }
     let _ = tx.send(Message::Close(None)).await;
+}
+
+/// The next message for the page from the input service; pending forever without one.
+async fn next_outgoing(outgoing: &mut Option<OutgoingMessages>) -> Option<Arc<str>> {
+    match outgoing {
+        Some(o) => o.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use webrtc::data_channel::DataChannel;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
@@ -34,6 +34,8 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+use crate::audio::rtp::{opus_codec, OpusPacketizer, OPUS_PAYLOAD_TYPE};
+use crate::audio::{AudioHub, AudioSubscription};
 use crate::broadcast::{Hub, Subscription};
 
 /// The H.264 format we offer: Constrained Baseline 3.1 with level asymmetry, so the browser
@@ -114,7 +116,12 @@ pub enum SessionEvent {
     Candidate(Option<IceCandidate>),
     /// The connection state changed.
     State(PeerState),
+    /// A message arrived on the `input` data channel.
+    Input(bytes::Bytes),
 }
+
+/// The open `input` data channel, if any.
+type InputChannel = Arc<std::sync::Mutex<Option<Arc<dyn DataChannel>>>>;
 
 /// Per-viewer counters, shared with `/api/stats`.
 #[derive(Debug)]
@@ -128,6 +135,8 @@ pub struct SessionStats {
     pub frames_sent: AtomicU64,
     /// Keyframe requests (PLI/FIR) received from this viewer.
     pub keyframe_requests: AtomicU64,
+    /// Opus packets sent.
+    pub audio_packets_sent: AtomicU64,
 }
 
 impl SessionStats {
@@ -139,6 +148,7 @@ impl SessionStats {
             bytes_sent: AtomicU64::new(0),
             frames_sent: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            audio_packets_sent: AtomicU64::new(0),
         }
     }
 
@@ -163,6 +173,7 @@ pub struct NetworkConfig {
 
 struct Handler {
     events: mpsc::Sender<SessionEvent>,
+    input: InputChannel,
     stats: Arc<SessionStats>,
     connected: tokio::sync::watch::Sender<bool>,
 }
@@ -203,22 +214,47 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        // The input channel is served by the input module (a later stage); keep the channel
-        // open so the browser sees it as usable.
-        tracing::debug!(
-            session = self.stats.id,
-            "data channel {} opened",
-            channel.id()
-        );
+        let label = channel.label().await.unwrap_or_default();
+        if label != "input" {
+            tracing::debug!(session = self.stats.id, "ignoring data channel {label:?}");
+            return;
+        }
+        set_channel(&self.input, Some(channel.clone()));
+        let events = self.events.clone();
+        let slot = self.input.clone();
+        let id = self.stats.id;
+        tokio::spawn(async move {
+            while let Some(event) = channel.poll().await {
+                match event {
+                    DataChannelEvent::OnOpen => set_channel(&slot, Some(channel.clone())),
+                    DataChannelEvent::OnMessage(msg) => {
+                        let sent = events.send(SessionEvent::Input(msg.data.freeze())).await;
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    DataChannelEvent::OnClose => break,
+                    _ => {}
+                }
+            }
+            tracing::debug!(session = id, "input data channel closed");
+            set_channel(&slot, None);
+        });
     }
+}
+
+fn set_channel(slot: &InputChannel, channel: Option<Arc<dyn DataChannel>>) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = channel;
 }
 
 /// One viewer's peer connection and media task.
 pub struct Session {
     pc: Arc<dyn PeerConnection>,
+    input: InputChannel,
     stats: Arc<SessionStats>,
     media: Option<JoinHandle<()>>,
     rtcp: Option<JoinHandle<()>>,
+    audio: Option<JoinHandle<()>>,
 }
 
 impl Session {
@@ -228,6 +264,7 @@ impl Session {
     pub async fn answer(
         offer_sdp: String,
         hub: &Hub,
+        audio_hub: Option<&AudioHub>,
         net: &NetworkConfig,
         stats: Arc<SessionStats>,
         events: mpsc::Sender<SessionEvent>,
@@ -259,6 +296,15 @@ impl Session {
             },
             RtpCodecKind::Video,
         )?;
+        if audio_hub.is_some() {
+            media.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: opus_codec(),
+                    payload_type: OPUS_PAYLOAD_TYPE,
+                },
+                RtpCodecKind::Audio,
+            )?;
+        }
         let registry = register_default_interceptors(Registry::new(), &mut media)?
             .with(Slot::from(14_000), keyframe::KeyframeRequests::default());
 
@@ -277,8 +323,10 @@ impl Session {
             .build();
 
         let (connected_tx, connected_rx) = tokio::sync::watch::channel(false);
+        let input: InputChannel = Arc::default();
         let handler = Arc::new(Handler {
             events,
+            input: input.clone(),
             stats: stats.clone(),
             connected: connected_tx,
         });
@@ -301,9 +349,11 @@ impl Session {
 
         let mut session = Session {
             pc: pc.clone(),
+            input,
             stats: stats.clone(),
             media: None,
             rtcp: None,
+            audio: None,
         };
         if let Err(err) = pc.set_remote_description(offer).await {
             session.close().await;
@@ -325,8 +375,30 @@ impl Session {
                 ..Default::default()
             }],
         )));
+        // Same stream id as the video: the browser puts both in one sync group (lip sync).
+        let audio_ssrc: u32 = rand::random();
+        let audio_track = audio_hub.map(|_| {
+            Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                "vnrit".to_owned(),
+                "desktop-audio".to_owned(),
+                "desktop-audio".to_owned(),
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(audio_ssrc),
+                        ..Default::default()
+                    },
+                    codec: opus_codec(),
+                    ..Default::default()
+                }],
+            )))
+        });
         let answer = async {
             let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
+            let audio_sender = match &audio_track {
+                Some(t) => Some(pc.add_track(t.clone() as Arc<dyn TrackLocal>).await?),
+                None => None,
+            };
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
             let payload_type = sender
@@ -339,15 +411,25 @@ impl Session {
                 .ok_or_else(|| {
                     SessionError::BadOffer("the browser offered no usable H.264 video".into())
                 })?;
+            let audio_payload_type = match &audio_sender {
+                Some(sender) => sender
+                    .get_parameters()
+                    .await?
+                    .rtp_parameters
+                    .codecs
+                    .first()
+                    .map(|c| c.payload_type),
+                None => None,
+            };
             let sdp = pc
                 .local_description()
                 .await
                 .map(|d| d.sdp)
                 .ok_or_else(|| SessionError::BadOffer("no local description".into()))?;
-            Ok::<_, SessionError>((payload_type, sdp))
+            Ok::<_, SessionError>((payload_type, audio_payload_type, sdp))
         }
         .await;
-        let (payload_type, sdp) = match answer {
+        let (payload_type, audio_payload_type, sdp) = match answer {
             Ok(v) => v,
             Err(err) => {
                 session.close().await;
@@ -355,6 +437,17 @@ impl Session {
             }
         };
 
+        if let (Some(audio_hub), Some(track), Some(pt)) =
+            (audio_hub, audio_track, audio_payload_type)
+        {
+            session.audio = Some(tokio::spawn(send_audio(
+                track,
+                OpusPacketizer::new(audio_ssrc, pt),
+                audio_hub.subscribe(),
+                connected_rx.clone(),
+                stats.clone(),
+            )));
+        }
         let subscription = hub.subscribe();
         let (kf_tx, kf_rx) = mpsc::channel(4);
         session.rtcp = Some(tokio::spawn(read_rtcp(track.clone(), kf_tx, stats.clone())));
@@ -386,6 +479,16 @@ impl Session {
             .map_err(|e| SessionError::BadCandidate(e.to_string()))
     }
 
+    /// Sends an input-side message (cursor, clipboard) on the `input` data channel. Returns
+    /// `false` when the channel is not open (the caller falls back to the WebSocket).
+    pub async fn send_input(&self, text: &str) -> bool {
+        let channel = self.input.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match channel {
+            Some(channel) => channel.send_text(text).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// This session's counters.
     pub fn stats(&self) -> &Arc<SessionStats> {
         &self.stats
@@ -393,7 +496,10 @@ impl Session {
 
     /// Closes the peer connection and stops its tasks (leaving the shared stream).
     pub async fn close(&mut self) {
-        for task in [self.media.take(), self.rtcp.take()].into_iter().flatten() {
+        for task in [self.media.take(), self.rtcp.take(), self.audio.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
             let _ = task.await;
         }
@@ -409,7 +515,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for task in [self.media.take(), self.rtcp.take()].into_iter().flatten() {
+        for task in [self.media.take(), self.rtcp.take(), self.audio.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }
@@ -489,5 +598,31 @@ async fn send_video(
                 started.elapsed().as_millis()
             );
         }
+    }
+}
+
+/// Sends the shared audio stream to this viewer until it ends or the task is aborted.
+async fn send_audio(
+    track: Arc<TrackLocalStaticRTP>,
+    mut packetizer: OpusPacketizer,
+    mut packets: AudioSubscription,
+    mut connected: tokio::sync::watch::Receiver<bool>,
+    stats: Arc<SessionStats>,
+) {
+    if connected.wait_for(|c| *c).await.is_err() {
+        return;
+    }
+    while let Some(frame) = packets.next().await {
+        let packet = packetizer.packetize(&frame);
+        let bytes = packet.payload.len() as u64;
+        if let Err(err) = track.write_rtp(packet).await {
+            tracing::debug!(
+                session = stats.id,
+                "RTP write failed, stopping audio: {err}"
+            );
+            return;
+        }
+        stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        stats.audio_packets_sent.fetch_add(1, Ordering::Relaxed);
     }
 }
