@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { Harness, waitFor } from './lib/harness.mjs';
+import { Harness, startServer, waitFor } from './lib/harness.mjs';
 
 let h;
 let xev;
@@ -259,4 +259,57 @@ test('touch: tap clicks, long press right-clicks, two fingers scroll', { timeout
     [5, 5, 5],
   );
   await context.close();
+});
+
+test('a view-only viewer (--view-token) cannot type or click', { timeout: 90000 }, async () => {
+  const viewToken = 'watch-only-token';
+  const second = await startServer({ display: h.display, token: h.token, name: 'input-vnrit-view', extraArgs: ['--view-token', viewToken] });
+  try {
+    const page = await h.browser.newPage({ viewport: { width: 960, height: 600 } });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    // Data channel blocked, so each refusal comes back as a WebSocket error we can count.
+    await page.addInitScript(() => {
+      RTCPeerConnection.prototype.createDataChannel = function blocked() {
+        const fake = new EventTarget();
+        fake.readyState = 'connecting';
+        fake.close = () => {};
+        return fake;
+      };
+      window.__input = { sent: 0, refused: 0 };
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function counted(data) {
+        if (!this.__counted) {
+          this.__counted = true;
+          this.addEventListener('message', (ev) => {
+            if (/"type":"error".*view-only/.test(ev.data)) window.__input.refused += 1;
+          });
+        }
+        if (typeof data === 'string' && data.startsWith('{"type":"input"')) window.__input.sent += 1;
+        return send.call(this, data);
+      };
+    });
+    await page.goto(`${second.base}/?token=${viewToken}`, { timeout: 15000 });
+    await waitFor(() => page.evaluate(() => document.getElementById('screen').videoWidth === 1280), {
+      timeoutMs: 15000,
+      what: 'the video for the view-only viewer',
+    });
+    const from = xevOut.length;
+    await page.mouse.click(480, 300);
+    await page.keyboard.type('no');
+    // Click (move, down, up) and two keys (down, up each): at least 7 messages, all refused.
+    const counts = await waitFor(
+      async () => {
+        const c = await page.evaluate(() => window.__input);
+        return c.sent >= 7 && c.refused === c.sent ? c : null;
+      },
+      { timeoutMs: 10000, what: 'every input message refused as view-only' },
+    );
+    assert.ok(counts.sent >= 7);
+    assert.match(await page.evaluate(() => document.getElementById('status').textContent), /view-only/);
+    assert.equal(typedSince(from), '', 'nothing typed');
+    assert.deepEqual(pressesSince(from), [], 'nothing clicked');
+    await page.close();
+  } finally {
+    await second.child.stop();
+  }
 });
