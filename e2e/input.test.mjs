@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { Harness, waitFor } from './lib/harness.mjs';
+import { Harness, startServer, waitFor } from './lib/harness.mjs';
 
 let h;
 let xev;
@@ -163,4 +163,153 @@ test('the cursor overlay follows the X pointer', { timeout: 60000 }, async () =>
     assert.ok(Math.abs(Number(m[1]) - left) < 0.5 && Math.abs(Number(m[2]) - top) < 0.5, `overlay at ${m[1]},${m[2]}, want ${left},${top}`);
   }
   await page.close();
+});
+
+/** Events of `kind` ("KeyRelease", "ButtonRelease", ...) xev saw since `from`, as text. */
+function eventsSince(from, kind) {
+  return xevOut
+    .slice(from)
+    .split(/\n(?=\S)/)
+    .filter((e) => e.startsWith(`${kind} event`));
+}
+
+test('held keys and buttons are released when the page loses focus', { timeout: 60000 }, async () => {
+  const page = await openViewer();
+  const from = xevOut.length;
+  await page.mouse.move(480, 300);
+  await page.mouse.down();
+  await page.keyboard.down('Shift');
+  await waitFor(() => eventsSince(from, 'KeyPress').some((e) => e.includes('Shift_L')), {
+    timeoutMs: 10000,
+    what: 'Shift_L down in X',
+  });
+  const mark = xevOut.length;
+  await page.evaluate(() => window.dispatchEvent(new Event('blur')));
+  await waitFor(
+    () =>
+      eventsSince(mark, 'KeyRelease').some((e) => e.includes('Shift_L')) &&
+      eventsSince(mark, 'ButtonRelease').some((e) => e.includes('button 1,')),
+    { timeoutMs: 10000, what: 'Shift_L and button 1 released after blur' },
+  );
+  await page.keyboard.up('Shift');
+  await page.mouse.up();
+  await page.close();
+});
+
+test('held keys and buttons are released when the server gets SIGTERM', { timeout: 90000 }, async () => {
+  const page = await openViewer();
+  const from = xevOut.length;
+  await page.mouse.move(480, 300);
+  await page.mouse.down({ button: 'middle' });
+  await page.keyboard.down('Control');
+  await waitFor(() => eventsSince(from, 'KeyPress').some((e) => e.includes('Control_L')), {
+    timeoutMs: 10000,
+    what: 'Control_L down in X',
+  });
+  const mark = xevOut.length;
+  await h.restartServer(); // SIGTERM, then a fresh server for whatever runs next
+  await waitFor(
+    () =>
+      eventsSince(mark, 'KeyRelease').some((e) => e.includes('Control_L')) &&
+      eventsSince(mark, 'ButtonRelease').some((e) => e.includes('button 2,')),
+    { timeoutMs: 10000, what: 'Control_L and button 2 released on SIGTERM' },
+  );
+  await page.close();
+});
+
+test('touch: tap clicks, long press right-clicks, two fingers scroll', { timeout: 60000 }, async () => {
+  const context = await h.browser.newContext({ viewport: { width: 960, height: 600 }, hasTouch: true });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(h.server.url, { timeout: 15000 });
+  await waitFor(() => page.evaluate(() => document.getElementById('screen').videoWidth === 1280), {
+    timeoutMs: 15000,
+    what: 'the video',
+  });
+  const cdp = await context.newCDPSession(page);
+  const touch = (type, points) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: points.map(([x, y], id) => ({ x, y, id })) });
+
+  let from = xevOut.length;
+  await page.touchscreen.tap(480, 300);
+  await waitFor(() => pressesSince(from).length >= 1, { timeoutMs: 10000, what: 'a tap to click' });
+  assert.deepEqual(pressesSince(from), [[1, ...expectedPixel(480, 300)]]);
+
+  from = xevOut.length;
+  await touch('touchStart', [[200, 200]]);
+  await waitFor(() => pressesSince(from).length >= 1, { timeoutMs: 10000, what: 'a long press to right-click' });
+  await touch('touchEnd', []);
+  assert.deepEqual(pressesSince(from), [[3, ...expectedPixel(200, 200)]]);
+
+  // Two fingers move up 120 px: 3 notches of 40 px = wheel down (button 5) three times.
+  from = xevOut.length;
+  await touch('touchStart', [
+    [400, 400],
+    [500, 400],
+  ]);
+  for (let y = 390; y >= 280; y -= 10) {
+    await touch('touchMove', [
+      [400, y],
+      [500, y],
+    ]);
+  }
+  await touch('touchEnd', []);
+  await waitFor(() => pressesSince(from).length >= 3, { timeoutMs: 10000, what: 'three wheel clicks' });
+  assert.deepEqual(
+    pressesSince(from).map(([b]) => b),
+    [5, 5, 5],
+  );
+  await context.close();
+});
+
+test('a view-only viewer (--view-token) cannot type or click', { timeout: 90000 }, async () => {
+  const viewToken = 'watch-only-token';
+  const second = await startServer({ display: h.display, token: h.token, name: 'input-vnrit-view', extraArgs: ['--view-token', viewToken] });
+  try {
+    const page = await h.browser.newPage({ viewport: { width: 960, height: 600 } });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    // Data channel blocked, so each refusal comes back as a WebSocket error we can count.
+    await page.addInitScript(() => {
+      RTCPeerConnection.prototype.createDataChannel = function blocked() {
+        const fake = new EventTarget();
+        fake.readyState = 'connecting';
+        fake.close = () => {};
+        return fake;
+      };
+      window.__input = { sent: 0, refused: 0 };
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function counted(data) {
+        if (!this.__counted) {
+          this.__counted = true;
+          this.addEventListener('message', (ev) => {
+            if (/"type":"error".*view-only/.test(ev.data)) window.__input.refused += 1;
+          });
+        }
+        if (typeof data === 'string' && data.startsWith('{"type":"input"')) window.__input.sent += 1;
+        return send.call(this, data);
+      };
+    });
+    await page.goto(`${second.base}/?token=${viewToken}`, { timeout: 15000 });
+    await waitFor(() => page.evaluate(() => document.getElementById('screen').videoWidth === 1280), {
+      timeoutMs: 15000,
+      what: 'the video for the view-only viewer',
+    });
+    const from = xevOut.length;
+    await page.mouse.click(480, 300);
+    await page.keyboard.type('no');
+    // Click (move, down, up) and two keys (down, up each): at least 7 messages, all refused.
+    const counts = await waitFor(
+      async () => {
+        const c = await page.evaluate(() => window.__input);
+        return c.sent >= 7 && c.refused === c.sent ? c : null;
+      },
+      { timeoutMs: 10000, what: 'every input message refused as view-only' },
+    );
+    assert.ok(counts.sent >= 7);
+    assert.match(await page.evaluate(() => document.getElementById('status').textContent), /view-only/);
+    assert.equal(typedSince(from), '', 'nothing typed');
+    assert.deepEqual(pressesSince(from), [], 'nothing clicked');
+    await page.close();
+  } finally {
+    await second.child.stop();
+  }
 });
