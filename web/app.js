@@ -175,6 +175,10 @@ function connect() {
     }),
     onServerError: live((message) => status.error(`server: ${message}`)),
     onInput: live(onInput),
+    onHello: live((hello) => {
+      // A view-only viewer sends no input at all (the server would refuse it).
+      if (viewer.input) viewer.input.viewOnly = hello.control === false;
+    }),
     onInputOpen: live(() => {
       ownInput.hello();
       ownInput.keys.clear(); // a new session holds nothing on the desktop

@@ -18,6 +18,7 @@ const DISCONNECTED_GRACE_MS = 8000;
  * @property {(text: string) => void} [onInput] an input wire message from the server (data
  *   channel, or {"type":"input","data":...} on the WebSocket)
  * @property {() => void} [onInputOpen] the 'input' data channel opened
+ * @property {(hello: {control?: boolean}) => void} [onHello] the server's hello (control: false = view-only)
  * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
  *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
  */
@@ -122,6 +123,7 @@ export class Session {
     }
     switch (msg && msg.type) {
       case 'hello':
+        this.handlers.onHello?.(msg);
         if (!this.pc) this.#step('offer', this.#start(msg));
         break;
       case 'answer':

@@ -55,6 +55,8 @@ pub enum ServerMessage {
         /// ICE servers the page should use.
         #[serde(rename = "iceServers")]
         ice_servers: Vec<IceServer>,
+        /// Whether this viewer may control the desktop (false: view-only).
+        control: bool,
     },
     /// The answer SDP.
     Answer {
@@ -190,10 +192,11 @@ mod tests {
             ice_servers: vec![IceServer {
                 urls: vec!["stun:example.org:3478".into()],
             }],
+            control: true,
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}]}"#
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"control":true}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),

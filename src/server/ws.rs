@@ -116,6 +116,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                 urls: state.net.stun.clone(),
             }]
         },
+        control: role == Role::Control && state.input.is_some(),
     };
     if tx.send(send(hello)).await.is_err() {
         return;
@@ -130,6 +131,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     tokio::pin!(connect_deadline);
     let mut deadline_armed = true;
     let mut rejected = 0u32;
+    let mut told_view_only = false;
 
     loop {
         tokio::select! {
@@ -227,7 +229,11 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                     Ok(ClientMessage::Candidate { candidate: None }) => None,
                     Ok(ClientMessage::Input { data }) => match input.as_mut() {
                         Some(input) => input.handle(data.as_bytes()).err().and_then(|err| match err {
-                            InputError::ViewOnly => Some(ServerMessage::Error { message: err.to_string() }),
+                            // Said once; a view-only page's every mouse move would repeat it.
+                            InputError::ViewOnly if !told_view_only => {
+                                told_view_only = true;
+                                Some(ServerMessage::Error { message: err.to_string() })
+                            }
                             _ => None,
                         }),
                         None => Some(ServerMessage::Error { message: "remote control is not available on this server".into() }),
