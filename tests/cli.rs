@@ -125,12 +125,32 @@ pub(crate) fn request(port: u16, head: &str) -> (u16, String) {
     .expect("write");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
-    let status = text
+    (status_code(&text), text)
+}
+
+/// The status code of an HTTP response's text (0 if there is none).
+pub(crate) fn status_code(response: &str) -> u16 {
+    response
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+        .unwrap_or(0)
+}
+
+/// A private Xvfb and a vnrit on it, on loopback, any port, with `extra` flags.
+pub(crate) fn serve_display(slot: u32, extra: &[&str]) -> (VirtualDisplay, Server) {
+    let display = VirtualDisplay::start(320, 240, first_display(slot)).expect("Xvfb");
+    let mut args = vec![
+        "--display",
+        display.name(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
+    (display, server)
 }
 
 #[test]

@@ -6,9 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use vnrit::display::VirtualDisplay;
-
-use crate::cli::{first_display, get, request, Server};
+use crate::cli::{get, request, serve_display, status_code};
 
 /// Opens a WebSocket upgrade on `/ws` and returns the status line's code and the open socket.
 fn upgrade(port: u16, query: &str, origin: Option<&str>, cookie: Option<&str>) -> (u16, TcpStream) {
@@ -28,26 +26,12 @@ fn upgrade(port: u16, query: &str, origin: Option<&str>, cookie: Option<&str>) -
     .expect("write");
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf).unwrap_or(0);
-    let text = String::from_utf8_lossy(&buf[..n]);
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, s)
+    (status_code(&String::from_utf8_lossy(&buf[..n])), s)
 }
 
 #[test]
 fn default_token_is_generated_printed_and_required() {
-    let display = VirtualDisplay::start(320, 240, first_display(2)).expect("Xvfb");
-    let server = Server::start(&[
-        "--display",
-        display.name(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ]);
+    let (_display, server) = serve_display(2, &[]);
     let token = server
         .url
         .split("?token=")
@@ -62,17 +46,7 @@ fn default_token_is_generated_printed_and_required() {
 
 #[test]
 fn navigation_with_token_sets_cookie_and_redirects_without_it() {
-    let display = VirtualDisplay::start(320, 240, first_display(3)).expect("Xvfb");
-    let server = Server::start(&[
-        "--display",
-        display.name(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--token",
-        "tok",
-    ]);
+    let (_display, server) = serve_display(3, &["--token", "tok"]);
     let port = server.port();
     let (status, text) = request(
         port,
@@ -95,21 +69,17 @@ fn navigation_with_token_sets_cookie_and_redirects_without_it() {
 
 #[test]
 fn websocket_origin_check_and_viewer_limit() {
-    let display = VirtualDisplay::start(320, 240, first_display(4)).expect("Xvfb");
-    let server = Server::start(&[
-        "--display",
-        display.name(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--token",
-        "tok",
-        "--max-viewers",
-        "2",
-        "--allow-origin",
-        "https://proxy.example",
-    ]);
+    let (_display, server) = serve_display(
+        4,
+        &[
+            "--token",
+            "tok",
+            "--max-viewers",
+            "2",
+            "--allow-origin",
+            "https://proxy.example",
+        ],
+    );
     let port = server.port();
     let own = format!("http://127.0.0.1:{port}");
 
@@ -151,17 +121,7 @@ fn websocket_origin_check_and_viewer_limit() {
 
 #[test]
 fn repeated_wrong_tokens_are_slowed_down_per_address() {
-    let display = VirtualDisplay::start(320, 240, first_display(5)).expect("Xvfb");
-    let server = Server::start(&[
-        "--display",
-        display.name(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--token",
-        "tok",
-    ]);
+    let (_display, server) = serve_display(5, &["--token", "tok"]);
     let port = server.port();
     let mut codes = vec![];
     for i in 0..25 {
@@ -175,19 +135,7 @@ fn repeated_wrong_tokens_are_slowed_down_per_address() {
 
 #[test]
 fn a_socket_that_never_offers_is_closed_after_the_connect_timeout() {
-    let display = VirtualDisplay::start(320, 240, first_display(6)).expect("Xvfb");
-    let server = Server::start(&[
-        "--display",
-        display.name(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--token",
-        "tok",
-        "--connect-timeout",
-        "1",
-    ]);
+    let (_display, server) = serve_display(6, &["--token", "tok", "--connect-timeout", "1"]);
     let port = server.port();
     let (code, mut socket) = upgrade(port, "?token=tok", None, None);
     assert_eq!(code, 101);
@@ -252,18 +200,7 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
 
 #[test]
 fn metrics_parse_as_prometheus_text_and_move_while_streaming() {
-    let display = VirtualDisplay::start(320, 240, first_display(7)).expect("Xvfb");
-    let server = Server::start(&[
-        "--display",
-        display.name(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--token",
-        "tok",
-        "--no-audio",
-    ]);
+    let (_display, server) = serve_display(7, &["--token", "tok", "--no-audio"]);
     let port = server.port();
     assert_eq!(get(port, "/metrics", None).0, 401);
     let idle = scrape(port);
