@@ -7,17 +7,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-if [[ "${VNRIT_E2E_IN_NETNS:-}" != 1 ]]; then
-  export VNRIT_E2E_IN_NETNS=1
-  exec unshare -n -- "$0" "$@"
-fi
+source scripts/netns.sh
+enter_private_netns "$0" "$@"
 
-ip link set lo up
-ip link add vn0 type veth peer name vn1
-ip addr add 10.213.0.1/24 dev vn0
-ip link set vn0 up
-ip link set vn1 up
-ip route add default dev vn0
 
 mkdir -p e2e/artifacts
 # One test file at a time: each starts its own Xvfb, vnrit and Chromium on 2 shared cores.
