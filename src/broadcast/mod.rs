@@ -175,6 +175,9 @@ impl Hub {
                 stats.encoders.fetch_add(1, Ordering::Relaxed);
                 let result = pipeline::run(job);
                 stats.encoders.fetch_sub(1, Ordering::Relaxed);
+                // The frame buffers and the encoder (tens of MB at 1080p) are gone: give the
+                // memory back to the system, so an idle server is small again.
+                release_free_memory();
                 if let Err(err) = result {
                     tracing::error!("video pipeline stopped: {err}");
                     let _ = fatal.send(err.to_string());
@@ -266,6 +269,16 @@ impl Hub {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// Returns freed heap memory to the operating system (glibc keeps it otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and shrinks the allocator's own free lists; it takes no
+    // pointers from us and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
