@@ -3,3 +3,4 @@ mod capture;
 mod cli;
 mod http;
 mod input;
+mod props;
