@@ -7,8 +7,9 @@
 #
 # Needs only stable Rust: cargo-fuzz is installed if missing, and RUSTC_BOOTSTRAP=1 lets the
 # stable compiler accept the sanitizer-coverage flags cargo-fuzz passes. Targets are built
-# without AddressSanitizer (the parsers are safe Rust; this halves the first build) but with
-# debug assertions, so overflows panic. The committed seeds in fuzz/corpus/<target>/ are read;
+# without AddressSanitizer (the parsers are safe Rust), with 16 codegen units instead of
+# cargo-fuzz's 1 and at opt-level 1 (fuzz/Cargo.toml), which keeps the first build of the
+# WebRTC stack short; debug assertions stay on, so overflows panic. The committed seeds in fuzz/corpus/<target>/ are read;
 # what libFuzzer discovers goes to fuzz/target/corpus/<target>/, and crashing inputs to
 # fuzz/artifacts/<target>/.
 set -euo pipefail
@@ -20,7 +21,7 @@ TARGETS=("$@")
 if ((${#TARGETS[@]} == 0)); then
   TARGETS=(signal input_wire auth)
 fi
-BUILD=(--sanitizer none --debug-assertions)
+BUILD=(--sanitizer none --debug-assertions --codegen-units 16)
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
