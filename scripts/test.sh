@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vnrit full check, as CI runs it: set-up, format, lints, release build, Rust tests
-# (unit + integration, against a real Xvfb), then the browser end-to-end tests.
+# (unit + integration, against a real Xvfb), bounded fuzzing of the parsers, then the browser end-to-end tests.
 # Stops at the first failure.
 set -euo pipefail
 
@@ -21,6 +21,9 @@ step "cargo build --release"
 cargo build --release
 step "cargo test --release"
 cargo test --release
+export FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+step "fuzz (each target ${FUZZ_SECONDS} s)"
+scripts/fuzz.sh
 step "e2e (node --test, private network namespace)"
 e2e/run.sh
 step "all checks passed"

@@ -4,3 +4,4 @@ mod cli;
 mod http;
 mod input;
 mod input_clipboard;
+mod props;
