@@ -37,12 +37,7 @@ pub enum ClientMessage {
     },
 }
 
-/// An ICE server entry as the browser's `RTCIceServer` takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IceServer {
-    /// STUN/TURN URLs.
-    pub urls: Vec<String>,
-}
+pub use crate::session::IceServer;
 
 /// A message to the page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -191,6 +186,7 @@ mod tests {
             version: 1,
             ice_servers: vec![IceServer {
                 urls: vec!["stun:example.org:3478".into()],
+                ..Default::default()
             }],
             control: true,
         };

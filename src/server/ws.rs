@@ -15,7 +15,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::auth::Role;
-use super::signal::{self, ClientMessage, IceServer, ServerMessage};
+use super::signal::{self, ClientMessage, ServerMessage};
 use super::AppState;
 use crate::input::{InputError, OutgoingMessages};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
@@ -109,13 +109,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
 
     let hello = ServerMessage::Hello {
         version: signal::PROTOCOL_VERSION,
-        ice_servers: if state.net.stun.is_empty() {
-            vec![]
-        } else {
-            vec![IceServer {
-                urls: state.net.stun.clone(),
-            }]
-        },
+        ice_servers: state.net.ice_servers(),
         control: role == Role::Control && state.input.is_some(),
     };
     if tx.send(send(hello)).await.is_err() {

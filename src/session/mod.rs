@@ -7,36 +7,22 @@
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 
 mod keyframe;
+mod media;
+mod peer;
 pub mod rtp;
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rtc::interceptor::Slot;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
-};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder,
-};
+use webrtc::data_channel::DataChannel;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
-use crate::audio::rtp::{opus_codec, OpusPacketizer, OPUS_PAYLOAD_TYPE};
-use crate::audio::{AudioHub, AudioSubscription};
-use crate::broadcast::{Hub, Subscription};
+use crate::audio::AudioHub;
+use crate::broadcast::Hub;
+pub use peer::{IceServer, NetworkConfig};
 
 /// The H.264 format we offer: Constrained Baseline 3.1 with level asymmetry, so the browser
 /// accepts streams above the offered level (1080p).
@@ -162,99 +148,12 @@ impl SessionStats {
     }
 }
 
-/// Network settings shared by all sessions.
-#[derive(Debug, Clone)]
-pub struct NetworkConfig {
-    /// STUN URLs (empty = host candidates only).
-    pub stun: Vec<String>,
-    /// Address the server listens on; a specific one also pins the UDP sockets.
-    pub bind: IpAddr,
-}
-
-struct Handler {
-    events: mpsc::Sender<SessionEvent>,
-    input: InputChannel,
-    stats: Arc<SessionStats>,
-    connected: tokio::sync::watch::Sender<bool>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        match event.candidate.to_json() {
-            Ok(init) => {
-                let candidate = IceCandidate {
-                    candidate: init.candidate,
-                    sdp_mid: init.sdp_mid,
-                    sdp_mline_index: init.sdp_mline_index,
-                    username_fragment: init.username_fragment,
-                };
-                let _ = self
-                    .events
-                    .send(SessionEvent::Candidate(Some(candidate)))
-                    .await;
-            }
-            Err(err) => tracing::debug!("local candidate not serialisable: {err}"),
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let state = match state {
-            RTCPeerConnectionState::Connecting => PeerState::Connecting,
-            RTCPeerConnectionState::Connected => PeerState::Connected,
-            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
-            RTCPeerConnectionState::Failed => PeerState::Failed,
-            RTCPeerConnectionState::Closed => PeerState::Closed,
-            _ => PeerState::New,
-        };
-        tracing::debug!(session = self.stats.id, "peer state {state:?}");
-        self.stats.set_state(state);
-        let _ = self.connected.send(state == PeerState::Connected);
-        let _ = self.events.send(SessionEvent::State(state)).await;
-    }
-
-    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
-        let label = channel.label().await.unwrap_or_default();
-        if label != "input" {
-            tracing::debug!(session = self.stats.id, "ignoring data channel {label:?}");
-            return;
-        }
-        set_channel(&self.input, Some(channel.clone()));
-        let events = self.events.clone();
-        let slot = self.input.clone();
-        let id = self.stats.id;
-        tokio::spawn(async move {
-            while let Some(event) = channel.poll().await {
-                match event {
-                    DataChannelEvent::OnOpen => set_channel(&slot, Some(channel.clone())),
-                    DataChannelEvent::OnMessage(msg) => {
-                        let sent = events.send(SessionEvent::Input(msg.data.freeze())).await;
-                        if sent.is_err() {
-                            break;
-                        }
-                    }
-                    DataChannelEvent::OnClose => break,
-                    _ => {}
-                }
-            }
-            tracing::debug!(session = id, "input data channel closed");
-            set_channel(&slot, None);
-        });
-    }
-}
-
-fn set_channel(slot: &InputChannel, channel: Option<Arc<dyn DataChannel>>) {
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = channel;
-}
-
-/// One viewer's peer connection and media task.
+/// One viewer's peer connection and media tasks.
 pub struct Session {
     pc: Arc<dyn PeerConnection>,
     input: InputChannel,
     stats: Arc<SessionStats>,
-    media: Option<JoinHandle<()>>,
-    rtcp: Option<JoinHandle<()>>,
-    audio: Option<JoinHandle<()>>,
+    tasks: media::MediaTasks,
 }
 
 impl Session {
@@ -271,195 +170,45 @@ impl Session {
     ) -> Result<(Session, String), SessionError> {
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| SessionError::BadOffer(e.to_string()))?;
-
-        let codec = RTCRtpCodec {
-            mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: H264_FMTP.to_owned(),
-            rtcp_feedback: ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"]
-                .iter()
-                .map(|fb| {
-                    let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
-                    RTCPFeedback {
-                        typ: typ.to_owned(),
-                        parameter: parameter.to_owned(),
-                    }
-                })
-                .collect(),
-        };
-        let mut media = MediaEngine::default();
-        media.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: codec.clone(),
-                payload_type: 102,
-            },
-            RtpCodecKind::Video,
-        )?;
-        if audio_hub.is_some() {
-            media.register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: opus_codec(),
-                    payload_type: OPUS_PAYLOAD_TYPE,
-                },
-                RtpCodecKind::Audio,
-            )?;
-        }
-        let registry = register_default_interceptors(Registry::new(), &mut media)?
-            .with(Slot::from(14_000), keyframe::KeyframeRequests::default());
-
-        let settings = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .build();
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(if net.stun.is_empty() {
-                vec![]
-            } else {
-                vec![RTCIceServer {
-                    urls: net.stun.clone(),
-                    ..Default::default()
-                }]
-            })
-            .build();
-
-        let (connected_tx, connected_rx) = tokio::sync::watch::channel(false);
-        let input: InputChannel = Arc::default();
-        let handler = Arc::new(Handler {
-            events,
-            input: input.clone(),
-            stats: stats.clone(),
-            connected: connected_tx,
-        });
-        let udp_addrs = if net.bind.is_unspecified() {
-            vec!["0.0.0.0:0".to_string(), "127.0.0.1:0".to_string()]
-        } else {
-            vec![format!("{}:0", net.bind)]
-        };
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(config)
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .with_handler(handler)
-            .with_udp_addrs(udp_addrs)
-            .build()
-            .await?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let peer = peer::build(net, audio_hub.is_some(), stats.clone(), events).await?;
         stats.set_state(PeerState::Connecting);
-
         let mut session = Session {
-            pc: pc.clone(),
-            input,
+            pc: peer.pc.clone(),
+            input: peer.input,
             stats: stats.clone(),
-            media: None,
-            rtcp: None,
-            audio: None,
+            tasks: Vec::new(),
         };
-        if let Err(err) = pc.set_remote_description(offer).await {
+        if let Err(err) = session.pc.set_remote_description(offer).await {
             session.close().await;
             return Err(SessionError::BadOffer(err.to_string()));
         }
-
-        let ssrc: u32 = rand::random();
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "vnrit".to_owned(),
-            "desktop".to_owned(),
-            "desktop".to_owned(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
-        )));
-        // Same stream id as the video: the browser puts both in one sync group (lip sync).
-        let audio_ssrc: u32 = rand::random();
-        let audio_track = audio_hub.map(|_| {
-            Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                "vnrit".to_owned(),
-                "desktop-audio".to_owned(),
-                "desktop-audio".to_owned(),
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(audio_ssrc),
-                        ..Default::default()
-                    },
-                    codec: opus_codec(),
-                    ..Default::default()
-                }],
-            )))
-        });
-        let answer = async {
-            let sender = pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
-            let audio_sender = match &audio_track {
-                Some(t) => Some(pc.add_track(t.clone() as Arc<dyn TrackLocal>).await?),
-                None => None,
-            };
+        let pc = peer.pc;
+        let negotiated = async {
+            let mut tracks = media::MediaTracks::new(audio_hub.is_some());
+            tracks.add_to(&pc).await?;
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
-            let payload_type = sender
-                .get_parameters()
-                .await?
-                .rtp_parameters
-                .codecs
-                .first()
-                .map(|c| c.payload_type)
-                .ok_or_else(|| {
-                    SessionError::BadOffer("the browser offered no usable H.264 video".into())
-                })?;
-            let audio_payload_type = match &audio_sender {
-                Some(sender) => sender
-                    .get_parameters()
-                    .await?
-                    .rtp_parameters
-                    .codecs
-                    .first()
-                    .map(|c| c.payload_type),
-                None => None,
-            };
             let sdp = pc
                 .local_description()
                 .await
                 .map(|d| d.sdp)
                 .ok_or_else(|| SessionError::BadOffer("no local description".into()))?;
-            Ok::<_, SessionError>((payload_type, audio_payload_type, sdp))
+            let tasks = tracks
+                .start(hub, audio_hub, peer.connected, stats.clone())
+                .await?;
+            Ok::<_, SessionError>((tasks, sdp))
         }
         .await;
-        let (payload_type, audio_payload_type, sdp) = match answer {
-            Ok(v) => v,
+        match negotiated {
+            Ok((tasks, sdp)) => {
+                session.tasks = tasks;
+                Ok((session, sdp))
+            }
             Err(err) => {
                 session.close().await;
-                return Err(err);
+                Err(err)
             }
-        };
-
-        if let (Some(audio_hub), Some(track), Some(pt)) =
-            (audio_hub, audio_track, audio_payload_type)
-        {
-            session.audio = Some(tokio::spawn(send_audio(
-                track,
-                OpusPacketizer::new(audio_ssrc, pt),
-                audio_hub.subscribe(),
-                connected_rx.clone(),
-                stats.clone(),
-            )));
         }
-        let subscription = hub.subscribe();
-        let (kf_tx, kf_rx) = mpsc::channel(4);
-        session.rtcp = Some(tokio::spawn(read_rtcp(track.clone(), kf_tx, stats.clone())));
-        session.media = Some(tokio::spawn(send_video(
-            track,
-            rtp::H264Packetizer::new(ssrc, payload_type),
-            subscription,
-            connected_rx,
-            kf_rx,
-            stats,
-        )));
-        Ok((session, sdp))
     }
 
     /// Adds a browser ICE candidate (trickle).
@@ -496,10 +245,7 @@ impl Session {
 
     /// Closes the peer connection and stops its tasks (leaving the shared stream).
     pub async fn close(&mut self) {
-        for task in [self.media.take(), self.rtcp.take(), self.audio.take()]
-            .into_iter()
-            .flatten()
-        {
+        for task in self.tasks.drain(..) {
             task.abort();
             let _ = task.await;
         }
@@ -515,114 +261,8 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        for task in [self.media.take(), self.rtcp.take(), self.audio.take()]
-            .into_iter()
-            .flatten()
-        {
+        for task in &self.tasks {
             task.abort();
         }
-    }
-}
-
-/// Waits for keyframe requests (PLI/FIR) from the browser.
-async fn read_rtcp(
-    track: Arc<TrackLocalStaticRTP>,
-    keyframes: mpsc::Sender<()>,
-    stats: Arc<SessionStats>,
-) {
-    while let Some(event) = track.poll().await {
-        let TrackLocalEvent::OnRtcpPacket(packets) = event else {
-            continue;
-        };
-        if packets
-            .iter()
-            .any(|p| keyframe::is_keyframe_request(p.as_ref()))
-        {
-            stats.keyframe_requests.fetch_add(1, Ordering::Relaxed);
-            // Full means a request is already pending: coalesced.
-            let _ = keyframes.try_send(());
-        }
-    }
-}
-
-/// Sends the shared stream to this viewer until the stream ends or the task is aborted.
-async fn send_video(
-    track: Arc<TrackLocalStaticRTP>,
-    mut packetizer: rtp::H264Packetizer,
-    mut frames: Subscription,
-    mut connected: tokio::sync::watch::Receiver<bool>,
-    mut keyframe_requests: mpsc::Receiver<()>,
-    stats: Arc<SessionStats>,
-) {
-    // Frames written before DTLS is up are lost; start at a fresh keyframe once connected.
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    frames.resync();
-    let started = Instant::now();
-    loop {
-        let frame = tokio::select! {
-            frame = frames.next() => match frame {
-                Ok(frame) => frame,
-                Err(_) => return,
-            },
-            Some(()) = keyframe_requests.recv() => {
-                frames.request_keyframe();
-                continue;
-            }
-        };
-        let packets = match packetizer.packetize(&frame.encoded.data, frame.timestamp) {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::warn!(session = stats.id, "cannot packetize a frame: {err}");
-                continue;
-            }
-        };
-        let mut bytes = 0u64;
-        for packet in packets {
-            bytes += packet.payload.len() as u64;
-            if let Err(err) = track.write_rtp(packet).await {
-                tracing::debug!(
-                    session = stats.id,
-                    "RTP write failed, stopping video: {err}"
-                );
-                return;
-            }
-        }
-        stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-        stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-        if stats.frames_sent.load(Ordering::Relaxed) == 1 {
-            tracing::info!(
-                session = stats.id,
-                "first frame sent {} ms after connecting",
-                started.elapsed().as_millis()
-            );
-        }
-    }
-}
-
-/// Sends the shared audio stream to this viewer until it ends or the task is aborted.
-async fn send_audio(
-    track: Arc<TrackLocalStaticRTP>,
-    mut packetizer: OpusPacketizer,
-    mut packets: AudioSubscription,
-    mut connected: tokio::sync::watch::Receiver<bool>,
-    stats: Arc<SessionStats>,
-) {
-    if connected.wait_for(|c| *c).await.is_err() {
-        return;
-    }
-    while let Some(frame) = packets.next().await {
-        let packet = packetizer.packetize(&frame);
-        let bytes = packet.payload.len() as u64;
-        if let Err(err) = track.write_rtp(packet).await {
-            tracing::debug!(
-                session = stats.id,
-                "RTP write failed, stopping audio: {err}"
-            );
-            return;
-        }
-        stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-        stats.audio_packets_sent.fetch_add(1, Ordering::Relaxed);
     }
 }
