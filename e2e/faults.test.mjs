@@ -105,6 +105,14 @@ test('a viewer whose network vanishes is reaped within the ICE timeout and its k
   const t0 = Date.now();
   signalAll(frozen, 'SIGSTOP');
   try {
+    // Held input goes as soon as ICE calls the viewer disconnected (about 5 s) ...
+    await waitFor(() => nothingHeld(h.display), {
+      timeoutMs: REAP_LIMIT_MS,
+      intervalMs: 250,
+      what: "no key or button held in X",
+    });
+    const released = Date.now() - t0;
+    // ... and the session itself when ICE gives up (about 30 s).
     await waitFor(
       async () => {
         const x = await h.stats();
@@ -113,11 +121,8 @@ test('a viewer whose network vanishes is reaped within the ICE timeout and its k
       { timeoutMs: REAP_LIMIT_MS, intervalMs: 250, what: 'the frozen viewer to be reaped (no viewers, encoder stopped)' },
     );
     const reaped = Date.now() - t0;
-    console.log(`# frozen viewer reaped after ${reaped} ms (held before: ${JSON.stringify(held)})`);
-    await waitFor(() => nothingHeld(h.display), {
-      timeoutMs: 3000,
-      what: `no key or button held in X (now ${JSON.stringify(heldInX(h.display))})`,
-    });
+    console.log(`# frozen viewer: input released after ${released} ms, session reaped after ${reaped} ms (held before: ${JSON.stringify(held)})`);
+    assert.ok(nothingHeld(h.display), `held again after the reap: ${JSON.stringify(heldInX(h.display))}`);
   } finally {
     signalAll(frozen, 'SIGCONT');
   }

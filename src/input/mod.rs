@@ -344,6 +344,23 @@ impl InputSession {
         sent
     }
 
+    /// Releases every key and button this viewer holds, as if its page had lost focus; for
+    /// when its connection drops out (it may come back, but nothing should stay pressed
+    /// meanwhile). Never rate-limited.
+    pub fn release_all(&mut self) -> Result<(), InputError> {
+        if !self.limiter.holds_anything() {
+            return Ok(());
+        }
+        self.limiter.admit(&InputEvent::ReleaseAll, Instant::now());
+        self.shared.send_bounded(
+            Cmd::Event {
+                session: self.id,
+                event: InputEvent::ReleaseAll,
+            },
+            false,
+        )
+    }
+
     /// Whether this viewer may control the desktop.
     pub fn can_control(&self) -> bool {
         self.can_control

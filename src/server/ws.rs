@@ -160,6 +160,15 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         }
                     }
                     SessionEvent::State(PeerState::Connected) => deadline_armed = false,
+                    SessionEvent::State(PeerState::Disconnected) => {
+                        // No ICE answer for 5 s: let go of held keys now rather than when ICE
+                        // gives up (about 25 s later) and the session is reaped.
+                        if let Some(input) = input.as_mut() {
+                            if input.release_all().is_ok() {
+                                tracing::info!(session = id, "viewer unreachable; released its keys and buttons");
+                            }
+                        }
+                    }
                     SessionEvent::State(PeerState::Failed) => {
                         let _ = tx.send(send(ServerMessage::Error {
                             message: "the WebRTC connection failed".into(),
