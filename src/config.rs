@@ -283,7 +283,9 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
         .and_then(|n| n.checked_mul(scale))
         .ok_or_else(|| format!("`{s}` is not a duration; use e.g. 12h, 90m or 7d"))?;
     if !(60..=30 * 86_400).contains(&secs) {
-        return Err(format!("{s} is out of range: use 1 minute (1m) to 30 days (30d)"));
+        return Err(format!(
+            "{s} is out of range: use 1 minute (1m) to 30 days (30d)"
+        ));
     }
     Ok(Duration::from_secs(secs))
 }
@@ -440,7 +442,10 @@ mod tests {
     #[test]
     fn session_ttl_takes_units() {
         let ttl = |v: &str| parse(&["--session-ttl", v]).unwrap().session_ttl;
-        assert_eq!(parse(&[]).unwrap().session_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(
+            parse(&[]).unwrap().session_ttl,
+            Duration::from_secs(12 * 3600)
+        );
         assert_eq!(ttl("90m"), Duration::from_secs(5400));
         assert_eq!(ttl("7d"), Duration::from_secs(7 * 86_400));
         assert_eq!(ttl("120"), Duration::from_secs(120));

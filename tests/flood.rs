@@ -56,7 +56,9 @@ fn flood(ws: &mut Socket, n: usize) {
 
 /// A message that always gets a known error back: marks a point in the reply stream.
 fn marker() -> Message {
-    Message::text(r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0"}}"#)
+    Message::text(
+        r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0"}}"#,
+    )
 }
 
 /// Reads replies until the marker's error; returns the rate-limit notices seen on the way.

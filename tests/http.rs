@@ -65,7 +65,10 @@ fn navigation_with_token_sets_cookie_and_redirects_without_it() {
     );
     let cookie = session_cookie(&text);
     assert!(cookie.starts_with("vnrit_session=c."), "{cookie}");
-    assert!(!cookie.contains("tok"), "the cookie carries the token: {cookie}");
+    assert!(
+        !cookie.contains("tok"),
+        "the cookie carries the token: {cookie}"
+    );
     // The cookie alone now admits the page, stats and the socket.
     assert_eq!(get(port, "/", Some(&cookie)).0, 200);
     assert_eq!(get(port, "/api/stats", Some(&cookie)).0, 200);
@@ -121,13 +124,24 @@ fn expired_foreign_and_tampered_cookies_get_401() {
     drop(socket);
     // ... and promoting it to control breaks its signature.
     let promoted = view.replacen("vnrit_session=v.", "vnrit_session=c.", 1);
-    assert_eq!(get(port, "/api/stats", Some(&promoted)).0, 401, "tampered role");
+    assert_eq!(
+        get(port, "/api/stats", Some(&promoted)).0,
+        401,
+        "tampered role"
+    );
     assert_eq!(upgrade(port, "", None, Some(&promoted)).0, 401);
     // A longer expiry breaks it too.
     let (head, mac) = good.rsplit_once('.').expect("a MAC");
     let (prefix, expiry) = head.rsplit_once('.').expect("an expiry");
-    let stretched = format!("{prefix}.{}.{mac}", expiry.parse::<u64>().unwrap_or(0) + 3600);
-    assert_eq!(get(port, "/api/stats", Some(&stretched)).0, 401, "tampered expiry");
+    let stretched = format!(
+        "{prefix}.{}.{mac}",
+        expiry.parse::<u64>().unwrap_or(0) + 3600
+    );
+    assert_eq!(
+        get(port, "/api/stats", Some(&stretched)).0,
+        401,
+        "tampered expiry"
+    );
     // Refusals count as failed attempts, but a good client is still served.
     assert_eq!(get(port, "/api/stats", Some(&good)).0, 200);
 }

@@ -6,12 +6,12 @@
 //! parts must parse back to those parts. The cargo-fuzz targets in `fuzz/` explore the same
 //! parsers for longer (see `scripts/fuzz.sh`).
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::json;
 use vnrit::input::wire::{self, InputEvent, WireError, MAX_CLIPBOARD_BYTES, MAX_KEY_FIELD};
-use std::time::Duration;
-
 use vnrit::server::auth::{check, cookie_value, query_token, Credentials, Proof, Role, COOKIE};
 use vnrit::server::cookie::CookieKeys;
 use vnrit::server::signal::{self, ClientMessage, SignalError, MAX_MESSAGE_BYTES};

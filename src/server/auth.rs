@@ -154,10 +154,7 @@ pub fn check(
     let Some(keys) = creds.cookies() else {
         return Some((Proof::Open, Role::Control));
     };
-    if let Some(role) = query_token(query)
-        .as_deref()
-        .and_then(|t| creds.role_of(t))
-    {
+    if let Some(role) = query_token(query).as_deref().and_then(|t| creds.role_of(t)) {
         return Some((Proof::Query, role));
     }
     // A browser may hold a stale cookie next to a good one; a few are looked at.
@@ -355,12 +352,18 @@ mod tests {
         assert_eq!(c(None, &cookies(&format!("other={good}"))), None);
         // A stale cookie before a good one does not hide it.
         assert_eq!(
-            c(None, &cookies(&format!("vnrit_session=old; vnrit_session={good}"))),
+            c(
+                None,
+                &cookies(&format!("vnrit_session=old; vnrit_session={good}"))
+            ),
             Some(Proof::Cookie)
         );
         // A wrong query token does not hide a good cookie.
         assert_eq!(
-            c(Some("token=bad"), &cookies(&format!("vnrit_session={good}"))),
+            c(
+                Some("token=bad"),
+                &cookies(&format!("vnrit_session={good}"))
+            ),
             Some(Proof::Cookie)
         );
         // Once expired, the cookie is refused.

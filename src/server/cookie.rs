@@ -79,7 +79,11 @@ impl CookieKeys {
     /// when there is no view token.
     pub fn issue(&self, role: Role, now: u64) -> Option<String> {
         let key = self.key(role)?;
-        let body = format!("{}.{}", role_char(role), now.saturating_add(self.ttl.as_secs()));
+        let body = format!(
+            "{}.{}",
+            role_char(role),
+            now.saturating_add(self.ttl.as_secs())
+        );
         let mac = hmac::sign(key, body.as_bytes());
         Some(format!("{body}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref())))
     }
@@ -245,6 +249,9 @@ mod tests {
         ] {
             assert!(k.verify(bad, NOW).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(k.verify("c.1900000000.AAAA", NOW), Err(CookieError::BadSignature));
+        assert_eq!(
+            k.verify("c.1900000000.AAAA", NOW),
+            Err(CookieError::BadSignature)
+        );
     }
 }
