@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
-use x11rb::connection::Connection;
 use x11rb::protocol::xproto::ConnectionExt;
 
 use crate::cli::{get, serve_display};
