@@ -123,10 +123,8 @@ impl InputLimiter {
 
     fn track(&mut self, event: &InputEvent) {
         match event {
-            InputEvent::KeyDown { code, .. } => {
-                if self.keys.len() < MAX_HELD_KEYS {
-                    self.keys.insert(code.clone());
-                }
+            InputEvent::KeyDown { code, .. } if self.keys.len() < MAX_HELD_KEYS => {
+                self.keys.insert(code.clone());
             }
             InputEvent::KeyUp { code } => {
                 self.keys.remove(code);
