@@ -69,20 +69,26 @@ test('GET / and /api/stats answer 401 to a wrong or missing token, 200 to the ri
 test('a first good visit sets an HttpOnly SameSite=Strict cookie that admits later requests', { timeout: 30000 }, async () => {
   const res = await fetch(h.server.url);
   const cookie = res.headers.get('set-cookie') ?? '';
-  assert.match(cookie, new RegExp(`vnrit_token=${h.token}`));
+  // A signed session (role, expiry, MAC), not the token itself.
+  const session = /vnrit_session=(c\.\d+\.[A-Za-z0-9_-]{43});/.exec(cookie)?.[1];
+  assert.ok(session, `no signed session cookie in ${cookie}`);
+  assert.ok(!cookie.includes(h.token), 'the cookie carries the token');
   assert.match(cookie, /HttpOnly/i);
   assert.match(cookie, /SameSite=Strict/i);
-  const js = await fetch(`${h.server.base}/app.js`, { headers: { cookie: `vnrit_token=${h.token}` } });
+  assert.match(cookie, /Max-Age=43200/i);
+  const js = await fetch(`${h.server.base}/app.js`, { headers: { cookie: `vnrit_session=${session}` } });
   assert.equal(js.status, 200);
-  const bad = await fetch(`${h.server.base}/app.js`, { headers: { cookie: 'vnrit_token=wrong' } });
+  const bad = await fetch(`${h.server.base}/app.js`, { headers: { cookie: 'vnrit_session=wrong' } });
   assert.equal(bad.status, 401);
+  const raw = await fetch(`${h.server.base}/app.js`, { headers: { cookie: `vnrit_session=${h.token}` } });
+  assert.equal(raw.status, 401, 'the bare token is not a session');
 });
 
 test('/ws refuses a wrong or missing token and upgrades with the right one', { timeout: 30000 }, async () => {
   const port = h.server.port;
   assert.equal(await upgradeStatus(port, '/ws?token=wrong'), 401);
   assert.equal(await upgradeStatus(port, '/ws'), 401);
-  assert.equal(await upgradeStatus(port, '/ws', { Cookie: 'vnrit_token=wrong' }), 401);
+  assert.equal(await upgradeStatus(port, '/ws', { Cookie: 'vnrit_session=wrong' }), 401);
   assert.equal(await upgradeStatus(port, `/ws?token=${h.token}`), 101);
 });
 

@@ -1,7 +1,8 @@
 // vnrit e2e: churn. 200 viewers come and go — most of them cut off abruptly at every stage of
 // signalling, the rest real pages that stream and are then closed or killed — and afterwards the
-// server still streams, and its threads, file descriptors and memory are back near where they
-// started. Nothing a viewer had may leak.
+// server still streams, its threads, file descriptors and memory are back near where they
+// started, and no key or button is held in X (some viewers held some when they went). Nothing a
+// viewer had may leak.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import WebSocket from 'ws';
 import { Harness, waitFor } from './lib/harness.mjs';
 import { waitForColour } from './lib/page.mjs';
+import { heldInX } from './lib/xheld.mjs';
 
 const SIGNAL_ONLY = 180; // sockets cut during negotiation
 const PAGES = 20; // real viewers that stream, then vanish
@@ -116,15 +118,35 @@ test('200 viewers come and go; nothing leaks and the server still streams', { ti
     (stage) => signalOnly(offerSdp, stage),
   );
 
-  // Real viewers: every other one vanishes without a goodbye (its whole browser context is torn down).
+  // Real viewers: every other one vanishes without a goodbye (its whole browser context is torn
+  // down), and every fourth holds a key and a mouse button down in X when it goes.
+  let pressed = 0;
   for (let i = 0; i < PAGES; i += 1) {
     const context = await h.browser.newContext();
     const page = await context.newPage();
     await page.goto(h.server.url, { timeout: 15000 });
     await waitForColour(page, '#3060c0', { timeoutMs: 20000 });
+    if (i % 4 === 1) {
+      await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
+        timeoutMs: 10000,
+        what: 'the input data channel to open',
+      });
+      await page.mouse.move(200, 200);
+      await page.mouse.down({ button: i % 8 === 1 ? 'left' : 'right' });
+      await page.keyboard.down(i % 8 === 1 ? 'KeyX' : 'ShiftLeft');
+      await waitFor(
+        () => {
+          const x = heldInX(h.display);
+          return x.keys.length > 0 && x.buttons.length > 0;
+        },
+        { timeoutMs: 10000, what: `viewer ${i}: a key and a button held in X` },
+      );
+      pressed += 1;
+    }
     if (i % 2) await page.close({ runBeforeUnload: false });
     await context.close();
   }
+  assert.ok(pressed >= PAGES / 4, `only ${pressed} viewers held keys`);
 
   await idle();
   // Let closed peers finish their teardown before measuring.
@@ -135,6 +157,8 @@ test('200 viewers come and go; nothing leaks and the server still streams', { ti
   assert.ok(afterChurn.threads <= before.threads + 4, `threads grew: ${report}`);
   assert.ok(afterChurn.fds <= before.fds + 8, `file descriptors leaked: ${report}`);
   assert.ok(afterChurn.rssKiB <= before.rssKiB + 64 * 1024, `memory grew by over 64 MiB: ${report}`);
+  // Nothing any of them pressed is still down.
+  assert.deepEqual(heldInX(h.display), { keys: [], buttons: [] }, 'no key or button held in X after the churn');
 
   // And it still serves a new viewer.
   h.setRoot('#c03060');

@@ -71,7 +71,7 @@ test('the page decodes the desktop over https with a Secure cookie', { timeout: 
   const page = await context.newPage();
   await page.goto(`https://127.0.0.1:${port}/?token=${token}`, { timeout: 15000 });
   assert.equal(new URL(page.url()).search, '', 'the token is gone from the address bar');
-  const cookie = (await context.cookies()).find((c) => c.name === 'vnrit_token');
+  const cookie = (await context.cookies()).find((c) => c.name === 'vnrit_session');
   assert.ok(cookie, 'cookie set');
   assert.equal(cookie.secure, true);
   assert.equal(cookie.httpOnly, true);

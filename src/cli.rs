@@ -156,6 +156,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
             allow_origins: config.allow_origins.clone(),
             max_viewers: config.max_viewers,
             secure_cookie: tls.is_some(),
+            session_ttl: config.session_ttl,
         },
         NetworkConfig {
             stun: config.stun.clone(),
@@ -186,13 +187,18 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         );
     }
 
+    let stopper = state.clone();
     let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
+            stopper.set_stop_reason("vnrit stopped (signal)");
             Ok(())
         }
-        Some(msg) = fatal_rx.recv() => Err(anyhow!("{msg}")),
+        Some(msg) = fatal_rx.recv() => {
+            stopper.set_stop_reason(format!("vnrit stopped: {msg}"));
+            Err(anyhow!("{msg}"))
+        }
         res = &mut server => match res {
             Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => Err(anyhow!("the HTTP server stopped: {err}")),

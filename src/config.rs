@@ -127,6 +127,11 @@ pub struct Cli {
     /// Seconds a viewer may take to finish connecting (offer to connected) before it is dropped.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECONDS")]
     pub connect_timeout: u64,
+
+    /// How long the session cookie set after a visit with `?token=` stays valid, e.g. `12h`,
+    /// `90m` or `7d` (1 minute to 30 days); afterwards the page needs the link again.
+    #[arg(long, default_value = "12h", value_parser = parse_ttl, value_name = "DURATION")]
+    pub session_ttl: Duration,
 }
 
 /// The screen-reading method named on the command line.
@@ -181,6 +186,8 @@ pub struct Config {
     pub virtual_size: (u32, u32),
     /// Time allowed from offer to a connected peer.
     pub connect_timeout: Duration,
+    /// Lifetime of the session cookie.
+    pub session_ttl: Duration,
 }
 
 /// Settings of the shared capture and encode pipeline.
@@ -254,8 +261,33 @@ impl Cli {
             },
             virtual_size: self.virtual_size,
             connect_timeout: Duration::from_secs(self.connect_timeout),
+            session_ttl: self.session_ttl,
         }
     }
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}` is not a duration; use e.g. 12h, 90m or 7d")),
+    };
+    let secs = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("`{s}` is not a duration; use e.g. 12h, 90m or 7d"))?;
+    if !(60..=30 * 86_400).contains(&secs) {
+        return Err(format!(
+            "{s} is out of range: use 1 minute (1m) to 30 days (30d)"
+        ));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn parse_height(s: &str) -> Result<u32, String> {
@@ -396,10 +428,28 @@ mod tests {
             &["--audio-bitrate", "1"],
             &["--tls-cert", "a.pem"],
             &["--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"],
+            &["--session-ttl", "30s"],
+            &["--session-ttl", "31d"],
+            &["--session-ttl", "12x"],
+            &["--session-ttl", "h"],
+            &["--session-ttl", "99999999999999999999d"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn session_ttl_takes_units() {
+        let ttl = |v: &str| parse(&["--session-ttl", v]).unwrap().session_ttl;
+        assert_eq!(
+            parse(&[]).unwrap().session_ttl,
+            Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(ttl("90m"), Duration::from_secs(5400));
+        assert_eq!(ttl("7d"), Duration::from_secs(7 * 86_400));
+        assert_eq!(ttl("120"), Duration::from_secs(120));
+        assert_eq!(ttl("1m"), Duration::from_secs(60));
     }
 
     #[test]

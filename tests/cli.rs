@@ -128,6 +128,19 @@ pub(crate) fn request(port: u16, head: &str) -> (u16, String) {
     (status_code(&text), text)
 }
 
+/// The `vnrit_session=VALUE` pair a response's `Set-Cookie` carries, ready for a `Cookie`
+/// header.
+pub(crate) fn session_cookie(response: &str) -> String {
+    response
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .find_map(|l| {
+            let pair = l.split_once(':')?.1.trim().split(';').next()?;
+            pair.starts_with("vnrit_session=").then(|| pair.to_string())
+        })
+        .unwrap_or_else(|| panic!("no session cookie in {response}"))
+}
+
 /// The status code of an HTTP response's text (0 if there is none).
 pub(crate) fn status_code(response: &str) -> u16 {
     response
@@ -253,13 +266,14 @@ fn own_display_token_auth_and_clean_sigterm() {
     // With it, the page loads and the cookie is set for later requests.
     let (status, text) = get(port, "/?token=t0k3n", None);
     assert_eq!(status, 200, "{text}");
+    let cookie = session_cookie(&text);
     assert!(
         text.to_ascii_lowercase()
-            .contains("set-cookie: vnrit_token=t0k3n; httponly; samesite=strict"),
+            .contains("; httponly; samesite=strict; path=/; max-age=43200"),
         "{text}"
     );
     assert!(text.contains("<video"), "page has no video element");
-    let (status, text) = get(port, "/api/stats", Some("vnrit_token=t0k3n"));
+    let (status, text) = get(port, "/api/stats", Some(&cookie));
     assert_eq!(status, 200, "{text}");
     assert!(
         text.contains("\"viewers\":0") && text.contains("\"encoders\":0"),

@@ -1,12 +1,16 @@
 //! HTTP-level access rules against the real binary: the generated default token, the redirect
-//! that drops the token from the address bar, cookies, the WebSocket origin check, the viewer
-//! limit, failed-attempt limiting, and a good client still served after each refusal.
+//! that drops the token from the address bar, signed session cookies (good, expired, foreign,
+//! tampered), the WebSocket origin check, the viewer limit, failed-attempt limiting, and a
+//! good client still served after each refusal.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::cli::{get, request, serve_display, status_code};
+use vnrit::server::auth::Role;
+use vnrit::server::cookie::{now_unix, CookieKeys};
+
+use crate::cli::{get, request, serve_display, session_cookie, status_code};
 
 /// Opens a WebSocket upgrade on `/ws` and returns the status line's code and the open socket.
 fn upgrade(port: u16, query: &str, origin: Option<&str>, cookie: Option<&str>) -> (u16, TcpStream) {
@@ -46,7 +50,7 @@ fn default_token_is_generated_printed_and_required() {
 
 #[test]
 fn navigation_with_token_sets_cookie_and_redirects_without_it() {
-    let (_display, server) = serve_display(3, &["--token", "tok"]);
+    let (_display, server) = serve_display(3, &["--token", "tok", "--session-ttl", "2h"]);
     let port = server.port();
     let (status, text) = request(
         port,
@@ -56,15 +60,103 @@ fn navigation_with_token_sets_cookie_and_redirects_without_it() {
     let lower = text.to_ascii_lowercase();
     assert!(lower.contains("location: /?x=1\r\n"), "{text}");
     assert!(
-        lower.contains("set-cookie: vnrit_token=tok; httponly; samesite=strict; path=/"),
+        lower.contains("; httponly; samesite=strict; path=/; max-age=7200\r\n"),
         "{text}"
     );
+    let cookie = session_cookie(&text);
+    assert!(cookie.starts_with("vnrit_session=c."), "{cookie}");
+    assert!(
+        !cookie.contains("tok"),
+        "the cookie carries the token: {cookie}"
+    );
     // The cookie alone now admits the page, stats and the socket.
-    assert_eq!(get(port, "/", Some("vnrit_token=tok")).0, 200);
-    assert_eq!(get(port, "/api/stats", Some("vnrit_token=tok")).0, 200);
-    // A foreign or stale cookie does not.
-    assert_eq!(get(port, "/", Some("vnrit_token=old")).0, 401);
-    assert_eq!(get(port, "/", Some("other=tok")).0, 401);
+    assert_eq!(get(port, "/", Some(&cookie)).0, 200);
+    assert_eq!(get(port, "/api/stats", Some(&cookie)).0, 200);
+    assert_eq!(upgrade(port, "", None, Some(&cookie)).0, 101);
+    // The bare token, or the session under another name, does not.
+    assert_eq!(get(port, "/", Some("vnrit_session=tok")).0, 401);
+    assert_eq!(get(port, "/", Some("vnrit_token=tok")).0, 401);
+    let value = cookie.trim_start_matches("vnrit_session=");
+    assert_eq!(get(port, "/", Some(&format!("other={value}"))).0, 401);
+}
+
+#[test]
+fn expired_foreign_and_tampered_cookies_get_401() {
+    let (_display, server) = serve_display(8, &["--token", "tok", "--view-token", "look"]);
+    let port = server.port();
+    let now = now_unix();
+    let ttl = Duration::from_secs(12 * 3600);
+    let mint = |token: &str, view: Option<&str>, role, at| {
+        let value = CookieKeys::new(token, view, ttl)
+            .issue(role, at)
+            .expect("a role with a token");
+        format!("vnrit_session={value}")
+    };
+    // A good one, as this server's keys would make it (they come from the token alone).
+    let good = mint("tok", None, Role::Control, now);
+    assert_eq!(get(port, "/api/stats", Some(&good)).0, 200, "good cookie");
+    // Expired: signed right, issued 12 h and 1 s ago.
+    let expired = mint("tok", None, Role::Control, now - ttl.as_secs() - 1);
+    assert_eq!(get(port, "/api/stats", Some(&expired)).0, 401, "expired");
+    // Foreign: signed by a server with another token.
+    let foreign = mint("other", None, Role::Control, now);
+    assert_eq!(get(port, "/api/stats", Some(&foreign)).0, 401, "foreign");
+    // Longer-lived than this server issues (made by a server with a longer --session-ttl).
+    let long = CookieKeys::new("tok", None, ttl * 30)
+        .issue(Role::Control, now)
+        .expect("control cookie");
+    assert_eq!(
+        get(port, "/api/stats", Some(&format!("vnrit_session={long}"))).0,
+        401,
+        "over the session lifetime"
+    );
+
+    // The view cookie the server hands out admits, but as a viewer only ...
+    let (status, text) = get(port, "/api/stats?token=look", None);
+    assert_eq!(status, 200, "{text}");
+    let view = session_cookie(&text);
+    assert!(view.starts_with("vnrit_session=v."), "{view}");
+    assert_eq!(get(port, "/api/stats", Some(&view)).0, 200);
+    let (code, mut socket) = upgrade(port, "", None, Some(&view));
+    assert_eq!(code, 101);
+    let hello = read_until(&mut socket, "\"hello\"");
+    assert!(hello.contains("\"control\":false"), "{hello}");
+    drop(socket);
+    // ... and promoting it to control breaks its signature.
+    let promoted = view.replacen("vnrit_session=v.", "vnrit_session=c.", 1);
+    assert_eq!(
+        get(port, "/api/stats", Some(&promoted)).0,
+        401,
+        "tampered role"
+    );
+    assert_eq!(upgrade(port, "", None, Some(&promoted)).0, 401);
+    // A longer expiry breaks it too.
+    let (head, mac) = good.rsplit_once('.').expect("a MAC");
+    let (prefix, expiry) = head.rsplit_once('.').expect("an expiry");
+    let stretched = format!(
+        "{prefix}.{}.{mac}",
+        expiry.parse::<u64>().unwrap_or(0) + 3600
+    );
+    assert_eq!(
+        get(port, "/api/stats", Some(&stretched)).0,
+        401,
+        "tampered expiry"
+    );
+    // Refusals count as failed attempts, but a good client is still served.
+    assert_eq!(get(port, "/api/stats", Some(&good)).0, 200);
+}
+
+/// Reads from a raw upgraded socket until `needle` shows up (bounded by the read timeout).
+fn read_until(socket: &mut TcpStream, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
 }
 
 #[test]
@@ -92,16 +184,13 @@ fn websocket_origin_check_and_viewer_limit() {
 
     let (code, _first) = upgrade(port, "?token=tok", Some(&own), None);
     assert_eq!(code, 101, "own origin");
-    let (code, _second) = upgrade(
-        port,
-        "",
-        Some("https://proxy.example"),
-        Some("vnrit_token=tok"),
-    );
+    let (_, text) = get(port, "/api/stats?token=tok", None);
+    let cookie = session_cookie(&text);
+    let (code, _second) = upgrade(port, "", Some("https://proxy.example"), Some(&cookie));
     assert_eq!(code, 101, "allowed origin with the cookie");
     let (code, _third) = upgrade(port, "?token=tok", Some(&own), None);
     assert_eq!(code, 503, "over --max-viewers");
-    let (status, text) = get(port, "/api/stats", Some("vnrit_token=tok"));
+    let (status, text) = get(port, "/api/stats", Some(&cookie));
     assert_eq!(status, 200, "still serving: {text}");
     drop((_first, _second));
     // The slots free up once those sockets are gone.
@@ -157,7 +246,7 @@ fn a_socket_that_never_offers_is_closed_after_the_connect_timeout() {
     );
     let text = String::from_utf8_lossy(&seen);
     assert!(text.contains("was not established within 1 s"), "{text}");
-    let (status, _) = get(port, "/api/stats", Some("vnrit_token=tok"));
+    let (status, _) = get(port, "/api/stats?token=tok", None);
     assert_eq!(status, 200);
 }
 
@@ -172,7 +261,7 @@ a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack pli\r\n\
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
 fn scrape(port: u16) -> prometheus_parse::Scrape {
-    let (status, text) = get(port, "/metrics", Some("vnrit_token=tok"));
+    let (status, text) = get(port, "/metrics?token=tok", None);
     assert_eq!(status, 200, "{text}");
     let body = text
         .split("\r\n\r\n")

@@ -1,16 +1,19 @@
 //! Property tests of the parsers that read untrusted input: the signalling parser
 //! (`server::signal::parse`), the input wire parser (`input::wire::parse`) and the token and
-//! cookie parsing (`server::auth::{query_token, cookie_token, check}`).
+//! cookie parsing (`server::auth::{query_token, cookie_value, check}`, `server::cookie`).
 //!
 //! Each parser must never panic on arbitrary text or bytes, and messages built from their
 //! parts must parse back to those parts. The cargo-fuzz targets in `fuzz/` explore the same
 //! parsers for longer (see `scripts/fuzz.sh`).
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::json;
 use vnrit::input::wire::{self, InputEvent, WireError, MAX_CLIPBOARD_BYTES, MAX_KEY_FIELD};
-use vnrit::server::auth::{check, cookie_token, query_token, Proof, Role, COOKIE};
+use vnrit::server::auth::{check, cookie_value, query_token, Credentials, Proof, Role, COOKIE};
+use vnrit::server::cookie::CookieKeys;
 use vnrit::server::signal::{self, ClientMessage, SignalError, MAX_MESSAGE_BYTES};
 
 /// Text made of the characters JSON messages of both protocols are built from, so random
@@ -216,8 +219,11 @@ proptest! {
     fn auth_never_panics(query in any::<String>(), cookies in proptest::collection::vec(any::<String>(), 0..4)) {
         let headers = cookie_headers(&cookies);
         let _ = query_token(Some(&query));
-        let _ = cookie_token(&headers);
-        let _ = check(Some("t"), Some("v"), Some(&query), &headers);
+        let _ = cookie_value(&headers);
+        let _ = check(&creds("t", Some("v")), Some(&query), &headers, NOW);
+        for c in &cookies {
+            let _ = keys("t", Some("v")).verify(c, NOW);
+        }
     }
 
     #[test]
@@ -227,19 +233,21 @@ proptest! {
         after in proptest::collection::vec(other_cookie(), 0..5),
         compact in any::<bool>(),
         headers_before in 0usize..3,
+        age in 0u64..TTL,
     ) {
+        let c = creds(&token, None);
+        let value = c.cookies().and_then(|k| k.issue(Role::Control, NOW - age)).expect("issued");
         let sep = if compact { ";" } else { "; " };
-        let mine = format!("{COOKIE}={token}");
+        let mine = format!("{COOKIE}={value}");
         let line = before.iter().chain([&mine]).chain(&after).cloned().collect::<Vec<_>>().join(sep);
         // Some unrelated Cookie headers first (HTTP/2 sends one header per cookie).
         let mut values: Vec<String> = before.iter().take(headers_before).cloned().collect();
         values.push(line);
         let headers = cookie_headers(&values);
-        prop_assert_eq!(cookie_token(&headers), Some(token.clone()));
-        prop_assert_eq!(
-            check(Some(&token), None, None, &headers),
-            Some((Proof::Cookie, Role::Control))
-        );
+        prop_assert_eq!(cookie_value(&headers), Some(value.clone()));
+        prop_assert_eq!(check(&c, None, &headers, NOW), Some((Proof::Cookie, Role::Control)));
+        // The same cookie once its lifetime is over.
+        prop_assert_eq!(check(&c, None, &headers, NOW - age + TTL), None);
     }
 
     #[test]
@@ -258,7 +266,7 @@ proptest! {
             .join("&");
         prop_assert_eq!(query_token(Some(&query)), Some(token.clone()));
         prop_assert_eq!(
-            check(Some(&token), None, Some(&query), &HeaderMap::new()),
+            check(&creds(&token, None), Some(&query), &HeaderMap::new(), NOW),
             Some((Proof::Query, Role::Control))
         );
     }
@@ -266,12 +274,14 @@ proptest! {
     #[test]
     fn auth_view_token_only_views(control in token(), view in token(), in_cookie in any::<bool>()) {
         prop_assume!(control != view);
+        let c = creds(&control, Some(&view));
         let (query, headers) = if in_cookie {
-            (None, cookie_headers(&[format!("{COOKIE}={view}")]))
+            let value = c.cookies().and_then(|k| k.issue(Role::View, NOW)).expect("issued");
+            (None, cookie_headers(&[format!("{COOKIE}={value}")]))
         } else {
             (Some(format!("token={view}")), HeaderMap::new())
         };
-        let (_, role) = check(Some(&control), Some(&view), query.as_deref(), &headers)
+        let (_, role) = check(&c, query.as_deref(), &headers, NOW)
             .ok_or_else(|| TestCaseError::fail("the view token was refused"))?;
         prop_assert_eq!(role, Role::View);
     }
@@ -284,13 +294,36 @@ proptest! {
         others in proptest::collection::vec(other_cookie(), 0..3),
     ) {
         prop_assume!(given != control && view.as_deref() != Some(given.as_str()));
+        let c = creds(&control, view.as_deref());
         let query = format!("token={given}");
+        // The bare token as a cookie, and a session signed for the wrong token.
+        let forged = keys(&given, Some(&given)).issue(Role::Control, NOW).expect("issued");
         let mut cookies = others;
         cookies.push(format!("{COOKIE}={given}"));
+        cookies.push(format!("{COOKIE}={forged}"));
         let headers = cookie_headers(&[cookies.join("; ")]);
-        prop_assert_eq!(check(Some(&control), view.as_deref(), Some(&query), &headers), None);
-        prop_assert_eq!(check(Some(&control), view.as_deref(), None, &headers), None);
-        prop_assert_eq!(check(Some(&control), view.as_deref(), Some(&query), &HeaderMap::new()), None);
+        prop_assert_eq!(check(&c, Some(&query), &headers, NOW), None);
+        prop_assert_eq!(check(&c, None, &headers, NOW), None);
+        prop_assert_eq!(check(&c, Some(&query), &HeaderMap::new(), NOW), None);
+    }
+
+    #[test]
+    fn auth_tampered_cookie_never_accepted(
+        token in token(),
+        view in token(),
+        view_role in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        with in any::<char>(),
+    ) {
+        let k = keys(&token, Some(&view));
+        let role = if view_role { Role::View } else { Role::Control };
+        let good = k.issue(role, NOW).expect("issued");
+        let mut chars: Vec<char> = good.chars().collect();
+        let i = at.index(chars.len());
+        prop_assume!(chars[i] != with);
+        chars[i] = with;
+        let changed: String = chars.into_iter().collect();
+        prop_assert!(k.verify(&changed, NOW).is_err(), "{} accepted", changed);
     }
 
     #[test]
@@ -300,14 +333,29 @@ proptest! {
         query in any::<String>(),
         cookies in proptest::collection::vec(any::<String>(), 0..3),
     ) {
-        // Whatever the request holds, admission means the query or cookie parsed to a token.
+        // Whatever the request holds, admission means the query parsed to a token or a cookie
+        // verified.
+        let c = creds(&control, Some(&view));
         let headers = cookie_headers(&cookies);
         let real = |t: Option<String>| t.as_deref() == Some(control.as_str()) || t.as_deref() == Some(view.as_str());
-        match check(Some(&control), Some(&view), Some(&query), &headers) {
+        match check(&c, Some(&query), &headers, NOW) {
             None => {}
             Some((Proof::Query, _)) => prop_assert!(real(query_token(Some(&query)))),
-            Some((Proof::Cookie, _)) => prop_assert!(real(cookie_token(&headers))),
+            Some((Proof::Cookie, _)) => prop_assert!(false, "random bytes made a valid session: {:?}", cookies),
             Some((Proof::Open, _)) => prop_assert!(false, "open although a token is set"),
         }
     }
+}
+
+/// A fixed "now" for the cookie properties (Unix seconds).
+const NOW: u64 = 1_800_000_000;
+/// The session lifetime the properties use, in seconds.
+const TTL: u64 = 3600;
+
+fn creds(token: &str, view: Option<&str>) -> Credentials {
+    Credentials::new(Some(token), view, Duration::from_secs(TTL))
+}
+
+fn keys(token: &str, view: Option<&str>) -> CookieKeys {
+    CookieKeys::new(token, view, Duration::from_secs(TTL))
 }

@@ -146,6 +146,8 @@ function onInput(text) {
 setupToolbar();
 
 let retryDelay = FIRST_RETRY_MS;
+/** Why the server last closed a live session, if it said (e.g. it lost its X display). */
+let lastServerWord = '';
 let retryTimer = null;
 
 /** A same-directory URL carrying the page's token, if it has one (the cookie covers the rest). */
@@ -170,6 +172,7 @@ function connect() {
     onTrack: live(showStream),
     onConnected: live(() => {
       retryDelay = FIRST_RETRY_MS;
+      lastServerWord = '';
       status.connected();
       notice.hide();
     }),
@@ -232,6 +235,7 @@ async function sessionEnded(gen, reason, info) {
     return; // retrying cannot help until the user fixes the URL
   }
   if (gen !== viewer.generation) return;
+  if (info.serverReason) lastServerWord = info.serverReason;
   const delay = retryDelay;
   retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
   status.reconnecting(delay, reason);
@@ -246,6 +250,7 @@ function showServerGone(delayMs) {
     'The vnrit server at ' +
     location.host +
     ' is not answering: it may have stopped or restarted, or the network is down. ' +
+    (lastServerWord ? `Its last message: “${lastServerWord}”. ` : '') +
     `Trying again in ${Math.max(1, Math.ceil((until - Date.now()) / 1000))} s. ` +
     'If it stays away, start vnrit again and reopen the link it prints.';
   notice.show('gone', 'Cannot reach the desktop', text(), { label: 'Retry now', run: connect });

@@ -55,6 +55,7 @@ export class Session {
     this.ws.onclose = (ev) => {
       if (this.closed) return;
       const why = ev.reason || (this.opened ? 'connection to the server closed' : 'cannot reach the server');
+      this.serverReason = ev.reason || '';
       this.close(why);
     };
   }
@@ -97,7 +98,7 @@ export class Session {
       this.pc.close();
     }
     if (this.input) this.input.onmessage = this.input.onopen = null;
-    this.handlers.onClosed(reason, { opened: this.opened });
+    this.handlers.onClosed(reason, { opened: this.opened, serverReason: this.serverReason ?? '' });
   }
 
   #send(msg) {

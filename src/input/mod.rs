@@ -17,6 +17,7 @@ mod cursor;
 mod injector;
 mod keymap;
 pub mod keys;
+pub mod ratelimit;
 pub mod wire;
 
 use std::cell::Cell;
@@ -65,6 +66,9 @@ pub enum InputError {
     /// Too many commands are waiting for the X server.
     #[error("input: the X server is not keeping up; input event dropped")]
     Busy,
+    /// This viewer sent more input than [`ratelimit::SUSTAINED_PER_SEC`] events a second.
+    #[error("input: too many input events (over {} a second); some were dropped, releases of held keys and buttons still pass", ratelimit::SUSTAINED_PER_SEC)]
+    RateLimited,
     /// The X thread could not be started.
     #[error("input: cannot start the input thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -161,17 +165,24 @@ pub(crate) struct Shared {
     queued: AtomicUsize,
     alive: AtomicBool,
     next_session: AtomicU64,
+    dropped: AtomicU64,
     out: broadcast::Receiver<Outgoing>,
     snapshot: Mutex<Snapshot>,
 }
 
 impl Shared {
     fn send(&self, cmd: Cmd) -> Result<(), InputError> {
+        self.send_bounded(cmd, true)
+    }
+
+    /// Queues `cmd`; with `bounded`, an input event finds the queue full and is refused with
+    /// [`InputError::Busy`] (releases of held keys are sent unbounded, so nothing sticks).
+    fn send_bounded(&self, cmd: Cmd, bounded: bool) -> Result<(), InputError> {
         if !self.alive.load(Ordering::Acquire) {
             return Err(InputError::Stopped);
         }
         let is_event = matches!(cmd, Cmd::Event { .. });
-        if is_event && self.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+        if bounded && is_event && self.queued.load(Ordering::Acquire) >= MAX_QUEUED {
             return Err(InputError::Busy);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
@@ -221,6 +232,7 @@ impl InputService {
             queued: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
             next_session: AtomicU64::new(1),
+            dropped: AtomicU64::new(0),
             out: out_rx,
             snapshot: Mutex::new(Snapshot::default()),
         });
@@ -242,7 +254,14 @@ impl InputService {
             can_control,
             shared: Arc::clone(&self.shared),
             log: RateLimitedLog::default(),
+            limiter: ratelimit::InputLimiter::new(Instant::now()),
         }
+    }
+
+    /// Input events dropped so far, by the per-viewer rate limit or a full queue, over all
+    /// sessions since start.
+    pub fn dropped_total(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Wait until the X server has carried out everything queued so far.
@@ -284,6 +303,7 @@ pub struct InputSession {
     can_control: bool,
     shared: Arc<Shared>,
     log: RateLimitedLog,
+    limiter: ratelimit::InputLimiter,
 }
 
 impl InputSession {
@@ -306,10 +326,39 @@ impl InputSession {
         if matches!(event, InputEvent::Version) {
             return Ok(());
         }
-        self.shared.send(Cmd::Event {
+        let verdict = self.limiter.admit(&event, Instant::now());
+        if verdict == ratelimit::Verdict::Drop {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(InputError::RateLimited);
+        }
+        let cmd = Cmd::Event {
             session: self.id,
             event,
-        })
+        };
+        let sent = self
+            .shared
+            .send_bounded(cmd, verdict != ratelimit::Verdict::Release);
+        if matches!(sent, Err(InputError::Busy)) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// Releases every key and button this viewer holds, as if its page had lost focus; for
+    /// when its connection drops out (it may come back, but nothing should stay pressed
+    /// meanwhile). Never rate-limited.
+    pub fn release_all(&mut self) -> Result<(), InputError> {
+        if !self.limiter.holds_anything() {
+            return Ok(());
+        }
+        self.limiter.admit(&InputEvent::ReleaseAll, Instant::now());
+        self.shared.send_bounded(
+            Cmd::Event {
+                session: self.id,
+                event: InputEvent::ReleaseAll,
+            },
+            false,
+        )
     }
 
     /// Whether this viewer may control the desktop.

@@ -1,8 +1,10 @@
-//! Token authentication for every route: `?token=` in the URL or the `vnrit_token` cookie.
+//! Token authentication for every route: `?token=` in the URL or the signed `vnrit_session`
+//! cookie.
 //!
 //! Tokens are compared in constant time. After a first success through the query string the
-//! server sets an HttpOnly, SameSite=Strict cookie, so the page's own requests (scripts,
-//! WebSocket, stats) need no token in their URLs.
+//! server sets an HttpOnly, SameSite=Strict cookie that carries a signed, expiring proof of
+//! the role rather than the token (see [`super::cookie`]), so the page's own requests
+//! (scripts, WebSocket, stats) need no token in their URLs.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,17 +17,18 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
+use super::cookie::{now_unix, CookieKeys};
 use super::AppState;
 
 /// Name of the session cookie.
-pub const COOKIE: &str = "vnrit_token";
+pub const COOKIE: &str = "vnrit_session";
 
 /// How a request proved it may come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {
     /// No token is configured.
     Open,
-    /// The cookie carried the token.
+    /// A valid session cookie.
     Cookie,
     /// The query string carried the token (set the cookie in the response).
     Query,
@@ -38,6 +41,49 @@ pub enum Role {
     Control,
     /// Watch only.
     View,
+}
+
+/// The secrets requests are checked against: the tokens and the cookie keys made from them.
+#[derive(Debug)]
+pub struct Credentials {
+    token: Option<String>,
+    view_token: Option<String>,
+    cookies: Option<CookieKeys>,
+}
+
+impl Credentials {
+    /// Credentials for the control `token` (`None` = open, `--no-auth`) and the optional
+    /// view-only token; session cookies live `session_ttl`.
+    pub fn new(token: Option<&str>, view_token: Option<&str>, session_ttl: Duration) -> Self {
+        Credentials {
+            token: token.map(str::to_owned),
+            view_token: token.and(view_token).map(str::to_owned),
+            cookies: token.map(|t| CookieKeys::new(t, view_token, session_ttl)),
+        }
+    }
+
+    /// The cookie signer (`None` when open).
+    pub fn cookies(&self) -> Option<&CookieKeys> {
+        self.cookies.as_ref()
+    }
+
+    /// The role a presented token grants, if any. Both tokens are always compared, so timing
+    /// does not tell which one matched.
+    fn role_of(&self, given: &str) -> Option<Role> {
+        let expected = self.token.as_deref()?;
+        let control = token_matches(expected, given);
+        let viewer = self
+            .view_token
+            .as_deref()
+            .is_some_and(|v| token_matches(v, given));
+        if control {
+            Some(Role::Control)
+        } else if viewer {
+            Some(Role::View)
+        } else {
+            None
+        }
+    }
 }
 
 /// Constant-time token comparison.
@@ -79,47 +125,48 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The `vnrit_token` cookie, if any.
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// Every value of the `vnrit_session` cookie in the request, in order.
+pub fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
+        .filter_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
-            (k == COOKIE).then(|| v.to_string())
+            (k == COOKIE).then_some(v)
         })
 }
 
-/// Decides whether a request with this query and headers may come in, and with which role.
-/// `view` is the optional view-only token.
+/// The first `vnrit_session` cookie value, if any.
+pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    cookie_values(headers).next().map(str::to_owned)
+}
+
+/// Decides whether a request with this query and headers may come in at Unix time `now`,
+/// and with which role.
 pub fn check(
-    expected: Option<&str>,
-    view: Option<&str>,
+    creds: &Credentials,
     query: Option<&str>,
     headers: &HeaderMap,
+    now: u64,
 ) -> Option<(Proof, Role)> {
-    let Some(expected) = expected else {
+    let Some(keys) = creds.cookies() else {
         return Some((Proof::Open, Role::Control));
     };
-    let role_of = |given: &str| {
-        // Both comparisons always run, so timing does not tell which token matched.
-        let control = token_matches(expected, given);
-        let viewer = view.is_some_and(|v| token_matches(v, given));
-        if control {
-            Some(Role::Control)
-        } else if viewer {
-            Some(Role::View)
-        } else {
-            None
-        }
-    };
-    if let Some(role) = query_token(query).as_deref().and_then(role_of) {
+    if let Some(role) = query_token(query).as_deref().and_then(|t| creds.role_of(t)) {
         return Some((Proof::Query, role));
     }
-    if let Some(role) = cookie_token(headers).as_deref().and_then(role_of) {
-        return Some((Proof::Cookie, role));
+    // A browser may hold a stale cookie next to a good one; a few are looked at.
+    let mut refused = None;
+    for value in cookie_values(headers).take(4) {
+        match keys.verify(value, now) {
+            Ok(role) => return Some((Proof::Cookie, role)),
+            Err(err) => refused = Some(err),
+        }
+    }
+    if let Some(err) = refused {
+        tracing::debug!("refused a session cookie: {err}");
     }
     None
 }
@@ -198,11 +245,12 @@ pub async fn require_token(
         }
     }
     let mut request = request;
+    let unix_now = now_unix();
     let proof = check(
-        state.access.token.as_deref(),
-        state.access.view_token.as_deref(),
+        &state.credentials,
         request.uri().query(),
         request.headers(),
+        unix_now,
     );
     if let Some((_, role)) = proof {
         request.extensions_mut().insert(role);
@@ -220,15 +268,17 @@ pub async fn require_token(
                 .into_response()
         }
         Some(Proof::Query) => {
-            let token = query_token(request.uri().query());
-            let cookie = token.as_ref().and_then(|token| {
+            let role = proof.map_or(Role::View, |(_, r)| r);
+            let cookie = state.credentials.cookies().and_then(|keys| {
+                let value = keys.issue(role, unix_now)?;
                 let secure = if state.access.secure_cookie {
                     "; Secure"
                 } else {
                     ""
                 };
                 HeaderValue::from_str(&format!(
-                    "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}"
+                    "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+                    keys.ttl().as_secs()
                 ))
                 .ok()
             });
@@ -257,10 +307,16 @@ pub async fn require_token(
 mod tests {
     use super::*;
 
+    const NOW: u64 = 1_800_000_000;
+
     fn cookies(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_str(v).unwrap());
         h
+    }
+
+    fn creds(token: &str, view: Option<&str>) -> Credentials {
+        Credentials::new(Some(token), view, Duration::from_secs(3600))
     }
 
     #[test]
@@ -274,43 +330,65 @@ mod tests {
     #[test]
     fn query_and_cookie() {
         let none = HeaderMap::new();
-        let c = |q, h: &HeaderMap| check(Some("t1"), None, q, h).map(|(p, _)| p);
+        let open = Credentials::new(None, Some("ignored"), Duration::from_secs(60));
         assert_eq!(
-            check(None, None, None, &none),
+            check(&open, None, &none, NOW),
             Some((Proof::Open, Role::Control))
         );
+        let k = creds("t1", None);
+        let good = k.cookies().unwrap().issue(Role::Control, NOW).unwrap();
+        let c = |q, h: &HeaderMap| check(&k, q, h, NOW).map(|(p, _)| p);
         assert_eq!(c(None, &none), None);
         assert_eq!(c(Some("token=t1"), &none), Some(Proof::Query));
         assert_eq!(c(Some("a=b&token=t1"), &none), Some(Proof::Query));
         assert_eq!(c(Some("token=t2"), &none), None);
         assert_eq!(c(Some("xtoken=t1"), &none), None);
         assert_eq!(
-            c(None, &cookies("a=b; vnrit_token=t1")),
+            c(None, &cookies(&format!("a=b; vnrit_session={good}"))),
             Some(Proof::Cookie)
         );
-        assert_eq!(c(None, &cookies("vnrit_token=t2")), None);
+        // The raw token is not a session cookie.
+        assert_eq!(c(None, &cookies("vnrit_session=t1")), None);
+        assert_eq!(c(None, &cookies(&format!("other={good}"))), None);
+        // A stale cookie before a good one does not hide it.
+        assert_eq!(
+            c(
+                None,
+                &cookies(&format!("vnrit_session=old; vnrit_session={good}"))
+            ),
+            Some(Proof::Cookie)
+        );
         // A wrong query token does not hide a good cookie.
         assert_eq!(
-            c(Some("token=bad"), &cookies("vnrit_token=t1")),
+            c(
+                Some("token=bad"),
+                &cookies(&format!("vnrit_session={good}"))
+            ),
             Some(Proof::Cookie)
         );
+        // Once expired, the cookie is refused.
+        let h = cookies(&format!("vnrit_session={good}"));
+        assert_eq!(check(&k, None, &h, NOW + 3600), None);
     }
 
     #[test]
     fn view_token_gives_the_view_role() {
         let none = HeaderMap::new();
-        let c = |q| check(Some("ctl"), Some("look"), q, &none);
+        let k = creds("ctl", Some("look"));
+        let c = |q| check(&k, q, &none, NOW);
         assert_eq!(c(Some("token=ctl")), Some((Proof::Query, Role::Control)));
         assert_eq!(c(Some("token=look")), Some((Proof::Query, Role::View)));
         assert_eq!(c(Some("token=other")), None);
+        let view = k.cookies().unwrap().issue(Role::View, NOW).unwrap();
         assert_eq!(
-            check(
-                Some("ctl"),
-                Some("look"),
-                None,
-                &cookies("vnrit_token=look")
-            ),
+            check(&k, None, &cookies(&format!("vnrit_session={view}")), NOW),
             Some((Proof::Cookie, Role::View))
+        );
+        // Without a --token, a view token means nothing (everything is open anyway).
+        let open = Credentials::new(None, Some("look"), Duration::from_secs(60));
+        assert_eq!(
+            check(&open, Some("token=look"), &none, NOW),
+            Some((Proof::Open, Role::Control))
         );
     }
 

@@ -161,6 +161,22 @@ pub fn render(state: &AppState) -> String {
         "Opus packets sent to a viewer.",
         &per(&|s| s.audio_packets_sent.load(Ordering::Relaxed)),
     );
+    family(
+        &mut out,
+        "vnrit_session_input_dropped_total",
+        "counter",
+        "Input events of a viewer dropped (over the rate limit, or the input queue full).",
+        &per(&|s| s.input_dropped.load(Ordering::Relaxed)),
+    );
+    if let Some(input) = &state.input {
+        family(
+            &mut out,
+            "vnrit_input_dropped_total",
+            "counter",
+            "Input events dropped over all viewers since start.",
+            &one(input.dropped_total() as f64),
+        );
+    }
 
     if let Some(audio) = &state.audio {
         let a = audio.stats();

@@ -5,6 +5,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod cookie;
 pub mod metrics;
 pub mod signal;
 pub mod tls;
@@ -41,6 +42,8 @@ pub struct Access {
     pub max_viewers: usize,
     /// Mark the cookie `Secure` (served over TLS).
     pub secure_cookie: bool,
+    /// Lifetime of the session cookie (zero = [`cookie::DEFAULT_TTL`]).
+    pub session_ttl: Duration,
 }
 
 /// Shared state of the HTTP server. Cheap to clone.
@@ -54,6 +57,8 @@ pub struct AppState {
     pub input: Option<Arc<InputService>>,
     /// Who may come in.
     pub access: Arc<Access>,
+    /// The tokens and cookie keys made from `access`.
+    pub credentials: Arc<auth::Credentials>,
     /// ICE settings for sessions.
     pub net: NetworkConfig,
     /// Time a viewer has from offer to connected.
@@ -64,6 +69,7 @@ pub struct AppState {
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
     slots: Arc<std::sync::atomic::AtomicUsize>,
+    stop_reason: Arc<std::sync::OnceLock<String>>,
 }
 
 impl AppState {
@@ -77,10 +83,18 @@ impl AppState {
         connect_timeout: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let ttl = if access.session_ttl.is_zero() {
+            cookie::DEFAULT_TTL
+        } else {
+            access.session_ttl
+        };
+        let credentials =
+            auth::Credentials::new(access.token.as_deref(), access.view_token.as_deref(), ttl);
         AppState {
             hub,
             audio,
             input,
+            credentials: Arc::new(credentials),
             access: Arc::new(access),
             net,
             connect_timeout,
@@ -89,7 +103,19 @@ impl AppState {
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
             slots: Arc::default(),
+            stop_reason: Arc::default(),
         }
+    }
+
+    /// Records why the server is stopping (first call wins), before `shutdown` flips; every
+    /// page is told in the close frame of its signalling socket (at most 120 bytes are sent).
+    pub fn set_stop_reason(&self, reason: impl Into<String>) {
+        let _ = self.stop_reason.set(reason.into());
+    }
+
+    /// Why the server is stopping, as given to [`AppState::set_stop_reason`].
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.get().map(String::as_str)
     }
 
     fn next_session_id(&self) -> u64 {
@@ -149,6 +175,8 @@ pub struct SessionReport {
     pub keyframe_requests: u64,
     /// Opus packets sent.
     pub audio_packets_sent: u64,
+    /// Input events dropped (rate limit or full input queue).
+    pub input_dropped: u64,
 }
 
 /// The body of `/api/stats`.
@@ -176,6 +204,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             frames_sent: s.frames_sent.load(Ordering::Relaxed),
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
             audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
+            input_dropped: s.input_dropped.load(Ordering::Relaxed),
         })
         .collect();
     (

@@ -4,9 +4,10 @@
 //! A negotiation that does not reach "connected" within the configured timeout is closed, and
 //! whatever ends first (socket, peer, shutdown) ends the other, releasing the session.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -125,11 +126,18 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     tokio::pin!(connect_deadline);
     let mut deadline_armed = true;
     let mut rejected = 0u32;
-    let mut told_view_only = false;
+    let mut notices = Notices::default();
+    let mut closed = false;
 
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => {
+                // Tell the page why, so it can show it (a close reason is at most 123 bytes).
+                let reason: String = state.stop_reason().unwrap_or("vnrit stopped").chars().take(120).collect();
+                let _ = tx.send(Message::Close(Some(CloseFrame { code: close_code::AWAY, reason: reason.into() }))).await;
+                closed = true;
+                break;
+            }
             () = &mut connect_deadline, if deadline_armed => {
                 tracing::warn!(session = id, "viewer did not connect within {:?}; closing", state.connect_timeout);
                 let _ = tx.send(send(ServerMessage::Error {
@@ -146,6 +154,15 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         }
                     }
                     SessionEvent::State(PeerState::Connected) => deadline_armed = false,
+                    SessionEvent::State(PeerState::Disconnected) => {
+                        // No ICE answer for 5 s: let go of held keys now rather than when ICE
+                        // gives up (about 25 s later) and the session is reaped.
+                        if let Some(input) = input.as_mut() {
+                            if input.release_all().is_ok() {
+                                tracing::info!(session = id, "viewer unreachable; released its keys and buttons");
+                            }
+                        }
+                    }
                     SessionEvent::State(PeerState::Failed) => {
                         let _ = tx.send(send(ServerMessage::Error {
                             message: "the WebRTC connection failed".into(),
@@ -155,9 +172,13 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                     SessionEvent::State(PeerState::Closed) => break,
                     SessionEvent::State(_) => {}
                     SessionEvent::Input(data) => {
-                        if let Some(input) = input.as_mut() {
-                            // Refusals are logged (rate-limited) by the input session itself.
-                            let _ = input.handle(&data);
+                        let Some(input) = input.as_mut() else { continue };
+                        // Refusals are logged (rate-limited) by the input session itself.
+                        let notice = input.handle(&data).err().and_then(|err| notices.refused(err, &stats));
+                        if let Some(notice) = notice {
+                            if tx.send(send(notice)).await.is_err() {
+                                break;
+                            }
                         }
                     }
                 }
@@ -222,14 +243,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                     },
                     Ok(ClientMessage::Candidate { candidate: None }) => None,
                     Ok(ClientMessage::Input { data }) => match input.as_mut() {
-                        Some(input) => input.handle(data.as_bytes()).err().and_then(|err| match err {
-                            // Said once; a view-only page's every mouse move would repeat it.
-                            InputError::ViewOnly if !told_view_only => {
-                                told_view_only = true;
-                                Some(ServerMessage::Error { message: err.to_string() })
-                            }
-                            _ => None,
-                        }),
+                        Some(input) => input.handle(data.as_bytes()).err().and_then(|err| notices.refused(err, &stats)),
                         None => Some(ServerMessage::Error { message: "remote control is not available on this server".into() }),
                     },
                     Ok(ClientMessage::Keyframe) => {
@@ -250,7 +264,35 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     if let Some(mut session) = session {
         session.close().await;
     }
-    let _ = tx.send(Message::Close(None)).await;
+    if !closed {
+        let _ = tx.send(Message::Close(None)).await;
+    }
+}
+
+/// Input refusals the page has been told about: each kind once per session, since a
+/// view-only page's every mouse move, or every event of a flood, would repeat it.
+#[derive(Debug, Default)]
+struct Notices {
+    view_only: bool,
+    rate_limited: bool,
+}
+
+impl Notices {
+    /// Counts a dropped event in `stats`, and returns the notice for the page the first time a
+    /// kind of refusal happens.
+    fn refused(&mut self, err: InputError, stats: &SessionStats) -> Option<ServerMessage> {
+        let first = match err {
+            InputError::RateLimited | InputError::Busy => {
+                stats.input_dropped.fetch_add(1, Ordering::Relaxed);
+                !std::mem::replace(&mut self.rate_limited, true)
+            }
+            InputError::ViewOnly => !std::mem::replace(&mut self.view_only, true),
+            _ => false,
+        };
+        first.then(|| ServerMessage::Error {
+            message: err.to_string(),
+        })
+    }
 }
 
 /// The next message for the page from the input service; pending forever without one.

@@ -123,6 +123,8 @@ pub struct SessionStats {
     pub keyframe_requests: AtomicU64,
     /// Opus packets sent.
     pub audio_packets_sent: AtomicU64,
+    /// Input events of this viewer dropped (over the rate limit, or the input queue full).
+    pub input_dropped: AtomicU64,
 }
 
 impl SessionStats {
@@ -135,6 +137,7 @@ impl SessionStats {
             frames_sent: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
+            input_dropped: AtomicU64::new(0),
         }
     }
 
