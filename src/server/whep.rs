@@ -134,7 +134,9 @@ pub struct WhepSessions {
 }
 
 impl WhepSessions {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<oneshot::Sender<()>>>> {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<oneshot::Sender<()>>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -206,7 +208,11 @@ fn authorize(state: &AppState, headers: &HeaderMap, ip: Option<IpAddr>) -> Resul
 
 /// The request's `Origin` when it may use this server (`Ok(None)` without one), else 403.
 fn cors_origin(state: &AppState, headers: &HeaderMap) -> Result<Option<HeaderValue>, WhepError> {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(None);
     };
@@ -217,7 +223,10 @@ fn cors_origin(state: &AppState, headers: &HeaderMap) -> Result<Option<HeaderVal
     ) {
         Ok(Some(origin.clone()))
     } else {
-        tracing::warn!("refused a WHEP request from origin {:?}", text(header::ORIGIN));
+        tracing::warn!(
+            "refused a WHEP request from origin {:?}",
+            text(header::ORIGIN)
+        );
         Err(WhepError::Origin)
     }
 }
@@ -383,7 +392,9 @@ async fn create_inner(
     let Some(answer) = session.local_description().await else {
         session.close().await;
         state.unregister(stats.id);
-        return Err(WhepError::Internal("no local description after the answer".into()));
+        return Err(WhepError::Internal(
+            "no local description after the answer".into(),
+        ));
     };
 
     let id = resource_id();
@@ -422,10 +433,7 @@ async fn create_inner(
 
 /// Waits (at most [`GATHER_WAIT`]) for the end of ICE gathering; returns connection states seen
 /// meanwhile, for the session task to act on.
-async fn wait_for_gathering(
-    events: &mut mpsc::Receiver<SessionEvent>,
-    id: u64,
-) -> Vec<PeerState> {
+async fn wait_for_gathering(events: &mut mpsc::Receiver<SessionEvent>, id: u64) -> Vec<PeerState> {
     let mut states = Vec::new();
     let deadline = tokio::time::Instant::now() + GATHER_WAIT;
     loop {
@@ -581,7 +589,10 @@ mod tests {
     fn bearer_and_content_type_parsing() {
         let mut h = HeaderMap::new();
         assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer  abc "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  abc "),
+        );
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
@@ -598,7 +609,10 @@ mod tests {
     #[test]
     fn offers_are_checked_for_shape() {
         assert!(matches!(check_offer(b"hello"), Err(WhepError::BadOffer(_))));
-        assert!(matches!(check_offer(&[0xff, 0xfe]), Err(WhepError::BadOffer(_))));
+        assert!(matches!(
+            check_offer(&[0xff, 0xfe]),
+            Err(WhepError::BadOffer(_))
+        ));
         assert!(matches!(
             check_offer(b"v=0\r\ns=-\r\n"),
             Err(WhepError::BadOffer(_))

@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfiguration, RTCConfigurationBuilder, RTCIceServer,
-    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
-    SettingEngine, SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfiguration, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngine,
+    SettingEngineBuilder,
 };
 
 use super::{keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
