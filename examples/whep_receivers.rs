@@ -134,7 +134,12 @@ async fn measure(o: &Options, n: usize) -> Result<Row, String> {
         let (ticks0, _) = proc_sample(o.server_pid).ok_or("vnrit is gone")?;
         let before: Vec<(u64, u64)> = counters
             .iter()
-            .map(|c| (c.bytes.load(Ordering::Relaxed), c.frames.load(Ordering::Relaxed)))
+            .map(|c| {
+                (
+                    c.bytes.load(Ordering::Relaxed),
+                    c.frames.load(Ordering::Relaxed),
+                )
+            })
             .collect();
         tokio::time::sleep(Duration::from_secs_f64(o.window_s)).await;
         let (ticks1, rss_kib) = proc_sample(o.server_pid).ok_or("vnrit is gone")?;
