@@ -26,6 +26,9 @@ use webrtc::peer_connection::{
 /// What the callback gets: the stream kind and one RTP packet.
 pub type OnPacket = Arc<dyn Fn(RtpCodecKind, &rtc::rtp::Packet) + Send + Sync>;
 
+/// The received video track and its SSRC, once it arrived (for keyframe requests).
+type VideoTrack = Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>;
+
 /// A parsed HTTP response.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
@@ -110,7 +113,7 @@ pub struct WhepClient {
     pub response: HttpResponse,
     /// `true` once the connection is in the Connected state.
     pub connected: watch::Receiver<bool>,
-    video: Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>,
+    video: VideoTrack,
     port: u16,
     token: String,
 }
@@ -141,7 +144,7 @@ struct Handler {
     gathered: watch::Sender<bool>,
     connected: watch::Sender<bool>,
     on_packet: OnPacket,
-    video: Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>,
+    video: VideoTrack,
 }
 
 #[async_trait::async_trait]
@@ -216,7 +219,7 @@ fn codecs() -> Result<MediaEngine, WhepFailure> {
 struct Offerer {
     pc: Arc<dyn PeerConnection>,
     connected: watch::Receiver<bool>,
-    video: Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>,
+    video: VideoTrack,
     offer: String,
 }
 
