@@ -416,3 +416,35 @@ fn a_whep_session_that_never_connects_is_reaped() {
         .expect("HTTP");
     assert_eq!(r.status, 404, "a reaped session's resource is gone: {r:?}");
 }
+
+#[test]
+fn a_player_whose_offer_has_no_candidates_still_connects() {
+    let (_display, server) = serve_display(23, &["--token", "tok", "--no-audio"]);
+    let port = server.port();
+    let rt = runtime();
+    let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = frames.clone();
+    let on_packet: crate::whep_client::OnPacket = Arc::new(move |kind, packet| {
+        if kind == RtpCodecKind::Video && packet.header.marker {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let mut client = rt
+        .block_on(WhepClient::connect_without_candidates(
+            port, "tok", on_packet,
+        ))
+        .unwrap_or_else(|e| panic!("WHEP POST: {e}"));
+    assert!(
+        rt.block_on(client.wait_connected(Duration::from_secs(15))),
+        "a player that sent no candidates did not connect"
+    );
+    let start = Instant::now();
+    while frames.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no video frame arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rt.block_on(client.delete()), 200);
+}

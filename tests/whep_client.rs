@@ -291,12 +291,38 @@ impl WhepClient {
     /// Offers recvonly video + audio to `http://127.0.0.1:{port}/whep` with `token` as bearer
     /// token; `on_packet` sees every RTP packet received. Binds UDP on 127.0.0.1 only.
     pub async fn connect(port: u16, token: &str, on_packet: OnPacket) -> Result<Self, WhepFailure> {
+        Self::connect_with(port, token, on_packet, true).await
+    }
+
+    /// Like [`WhepClient::connect`], but the offer goes without any candidate, as from a player
+    /// that POSTs at once and would trickle later: the server must find the player from its
+    /// connectivity checks alone.
+    pub async fn connect_without_candidates(
+        port: u16,
+        token: &str,
+        on_packet: OnPacket,
+    ) -> Result<Self, WhepFailure> {
+        Self::connect_with(port, token, on_packet, false).await
+    }
+
+    async fn connect_with(
+        port: u16,
+        token: &str,
+        on_packet: OnPacket,
+        with_candidates: bool,
+    ) -> Result<Self, WhepFailure> {
         let Offerer {
             pc,
             connected,
             video,
-            offer,
+            mut offer,
         } = Offerer::new(on_packet).await?;
+        if !with_candidates {
+            offer = offer
+                .split_inclusive('\n')
+                .filter(|l| !l.starts_with("a=candidate:") && !l.starts_with("a=end-of-candidates"))
+                .collect();
+        }
         let response = http(
             port,
             "POST",
