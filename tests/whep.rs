@@ -183,6 +183,18 @@ fn whep_player_decodes_the_desktop_and_delete_ends_the_session() {
         "/api/stats does not show the WHEP viewer connected"
     );
 
+    let metrics = rt
+        .block_on(http(port, "GET", "/metrics?token=full-tok", &[], b""))
+        .expect("metrics");
+    assert_eq!(metrics.status, 200);
+    for line in ["vnrit_sessions 1", "vnrit_viewers 1"] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "/metrics lacks {line:?}:\n{}",
+            metrics.body
+        );
+    }
+
     let mut sink = VideoSink::new();
     let red = [255, 0, 0];
     let (pixel, frames) = decode_until(
