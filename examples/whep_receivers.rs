@@ -99,6 +99,14 @@ struct Row {
     kbps_median: f64,
 }
 
+impl Row {
+    /// Server CPU per frame a viewer received, in ms: comparable across rows when a busy
+    /// machine lets the encoder reach different frame rates.
+    fn ms_per_frame(&self) -> f64 {
+        self.cpu / 100.0 * 1000.0 / self.fps_median
+    }
+}
+
 async fn measure(o: &Options, n: usize) -> Result<Row, String> {
     let mut clients = Vec::new();
     let mut counters = Vec::new();
@@ -187,17 +195,20 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let base = rows.first().map(|r| r.cpu).unwrap_or(f64::NAN);
+    let base_per_frame = rows.first().map(Row::ms_per_frame).unwrap_or(f64::NAN);
+    let first = o.counts.first().copied().unwrap_or(0);
     println!(
-        "| viewers | vnrit CPU % of a core (median) | ratio to {} viewer(s) | vnrit RSS MiB | frames/s per viewer (median / min) | kbit/s per viewer (median) |",
-        o.counts.first().copied().unwrap_or(0)
+        "| viewers | vnrit CPU % of a core (median) | ratio to {first} viewer(s) | vnrit CPU ms per frame | ratio per frame | vnrit RSS MiB | frames/s per viewer (median / min) | kbit/s per viewer (median) |",
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {:.1} | {:.2}x | {:.0} | {:.1} / {:.1} | {:.0} |",
+            "| {} | {:.1} | {:.2}x | {:.1} | {:.2}x | {:.0} | {:.1} / {:.1} | {:.0} |",
             r.viewers,
             r.cpu,
             r.cpu / base,
+            r.ms_per_frame(),
+            r.ms_per_frame() / base_per_frame,
             r.rss_mib,
             r.fps_median,
             r.fps_min,
