@@ -248,7 +248,12 @@ fn post_offer(
 #[test]
 fn whep_refusals_are_clear_and_the_server_keeps_serving() {
     let (_display, server) =
-        serve_display(21, &["--token", "tok", "--max-viewers", "1", "--no-audio"]);
+        // A STUN server that never answers: its Link header is sent, and the answer does not
+        // wait for its gathering longer than the server's bound.
+        serve_display(
+            21,
+            &["--token", "tok", "--max-viewers", "1", "--no-audio", "--stun", "stun:127.0.0.1:9"],
+        );
     let port = server.port();
     let rt = runtime();
     let offer =
@@ -366,9 +371,22 @@ fn whep_refusals_are_clear_and_the_server_keeps_serving() {
 
     // With every refusal behind it, a good client gets in and takes the only slot...
     let noop: crate::whep_client::OnPacket = Arc::new(|_, _| {});
+    let posted = Instant::now();
     let mut first = rt
         .block_on(WhepClient::connect(port, "tok", noop.clone()))
         .unwrap_or_else(|e| panic!("first WHEP viewer: {e}"));
+    assert!(
+        posted.elapsed() < Duration::from_secs(8),
+        "the answer waited {:?} for ICE gathering",
+        posted.elapsed()
+    );
+    let links: Vec<&str> = first.response.all("link").collect();
+    assert_eq!(
+        links,
+        ["<stun:127.0.0.1:9>; rel=\"ice-server\""],
+        "{:?}",
+        first.response
+    );
     assert!(rt.block_on(first.wait_connected(Duration::from_secs(15))));
     // ...so the next one is told the server is full,
     match rt.block_on(WhepClient::connect(port, "tok", noop.clone())) {
