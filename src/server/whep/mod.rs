@@ -13,9 +13,8 @@
 //! take `--max-viewers` slots, show in `/api/stats` and `/metrics`, and are reaped when ICE
 //! fails, when they do not connect within the connect timeout, or at shutdown.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -27,8 +26,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::auth::token_matches;
 use super::ws::origin_allowed;
-use super::{AppState, SlotGuard};
-use crate::session::{IceServer, PeerState, Session, SessionError, SessionEvent, SessionStats};
+use super::AppState;
+use crate::session::{IceServer, Session, SessionError, SessionEvent, SessionStats};
+pub use life::WhepSessions;
+use life::{wait_for_gathering, Reaper};
+
+mod life;
 
 /// Largest SDP offer accepted, in bytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -126,30 +129,6 @@ impl IntoResponse for WhepError {
 }
 
 const ACCEPT_POST: HeaderName = HeaderName::from_static("accept-post");
-
-/// The WHEP sessions alive now, by their resource id.
-#[derive(Default)]
-pub struct WhepSessions {
-    map: Mutex<HashMap<String, oneshot::Sender<oneshot::Sender<()>>>>,
-}
-
-impl WhepSessions {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<oneshot::Sender<()>>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Number of WHEP sessions alive.
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    /// Whether no WHEP session is alive.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// The WHEP routes, to merge into the server's router outside the cookie/query-token layer
 /// (WHEP does its own bearer-token auth).
@@ -429,99 +408,6 @@ async fn create_inner(
         }
     }
     Ok(response)
-}
-
-/// Waits (at most [`GATHER_WAIT`]) for the end of ICE gathering; returns connection states seen
-/// meanwhile, for the session task to act on.
-async fn wait_for_gathering(events: &mut mpsc::Receiver<SessionEvent>, id: u64) -> Vec<PeerState> {
-    let mut states = Vec::new();
-    let deadline = tokio::time::Instant::now() + GATHER_WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(SessionEvent::Candidate(None))) => break,
-            Ok(Some(SessionEvent::State(state))) => states.push(state),
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(_) => {
-                tracing::warn!(
-                    session = id,
-                    "ICE gathering did not finish within {GATHER_WAIT:?}; answering with the candidates found so far"
-                );
-                break;
-            }
-        }
-    }
-    states
-}
-
-/// Owns one WHEP session until it ends, then releases everything it holds.
-struct Reaper {
-    state: AppState,
-    sessions: Arc<WhepSessions>,
-    id: String,
-    stats: Arc<SessionStats>,
-    _slot: SlotGuard,
-}
-
-impl Reaper {
-    async fn run(
-        self,
-        mut session: Session,
-        mut events: mpsc::Receiver<SessionEvent>,
-        early: Vec<PeerState>,
-        mut stop: oneshot::Receiver<oneshot::Sender<()>>,
-    ) {
-        let n = self.stats.id;
-        let timeout = self.state.connect_timeout;
-        let mut shutdown = self.state.shutdown.clone();
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut connected = false;
-        let mut reply = None;
-        let mut pending = early.into_iter();
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.wait_for(|s| *s) => break,
-                () = &mut deadline, if !connected => {
-                    tracing::warn!(session = n, "WHEP viewer did not connect within {timeout:?}; ending its session");
-                    break;
-                }
-                asked = &mut stop => {
-                    reply = asked.ok();
-                    break;
-                }
-                event = async {
-                    match pending.next() {
-                        Some(state) => Some(SessionEvent::State(state)),
-                        None => events.recv().await,
-                    }
-                } => event,
-            };
-            match event {
-                None | Some(SessionEvent::State(PeerState::Closed)) => break,
-                Some(SessionEvent::State(PeerState::Failed)) => {
-                    tracing::warn!(session = n, "WHEP viewer's connection failed");
-                    break;
-                }
-                Some(SessionEvent::State(PeerState::Connected)) => connected = true,
-                Some(SessionEvent::State(PeerState::Disconnected)) => {
-                    // It may come back; if it does not within the timeout, it ends.
-                    connected = false;
-                    deadline
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + timeout);
-                }
-                Some(_) => {}
-            }
-        }
-        session.close().await;
-        self.sessions.map().remove(&self.id);
-        self.state.unregister(n);
-        tracing::info!(session = n, "WHEP viewer left");
-        if let Some(reply) = reply {
-            let _ = reply.send(());
-        }
-    }
 }
 
 async fn remove(
