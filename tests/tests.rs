@@ -6,3 +6,5 @@ mod http;
 mod input;
 mod input_clipboard;
 mod props;
+mod whep;
+mod whep_client;

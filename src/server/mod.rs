@@ -1,4 +1,5 @@
-//! HTTP: the embedded page, the `/ws` signalling socket and `/api/stats`, all behind token auth.
+//! HTTP: the embedded page, the `/ws` signalling socket and `/api/stats`, all behind token auth,
+//! and the WHEP endpoint (`/whep`, bearer-token auth of its own).
 //!
 //! One route table ([`router`]); auth is a layer over all of it. The server takes a bound
 //! listener, so tests can bind port 0.
@@ -9,6 +10,7 @@ pub mod cookie;
 pub mod metrics;
 pub mod signal;
 pub mod tls;
+pub mod whep;
 mod ws;
 
 use std::collections::BTreeMap;
@@ -218,7 +220,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// The route table, with token auth over every route.
+/// The route table, with token auth over every route (WHEP checks its bearer token itself).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
@@ -229,6 +231,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .merge(whep::routes())
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -241,6 +241,12 @@ impl Session {
         }
     }
 
+    /// The local description as it stands now, with every local ICE candidate gathered so far
+    /// (for answers sent in one piece, such as WHEP's, after [`SessionEvent::Candidate`]`(None)`).
+    pub async fn local_description(&self) -> Option<String> {
+        self.pc.local_description().await.map(|d| d.sdp)
+    }
+
     /// This session's counters.
     pub fn stats(&self) -> &Arc<SessionStats> {
         &self.stats

@@ -1,0 +1,135 @@
+//! The life of one WHEP session after its `201`: the registry of live sessions by resource id,
+//! the bounded wait for ICE gathering before answering, and the task that owns the session
+//! until DELETE, ICE failure, the connect timeout or shutdown, then releases all it holds
+//! (peer connection, `/api/stats` entry, viewer slot).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::GATHER_WAIT;
+use crate::server::{AppState, SlotGuard};
+use crate::session::{PeerState, Session, SessionEvent, SessionStats};
+
+/// Asks a session's task to end; the task answers on the inner sender once it has closed.
+pub(super) type StopSender = oneshot::Sender<oneshot::Sender<()>>;
+
+/// The WHEP sessions alive now, by their resource id.
+#[derive(Default)]
+pub struct WhepSessions {
+    map: Mutex<HashMap<String, StopSender>>,
+}
+
+impl WhepSessions {
+    pub(super) fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, StopSender>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of WHEP sessions alive.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether no WHEP session is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Waits (at most [`GATHER_WAIT`]) for the end of ICE gathering; returns connection states seen
+/// meanwhile, for the session task to act on.
+pub(super) async fn wait_for_gathering(
+    events: &mut mpsc::Receiver<SessionEvent>,
+    id: u64,
+) -> Vec<PeerState> {
+    let mut states = Vec::new();
+    let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(SessionEvent::Candidate(None))) => break,
+            Ok(Some(SessionEvent::State(state))) => states.push(state),
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    session = id,
+                    "ICE gathering did not finish within {GATHER_WAIT:?}; answering with the candidates found so far"
+                );
+                break;
+            }
+        }
+    }
+    states
+}
+
+/// Owns one WHEP session until it ends, then releases everything it holds.
+pub(super) struct Reaper {
+    pub(super) state: AppState,
+    pub(super) sessions: Arc<WhepSessions>,
+    pub(super) id: String,
+    pub(super) stats: Arc<SessionStats>,
+    pub(super) _slot: SlotGuard,
+}
+
+impl Reaper {
+    /// Runs until the session ends, then releases it.
+    pub(super) async fn run(
+        self,
+        mut session: Session,
+        mut events: mpsc::Receiver<SessionEvent>,
+        early: Vec<PeerState>,
+        mut stop: oneshot::Receiver<oneshot::Sender<()>>,
+    ) {
+        let n = self.stats.id;
+        let timeout = self.state.connect_timeout;
+        let mut shutdown = self.state.shutdown.clone();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut connected = false;
+        let mut reply = None;
+        let mut pending = early.into_iter();
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                () = &mut deadline, if !connected => {
+                    tracing::warn!(session = n, "WHEP viewer did not connect within {timeout:?}; ending its session");
+                    break;
+                }
+                asked = &mut stop => {
+                    reply = asked.ok();
+                    break;
+                }
+                event = async {
+                    match pending.next() {
+                        Some(state) => Some(SessionEvent::State(state)),
+                        None => events.recv().await,
+                    }
+                } => event,
+            };
+            match event {
+                None | Some(SessionEvent::State(PeerState::Closed)) => break,
+                Some(SessionEvent::State(PeerState::Failed)) => {
+                    tracing::warn!(session = n, "WHEP viewer's connection failed");
+                    break;
+                }
+                Some(SessionEvent::State(PeerState::Connected)) => connected = true,
+                Some(SessionEvent::State(PeerState::Disconnected)) => {
+                    // It may come back; if it does not within the timeout, it ends.
+                    connected = false;
+                    deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + timeout);
+                }
+                Some(_) => {}
+            }
+        }
+        session.close().await;
+        self.sessions.map().remove(&self.id);
+        self.state.unregister(n);
+        tracing::info!(session = n, "WHEP viewer left");
+        if let Some(reply) = reply {
+            let _ = reply.send(());
+        }
+    }
+}
