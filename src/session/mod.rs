@@ -296,6 +296,7 @@ impl Session {
             },
             RtpCodecKind::Video,
         )?;
+        rtp::register_playout_delay(&mut media)?;
         if audio_hub.is_some() {
             media.register_codec(
                 RTCRtpCodecParameters {
@@ -401,16 +402,15 @@ impl Session {
             };
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
-            let payload_type = sender
-                .get_parameters()
-                .await?
-                .rtp_parameters
+            let video_parameters = sender.get_parameters().await?.rtp_parameters;
+            let payload_type = video_parameters
                 .codecs
                 .first()
                 .map(|c| c.payload_type)
                 .ok_or_else(|| {
                     SessionError::BadOffer("the browser offered no usable H.264 video".into())
                 })?;
+            let playout_delay_id = rtp::negotiated_playout_delay(&video_parameters);
             let audio_payload_type = match &audio_sender {
                 Some(sender) => sender
                     .get_parameters()
@@ -426,10 +426,10 @@ impl Session {
                 .await
                 .map(|d| d.sdp)
                 .ok_or_else(|| SessionError::BadOffer("no local description".into()))?;
-            Ok::<_, SessionError>((payload_type, audio_payload_type, sdp))
+            Ok::<_, SessionError>((payload_type, playout_delay_id, audio_payload_type, sdp))
         }
         .await;
-        let (payload_type, audio_payload_type, sdp) = match answer {
+        let (payload_type, playout_delay_id, audio_payload_type, sdp) = match answer {
             Ok(v) => v,
             Err(err) => {
                 session.close().await;
@@ -453,7 +453,7 @@ impl Session {
         session.rtcp = Some(tokio::spawn(read_rtcp(track.clone(), kf_tx, stats.clone())));
         session.media = Some(tokio::spawn(send_video(
             track,
-            rtp::H264Packetizer::new(ssrc, payload_type),
+            rtp::H264Packetizer::new(ssrc, payload_type).with_playout_delay(playout_delay_id),
             subscription,
             connected_rx,
             kf_rx,
