@@ -148,7 +148,8 @@ fn variants() -> Vec<Variant> {
             name: "2 threads, 2 slices",
             change: |p| {
                 p.iMultipleThreadIdc = 2;
-                p.sSpatialLayers[0].sSliceArgument.uiSliceMode = openh264_sys2::SM_FIXEDSLCNUM_SLICE;
+                p.sSpatialLayers[0].sSliceArgument.uiSliceMode =
+                    openh264_sys2::SM_FIXEDSLCNUM_SLICE;
                 p.sSpatialLayers[0].sSliceArgument.uiSliceNum = 2;
             },
         },
@@ -232,8 +233,13 @@ fn run_variant(frames: &[I420Frame], v: &Variant) -> Result<Outcome, Box<dyn std
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let exe = std::env::var("SCENE_PROGRAM")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/examples/timecode").into());
+    let exe = std::env::var("SCENE_PROGRAM").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/release/examples/timecode"
+        )
+        .into()
+    });
     if !std::path::Path::new(&exe).exists() {
         return Err(format!(
             "{exe} is missing: run `cargo build --release --example timecode` first"

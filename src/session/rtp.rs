@@ -37,9 +37,7 @@ const ZERO_PLAYOUT_DELAY: [u8; 3] = [0, 0, 0];
 
 /// Offers the playout-delay extension for video, so an answer to a browser that offered it
 /// agrees to it (the negotiated id is then passed to [`H264Packetizer::with_playout_delay`]).
-pub fn register_playout_delay(
-    media: &mut MediaEngine,
-) -> Result<(), rtc::shared::error::Error> {
+pub fn register_playout_delay(media: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
     media.register_header_extension(
         RTCRtpHeaderExtensionCapability {
             uri: PLAYOUT_DELAY_URI.to_owned(),
@@ -185,7 +183,10 @@ mod tests {
         let packets = p.packetize(&access_unit(5000), Duration::ZERO).unwrap();
         assert!(packets.len() > 1);
         for pkt in &packets {
-            let mut raw = pkt.header.get_extension(6).expect("extension 6 on every packet");
+            let mut raw = pkt
+                .header
+                .get_extension(6)
+                .expect("extension 6 on every packet");
             let delay = PlayoutDelayExtension::unmarshal(&mut raw).unwrap();
             assert_eq!((delay.min_delay, delay.max_delay), (0, 0));
             // The packet survives a marshal/unmarshal round trip with the extension intact.
