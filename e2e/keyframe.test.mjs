@@ -153,6 +153,9 @@ test('a PLI from Chromium moves the session counter and produces a keyframe the 
     });
     assert.ok(after.v.pliCount + after.v.firCount > 0, `Chromium sent no PLI/FIR: ${JSON.stringify(after)}`);
     assert.ok(after.v.framesDecoded > 0, JSON.stringify(after));
+    // The answer agreed to the playout-delay extension (vnrit sends min = max = 0 with it).
+    const answer = await page.evaluate(() => window.__pcs.at(-1).remoteDescription?.sdp ?? '');
+    assert.match(answer, /a=extmap:\d+ http:\/\/www\.webrtc\.org\/experiments\/rtp-hdrext\/playout-delay/);
   } finally {
     allowMedia();
     stopPainter();
