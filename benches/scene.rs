@@ -94,12 +94,15 @@ fn quality(src: &I420Frame, dec_y: &[u8], dec_stride: usize) -> (f64, f64) {
     (psnr(total, (w * h) as f64), worst)
 }
 
-/// Records `n` frames of the moving scene at 30 fps; returns them with the capture and
-/// conversion times.
-fn record(
-    display: &str,
-    n: usize,
-) -> Result<(Vec<I420Frame>, Vec<Duration>, Vec<Duration>), Box<dyn std::error::Error>> {
+/// Recorded frames with the time each capture and conversion took.
+struct Recording {
+    frames: Vec<I420Frame>,
+    grab: Vec<Duration>,
+    convert: Vec<Duration>,
+}
+
+/// Records `n` frames of the moving scene at 30 fps.
+fn record(display: &str, n: usize) -> Result<Recording, Box<dyn std::error::Error>> {
     let mut cap = Capturer::open(Some(display), CaptureMethod::Auto)?;
     let mut conv = Converter::new(W, H, W, H)?;
     let (mut frames, mut grab_t, mut conv_t) = (Vec::new(), Vec::new(), Vec::new());
@@ -117,7 +120,11 @@ fn record(
         frames.push(i420.clone());
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    Ok((frames, grab_t, conv_t))
+    Ok(Recording {
+        frames,
+        grab: grab_t,
+        convert: conv_t,
+    })
 }
 
 /// One encoder setting under test: a name and a change to OpenH264's raw parameters.
@@ -258,9 +265,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .args(["--display", display.name()])
             .spawn()?,
     );
-    let (frames, grab, conv) = record(display.name(), n)?;
+    let Recording {
+        frames,
+        grab,
+        convert,
+    } = record(display.name(), n)?;
     let (g50, g95) = median_p95(grab);
-    let (c50, c95) = median_p95(conv);
+    let (c50, c95) = median_p95(convert);
     println!("scene benchmark: {W}x{H}, {n} frames of the timecode moving scene at 30 fps");
     println!("capture (MIT-SHM, in place) median {g50:.2} ms, p95 {g95:.2} ms");
     println!("BGRX->I420        median {c50:.2} ms, p95 {c95:.2} ms");

@@ -390,7 +390,10 @@ fn screen_tuning_is_in_force_after_the_first_frame_and_frames_still_decode() {
     assert_eq!(peak, 2_000_000, "the widened peak must survive the tuning");
     // set_raw_params rebuilt OpenH264, so the next frame is an IDR; the stream decodes on.
     for i in 1..6u64 {
-        if let Some(f) = enc.encode(&pattern(320, 240, i as usize), ms(i * 33)).unwrap() {
+        if let Some(f) = enc
+            .encode(&pattern(320, 240, i as usize), ms(i * 33))
+            .unwrap()
+        {
             frames.push(f);
         }
     }
