@@ -18,7 +18,7 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 step "cargo build --release"
-cargo build --release
+cargo build --release --bins --example timecode # the e2e keyframe test draws with timecode
 step "cargo test --release"
 cargo test --release
 export FUZZ_SECONDS="${FUZZ_SECONDS:-30}"

@@ -175,6 +175,19 @@ fn shm_and_getimage_return_exactly_the_drawn_pixels() {
     let again = shm.capture().expect("second SHM capture");
     assert_pixel(again, 2, 2, 0xab_cd_ef, "SHM after redraw");
     assert_pixel(again, 20, 20, 0xff_00_00, "SHM after redraw");
+
+    // The copy-free grab sees the same pixels, through both methods.
+    for (cap, what) in [(&mut shm, "SHM in place"), (&mut get, "GetImage in place")] {
+        let pixels = cap.capture_pixels().expect("in-place capture");
+        let view = Frame {
+            width: pixels.width,
+            height: pixels.height,
+            stride: pixels.stride,
+            data: pixels.data.to_vec(),
+        };
+        assert_pixel(&view, 2, 2, 0xab_cd_ef, what);
+        assert_pixel(&view, 20, 20, 0xff_00_00, what);
+    }
 }
 
 #[test]

@@ -81,9 +81,10 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             Step::Produce => {
                 let now = Instant::now();
                 let i420 = if pacer.dirty() {
-                    let frame = capturer.capture()?;
+                    // Converted straight out of the shared memory segment: no copy.
+                    let pixels = capturer.capture_pixels()?;
                     stats.frames_captured.fetch_add(1, Ordering::Relaxed);
-                    converter.convert(&frame.data, frame.stride)?
+                    converter.convert(pixels.data, pixels.stride)?
                 } else {
                     // Keep-alive or keyframe on a still screen: the last picture is current.
                     converter.last()

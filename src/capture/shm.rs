@@ -151,13 +151,31 @@ impl ShmGrabber {
         })
     }
 
-    /// Grab the whole root window into `frame`.
+    /// Grab the whole root window into `frame` (one copy out of the segment).
     pub fn grab(
         &mut self,
         conn: &RustConnection,
         root: Window,
         frame: &mut Frame,
     ) -> Result<(), CaptureError> {
+        let (w, h) = (self.width, self.height);
+        let (pixels, stride) = self.grab_in_place(conn, root)?;
+        frame.width = w.into();
+        frame.height = h.into();
+        frame.stride = stride;
+        frame.data.clear();
+        frame.data.extend_from_slice(pixels);
+        Ok(())
+    }
+
+    /// Grab the whole root window and return the pixels where the X server wrote them,
+    /// with the row stride. The slice borrows the grabber, so the next grab (the only thing
+    /// that makes the server write to the segment) cannot happen while it is read.
+    pub fn grab_in_place(
+        &mut self,
+        conn: &RustConnection,
+        root: Window,
+    ) -> Result<(&[u8], usize), CaptureError> {
         let (w, h) = (self.width, self.height);
         let format = u8::from(ImageFormat::Z_PIXMAP);
         let reply = conn
@@ -166,17 +184,13 @@ impl ShmGrabber {
         let stride = usize::from(w) * 4;
         let needed = stride * usize::from(h);
         let written = usize::try_from(reply.size).unwrap_or(usize::MAX);
-        if written < needed || self.seg.as_slice().len() < needed {
+        let segment = self.seg.as_slice();
+        if written < needed || segment.len() < needed {
             return Err(CaptureError::Protocol(format!(
                 "ShmGetImage wrote {written} bytes, expected {needed}"
             )));
         }
-        frame.width = w.into();
-        frame.height = h.into();
-        frame.stride = stride;
-        frame.data.clear();
-        frame.data.extend_from_slice(&self.seg.as_slice()[..needed]);
-        Ok(())
+        Ok((&segment[..needed], stride))
     }
 
     /// Ask the X server to detach the segment (best effort; closing the connection does it too).

@@ -59,16 +59,20 @@ impl Outgoing {
 
     /// The payload type the negotiation gave this track's sender.
     async fn payload_type(&self) -> Result<Option<u8>, SessionError> {
+        Ok(self.negotiated().await?.map(|(pt, _)| pt))
+    }
+
+    /// The negotiated payload type and playout-delay extension id (if the viewer took it).
+    async fn negotiated(&self) -> Result<Option<(u8, Option<u8>)>, SessionError> {
         let Some(sender) = &self.sender else {
             return Ok(None);
         };
-        Ok(sender
-            .get_parameters()
-            .await?
-            .rtp_parameters
+        let parameters = sender.get_parameters().await?.rtp_parameters;
+        let playout_delay = rtp::negotiated_playout_delay(&parameters);
+        Ok(parameters
             .codecs
             .first()
-            .map(|c| c.payload_type))
+            .map(|c| (c.payload_type, playout_delay)))
     }
 }
 
@@ -115,7 +119,7 @@ impl MediaTracks {
         connected: tokio::sync::watch::Receiver<bool>,
         stats: Arc<SessionStats>,
     ) -> Result<MediaTasks, SessionError> {
-        let video_pt = self.video.payload_type().await?.ok_or_else(|| {
+        let (video_pt, playout_delay) = self.video.negotiated().await?.ok_or_else(|| {
             SessionError::BadOffer("the browser offered no usable H.264 video".into())
         })?;
         let mut tasks = MediaTasks::new();
@@ -139,7 +143,7 @@ impl MediaTracks {
         )));
         tasks.push(tokio::spawn(send_video(
             self.video.track,
-            rtp::H264Packetizer::new(self.video.ssrc, video_pt),
+            rtp::H264Packetizer::new(self.video.ssrc, video_pt).with_playout_delay(playout_delay),
             subscription,
             connected,
             kf_rx,

@@ -65,6 +65,7 @@ fn media_engine(with_audio: bool) -> Result<MediaEngine, SessionError> {
         },
         RtpCodecKind::Video,
     )?;
+    super::rtp::register_playout_delay(&mut media)?;
     if with_audio {
         media.register_codec(
             RTCRtpCodecParameters {

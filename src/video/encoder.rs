@@ -12,9 +12,10 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
+pub use openh264_sys2::SEncParamExt;
 use openh264_sys2::{
-    SBitrateInfo, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0,
-    SPATIAL_LAYER_ALL,
+    SBitrateInfo, CONSTANT_ID, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE,
+    ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, INCREASING_ID, SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
 };
 
 use super::frame::I420Frame;
@@ -218,17 +219,19 @@ impl H264Encoder {
         let cw = w.div_ceil(2);
         let source = YUVSlices::new((&frame.y, &frame.u, &frame.v), (w, h), (w, cw, cw));
         let millis = u64::try_from(timestamp.as_millis()).unwrap_or(u64::MAX);
-        self.out.clear();
-        let frame_type = {
-            let stream = self
-                .encoder
-                .encode_at(&source, Timestamp::from_millis(millis))
-                .map_err(|e| VideoError::Encoder(e.to_string()))?;
-            stream.write_vec(&mut self.out);
-            stream.frame_type()
-        };
+        let mut frame_type = self.encode_source(&source, millis)?;
         if !self.initialized {
             self.initialized = true;
+            // The Rust wrapper fixes some parameters at build time; now that OpenH264 takes
+            // run-time options, apply the project's screen tuning and code this first frame
+            // again with it (a one-off extra encode), so every frame sent is tuned.
+            match self.set_raw_params(screen_tuning) {
+                Ok(()) => {
+                    self.encoder.force_intra_frame();
+                    frame_type = self.encode_source(&source, millis)?;
+                }
+                Err(e) => tracing::warn!("keeping OpenH264's default tuning: {e}"),
+            }
             // The peak given at build time equals the target, which starves the rate
             // control; widen it now that run-time options are accepted.
             if let Err(code) = self.set_peak(self.bitrate_kbps) {
@@ -250,6 +253,21 @@ impl H264Encoder {
             width: self.settings.width,
             height: self.settings.height,
         }))
+    }
+
+    /// Runs OpenH264 on `source` and leaves the coded bytes in `self.out`.
+    fn encode_source(
+        &mut self,
+        source: &YUVSlices<'_>,
+        millis: u64,
+    ) -> Result<FrameType, VideoError> {
+        self.out.clear();
+        let stream = self
+            .encoder
+            .encode_at(source, Timestamp::from_millis(millis))
+            .map_err(|e| VideoError::Encoder(e.to_string()))?;
+        stream.write_vec(&mut self.out);
+        Ok(stream.frame_type())
     }
 
     /// Looks at the NAL units in `self.out`: remembers SPS/PPS, puts the remembered ones in
@@ -281,6 +299,65 @@ impl H264Encoder {
             self.out = with_sets;
         }
         has_idr
+    }
+
+    /// Reads OpenH264's full parameter set, lets `change` edit it, and applies it (OpenH264
+    /// rebuilds its internal state when needed; the next frame is an IDR). For experiments
+    /// and benchmarks: call it after the first [`encode`](Self::encode), because OpenH264
+    /// only takes run-time options once it has initialised itself.
+    pub fn set_raw_params(
+        &mut self,
+        change: impl FnOnce(&mut SEncParamExt),
+    ) -> Result<(), VideoError> {
+        if !self.initialized {
+            return Err(VideoError::Settings(
+                "raw OpenH264 parameters can only be changed after the first frame".into(),
+            ));
+        }
+        let mut params = SEncParamExt::default();
+        // SAFETY: the encoder is initialised; GetOption(SVC_ENCODE_PARAM_EXT) writes exactly
+        // one SEncParamExt through the pointer, which points at a live local.
+        let code = unsafe {
+            self.encoder.raw_api().get_option(
+                ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+                (&raw mut params).cast::<c_void>(),
+            )
+        };
+        if code != 0 {
+            return Err(VideoError::Encoder(format!(
+                "OpenH264 did not report its parameters (code {code})"
+            )));
+        }
+        change(&mut params);
+        // OpenH264 applies only some fields at run time unless a "structural" one (such as
+        // the SPS/PPS id strategy) changes, in which case it rebuilds itself from all of
+        // them. So go through a detour with another id strategy, then set the wanted
+        // parameters: both calls rebuild, and the second leaves exactly `params` in force.
+        let mut detour = params;
+        detour.eSpsPpsIdStrategy = if params.eSpsPpsIdStrategy == CONSTANT_ID {
+            INCREASING_ID
+        } else {
+            CONSTANT_ID
+        };
+        for p in [&mut detour, &mut params] {
+            // SAFETY: as above; SetOption(SVC_ENCODE_PARAM_EXT) reads one SEncParamExt from
+            // a live local. The frame size is the one the Rust wrapper initialised with
+            // unless `change` altered it, and `encode` checks every frame against
+            // `settings` anyway.
+            let code = unsafe {
+                self.encoder.raw_api().set_option(
+                    ENCODER_OPTION_SVC_ENCODE_PARAM_EXT,
+                    std::ptr::from_mut(p).cast::<c_void>(),
+                )
+            };
+            if code != 0 {
+                return Err(VideoError::Encoder(format!(
+                    "OpenH264 refused the parameters (code {code})"
+                )));
+            }
+        }
+        self.idr_pending = true;
+        Ok(())
     }
 
     fn set_target(&mut self, kbps: u32) -> Result<(), i32> {
@@ -319,6 +396,14 @@ impl H264Encoder {
             Err(code)
         }
     }
+}
+
+/// The raw parameters the Rust wrapper cannot set, applied after OpenH264 initialised
+/// (measured with `cargo bench --bench scene`, see docs/benchmarks.md):
+/// no deblocking filter: it smooths the sharp edges of text and UI (the worst 16x16 block of
+/// the scrolling text gained about 9 dB of PSNR) and costs CPU on every frame.
+fn screen_tuning(params: &mut SEncParamExt) {
+    params.iLoopFilterDisableIdc = 1;
 }
 
 /// Builds an (uninitialised) OpenH264 encoder with the project's settings.

@@ -371,3 +371,32 @@ fn levels_cover_size_and_rate() {
     assert_eq!(idc(3840, 2160, 30.0), Level::Level_5_1 as i32);
     assert_eq!(idc(640, 480, 30.0), Level::Level_3_1 as i32);
 }
+
+#[test]
+fn screen_tuning_is_in_force_after_the_first_frame_and_frames_still_decode() {
+    let mut enc = H264Encoder::new(settings(320, 240, 1000)).unwrap();
+    assert!(
+        enc.set_raw_params(|_| {}).is_err(),
+        "raw parameters need an initialised encoder"
+    );
+    let mut frames = vec![enc.encode(&pattern(320, 240, 0), ms(0)).unwrap().unwrap()];
+    assert!(frames[0].keyframe);
+    let mut seen = None;
+    enc.set_raw_params(|p| seen = Some((p.iLoopFilterDisableIdc, p.iMaxBitrate, p.iTargetBitrate)))
+        .unwrap();
+    let (deblocking, peak, target) = seen.unwrap();
+    assert_eq!(deblocking, 1, "the deblocking filter must be off");
+    assert_eq!(target, 1_000_000);
+    assert_eq!(peak, 2_000_000, "the widened peak must survive the tuning");
+    // set_raw_params rebuilt OpenH264, so the next frame is an IDR; the stream decodes on.
+    for i in 1..6u64 {
+        if let Some(f) = enc
+            .encode(&pattern(320, 240, i as usize), ms(i * 33))
+            .unwrap()
+        {
+            frames.push(f);
+        }
+    }
+    assert!(frames[1].keyframe, "a rebuilt encoder starts with an IDR");
+    assert!(decode_last(&frames).is_some());
+}
