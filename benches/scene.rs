@@ -136,7 +136,7 @@ struct Variant {
 fn variants() -> Vec<Variant> {
     vec![
         Variant {
-            name: "vnrit's tuning (deblocking off)",
+            name: "vnrit's tuning (no deblock, 2 threads)",
             change: |_| {},
         },
         Variant {
@@ -152,12 +152,11 @@ fn variants() -> Vec<Variant> {
             change: |p| p.bEnableSceneChangeDetect = false,
         },
         Variant {
-            name: "2 threads, 2 slices",
+            name: "1 thread, 1 slice",
             change: |p| {
-                p.iMultipleThreadIdc = 2;
-                p.sSpatialLayers[0].sSliceArgument.uiSliceMode =
-                    openh264_sys2::SM_FIXEDSLCNUM_SLICE;
-                p.sSpatialLayers[0].sSliceArgument.uiSliceNum = 2;
+                p.iMultipleThreadIdc = 1;
+                p.sSpatialLayers[0].sSliceArgument.uiSliceMode = openh264_sys2::SM_SINGLE_SLICE;
+                p.sSpatialLayers[0].sSliceArgument.uiSliceNum = 1;
             },
         },
         Variant {
