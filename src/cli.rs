@@ -20,6 +20,7 @@ use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
 use crate::input::InputService;
 use crate::server::{self, Access, AppState};
+use crate::session::ports::PortPool;
 use crate::session::NetworkConfig;
 
 /// Runs vnrit with the process's arguments; returns the exit code.
@@ -159,7 +160,12 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         },
         NetworkConfig {
             stun: config.stun.clone(),
+            turn: config.turn.clone(),
+            turn_auth: config.turn_auth.clone(),
+            relay_only: config.ice_relay_only,
             bind: config.bind,
+            ports: config.udp_ports.map(|(a, b)| PortPool::new(a, b)),
+            tcp_only: config.tcp_only,
         },
         config.connect_timeout,
         shutdown_rx,

@@ -6,9 +6,11 @@
 //! connection: webrtc-rs delivers a shared track to one peer only), its own packetizer, and a
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 
+pub mod ice;
 mod keyframe;
 mod media;
 mod peer;
+pub mod ports;
 pub mod rtp;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -41,6 +43,14 @@ pub enum SessionError {
     /// The WebRTC stack failed.
     #[error("WebRTC error: {0}")]
     WebRtc(#[from] webrtc::error::Error),
+    /// Every port of `--udp-ports` is taken by other viewers (or other programs).
+    #[error("all ports of --udp-ports {first}-{last} are in use; widen the range or wait for a viewer to leave")]
+    PortsExhausted {
+        /// First port of the range.
+        first: u16,
+        /// Last port of the range.
+        last: u16,
+    },
 }
 
 /// An ICE candidate as the browser's `RTCIceCandidate.toJSON()` writes it.
@@ -154,6 +164,8 @@ pub struct Session {
     input: InputChannel,
     stats: Arc<SessionStats>,
     tasks: media::MediaTasks,
+    /// The `--udp-ports` port this session holds (released when the session is dropped).
+    _port: Option<ports::PortLease>,
 }
 
 impl Session {
@@ -177,6 +189,7 @@ impl Session {
             input: peer.input,
             stats: stats.clone(),
             tasks: Vec::new(),
+            _port: peer.port,
         };
         if let Err(err) = session.pc.set_remote_description(offer).await {
             session.close().await;
