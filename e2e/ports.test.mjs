@@ -1,6 +1,6 @@
-// vnrit e2e: bounded media ports. With --udp-ports A-B three pages decode at once, each over
-// its own port of the range (getStats' selected pair), and a fourth page past the range gets a
-// clear error instead of a stream.
+// vnrit e2e: bounded media ports. With --udp-port N three pages decode at once and every
+// selected pair (getStats) ends at port N on the server. With --udp-ports A-B each page uses
+// its own port of the range, and a fourth page past the range gets a clear error.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +30,34 @@ function recordServerMessages(page, into) {
     }),
   );
 }
+
+test('three viewers share the one port of --udp-port', { timeout: 150000 }, async () => {
+  const port = await freePort(); // free for TCP a moment ago; UDP is almost always free too
+  h.server = await startServer({ display: h.display, token: h.token, name: 'port-vnrit', extraArgs: ['--udp-port', String(port)] });
+  h.setRoot('#c06020');
+  const contexts = await Promise.all([0, 1, 2].map(() => h.browser.newContext()));
+  const pages = await Promise.all(contexts.map((c) => c.newPage()));
+  for (const p of pages) await p.addInitScript(keepPeerConnections);
+  await Promise.all(pages.map((p) => p.goto(h.server.url, { timeout: 15000 })));
+  await Promise.all(pages.map((p) => waitForColour(p, '#c06020', { timeoutMs: 30000 })));
+  // Each page keeps decoding changes: no connection steals another's packets.
+  h.setRoot('#2060c0');
+  await Promise.all(pages.map((p) => waitForColour(p, '#2060c0', { timeoutMs: 10000 })));
+  const pairs = [];
+  for (const p of pages) {
+    pairs.push(await waitFor(() => selectedPair(p), { timeoutMs: 10000, what: 'a selected candidate pair' }));
+  }
+  for (const pair of pairs) {
+    assert.equal(pair.remote.port, port, `server end on the shared port: ${JSON.stringify(pairs)}`);
+    assert.equal(pair.remote.protocol, 'udp', JSON.stringify(pair));
+  }
+  assert.equal(new Set(pairs.map((p) => p.local.port)).size, 3, 'three distinct browser ends');
+  const stats = await h.stats();
+  assert.equal(stats.viewers, 3, JSON.stringify(stats));
+  await Promise.all(contexts.map((c) => c.close()));
+  await h.server.child.stop();
+  h.server = null;
+});
 
 test('three viewers use three ports of --udp-ports; a fourth is refused with a clear error', { timeout: 150000 }, async () => {
   // A range of three ports that were free a moment ago (consecutive, as a firewall rule would be).

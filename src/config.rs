@@ -83,6 +83,11 @@ pub struct Cli {
     #[arg(long, requires = "turn")]
     pub ice_relay_only: bool,
 
+    /// One UDP port for the media of every viewer, e.g. `--udp-port 50000`: a firewall then
+    /// needs only the HTTP port and this one. Default: a free port per viewer.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..), value_name = "PORT", conflicts_with_all = ["udp_ports", "tcp_only"])]
+    pub udp_port: Option<u16>,
+
     /// Local ports for WebRTC media, e.g. `--udp-ports 50000-50009` (or one port, `50000`):
     /// each viewer uses one port of the range, so the range bounds how many watch at once.
     /// Default: any free port. With --tcp-only the range applies to the TCP listeners.
@@ -210,6 +215,8 @@ pub struct Config {
     pub turn_auth: TurnAuth,
     /// Relay candidates only (`--ice-relay-only`).
     pub ice_relay_only: bool,
+    /// One shared UDP port for all media (`--udp-port`).
+    pub udp_port: Option<u16>,
     /// Port range for media sockets (`--udp-ports`).
     pub udp_ports: Option<(u16, u16)>,
     /// ICE over TCP only (`--tcp-only`).
@@ -276,6 +283,7 @@ impl Cli {
                 _ => TurnAuth::None,
             },
             ice_relay_only: self.ice_relay_only,
+            udp_port: self.udp_port,
             udp_ports: self.udp_ports,
             tcp_only: self.tcp_only,
             token_generated: self.token.is_none() && !self.no_auth,
@@ -482,6 +490,9 @@ mod tests {
             &["--turn", "turn:x", "--ice-relay-only", "--tcp-only"],
             &["--udp-ports", "9-5"],
             &["--udp-ports", "0"],
+            &["--udp-port", "0"],
+            &["--udp-port", "5000", "--udp-ports", "5000-5001"],
+            &["--udp-port", "5000", "--tcp-only"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");

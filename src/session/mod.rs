@@ -12,6 +12,7 @@ mod media;
 mod peer;
 pub mod ports;
 pub mod rtp;
+pub mod udp_mux;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -166,6 +167,8 @@ pub struct Session {
     tasks: media::MediaTasks,
     /// The `--udp-ports` port this session holds (released when the session is dropped).
     _port: Option<ports::PortLease>,
+    /// This session's routes on the `--udp-port` shared port (removed when dropped).
+    _mux: Option<Arc<udp_mux::MuxConnection>>,
 }
 
 impl Session {
@@ -190,6 +193,7 @@ impl Session {
             stats: stats.clone(),
             tasks: Vec::new(),
             _port: peer.port,
+            _mux: peer.mux.clone(),
         };
         if let Err(err) = session.pc.set_remote_description(offer).await {
             session.close().await;
@@ -201,11 +205,20 @@ impl Session {
             tracks.add_to(&pc).await?;
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
-            let sdp = pc
+            let mut sdp = pc
                 .local_description()
                 .await
                 .map(|d| d.sdp)
                 .ok_or_else(|| SessionError::BadOffer("no local description".into()))?;
+            if let Some(mux) = &peer.mux {
+                // Before the answer leaves: the browser's first check names this ufrag.
+                for line in sdp.lines() {
+                    if let Some(ufrag) = line.strip_prefix("a=ice-ufrag:") {
+                        mux.register_ufrag(ufrag.trim());
+                    }
+                }
+                sdp = mux.rewrite_sdp(&sdp);
+            }
             let tasks = tracks
                 .start(hub, audio_hub, peer.connected, stats.clone())
                 .await?;

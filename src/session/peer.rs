@@ -5,8 +5,8 @@
 //! everything in the RTP/RTCP interceptor chain is decided here, so the offer/answer code in
 //! `mod.rs` only deals with descriptions and tracks.
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rtc::interceptor::Slot;
@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 
 use super::ice::TurnAuth;
 use super::ports::{PortLease, PortPool};
+use super::udp_mux::{MuxConnection, UdpMux};
 use super::{keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
 use super::{SessionStats, H264_FMTP};
 use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
@@ -46,6 +47,8 @@ pub struct NetworkConfig {
     pub ports: Option<PortPool>,
     /// ICE over TCP only (passive host candidates), no UDP sockets.
     pub tcp_only: bool,
+    /// One shared UDP port for all connections (`--udp-port`), if set.
+    pub mux: Option<UdpMux>,
 }
 
 impl NetworkConfig {
@@ -59,6 +62,7 @@ impl NetworkConfig {
             bind,
             ports: None,
             tcp_only: false,
+            mux: None,
         }
     }
 
@@ -211,6 +215,8 @@ pub(super) struct Peer {
     pub connected: tokio::sync::watch::Receiver<bool>,
     /// The port of `--udp-ports` this connection holds, returned when the session drops it.
     pub port: Option<PortLease>,
+    /// This connection's share of `--udp-port` (ufrag routing, candidate rewriting).
+    pub mux: Option<Arc<MuxConnection>>,
 }
 
 /// Builds one peer connection for `net`, reporting its events to `events`.
@@ -222,19 +228,29 @@ pub(super) async fn build(
 ) -> Result<Peer, SessionError> {
     let (connected_tx, connected) = tokio::sync::watch::channel(false);
     let input: InputChannel = Arc::default();
+    let mux = match &net.mux {
+        Some(mux) => Some(mux.connection(ice_server_addrs(net).await)),
+        None => None,
+    };
     let handler = Arc::new(Handler {
         events,
         input: input.clone(),
         stats,
         connected: connected_tx,
+        mux: mux.clone(),
     });
     let Some(pool) = &net.ports else {
-        let pc = builder(net, with_audio, handler, 0)?.build().await?;
+        let mut builder = builder(net, with_audio, handler, 0)?;
+        if let Some(mux) = &mux {
+            builder = builder.with_runtime(mux.runtime());
+        }
+        let pc = builder.build().await?;
         return Ok(Peer {
             pc: Arc::new(pc),
             input,
             connected,
             port: None,
+            mux,
         });
     };
     // One port of the range per connection: a port another program holds fails the build,
@@ -255,6 +271,7 @@ pub(super) async fn build(
                     input,
                     connected,
                     port: Some(lease),
+                    mux: None,
                 })
             }
             Err(err) => {
@@ -263,6 +280,33 @@ pub(super) async fn build(
             }
         }
     }
+}
+
+/// The socket addresses of the STUN/TURN servers (resolved now), which a `--udp-port`
+/// connection reaches from its own socket rather than the shared port.
+async fn ice_server_addrs(net: &NetworkConfig) -> HashSet<SocketAddr> {
+    let mut out = HashSet::new();
+    for url in net.stun.iter().chain(&net.turn) {
+        let Some((_, rest)) = url.split_once(':') else {
+            continue;
+        };
+        let hostport = rest.split('?').next().unwrap_or(rest);
+        let default_port = if url.starts_with("turns:") || url.starts_with("stuns:") {
+            5349
+        } else {
+            3478
+        };
+        let target = if hostport.ends_with(']') || !hostport.contains(':') {
+            format!("{hostport}:{default_port}")
+        } else {
+            hostport.to_string()
+        };
+        match tokio::net::lookup_host(target).await {
+            Ok(addrs) => out.extend(addrs),
+            Err(err) => tracing::warn!("cannot resolve ICE server {url}: {err}"),
+        }
+    }
+    out
 }
 
 /// A connection builder with every setting of `net`, its sockets on `port` (0 = ephemeral).
@@ -290,6 +334,7 @@ fn builder(
 }
 
 struct Handler {
+    mux: Option<Arc<MuxConnection>>,
     events: mpsc::Sender<SessionEvent>,
     input: InputChannel,
     stats: Arc<SessionStats>,
@@ -302,7 +347,10 @@ impl PeerConnectionEventHandler for Handler {
         match event.candidate.to_json() {
             Ok(init) => {
                 let candidate = IceCandidate {
-                    candidate: init.candidate,
+                    candidate: match &self.mux {
+                        Some(mux) => mux.rewrite_candidate(&init.candidate),
+                        None => init.candidate,
+                    },
                     sdp_mid: init.sdp_mid,
                     sdp_mline_index: init.sdp_mline_index,
                     username_fragment: init.username_fragment,
