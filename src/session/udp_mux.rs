@@ -220,9 +220,12 @@ impl UdpMux {
 pub struct MuxConnection {
     mux: UdpMux,
     servers: HashSet<SocketAddr>,
-    /// (ephemeral local address, its queue, the shared socket it uses)
-    sockets: Mutex<Vec<(SocketAddr, Arc<Queue>, Arc<Shared>)>>,
+    sockets: Mutex<Vec<Member>>,
 }
+
+/// One virtual socket of a connection: its ephemeral local address, its queue, and the shared
+/// socket it sends through.
+type Member = (SocketAddr, Arc<Queue>, Arc<Shared>);
 
 impl MuxConnection {
     /// Routes STUN requests for `ufrag` (the connection's local ICE user fragment) to it.
