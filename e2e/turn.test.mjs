@@ -93,3 +93,10 @@ test('relay-only through coturn with shared-secret (TURN REST) credentials', { t
   assert.ok(expiry > 23 * 3600 && expiry <= 24 * 3600 + 5, `expires in about 24 h: ${expiry}`);
   assert.notEqual(turn.credential, secret, 'the secret itself never reaches the page');
 });
+
+test('relay-only through coturn while all media shares one --udp-port', { timeout: 120000 }, async () => {
+  // The server's TURN traffic leaves from each connection's own socket; the rest of the shared
+  // port machinery must not get in its way.
+  const udpPort = await freePort();
+  await relayedStream('udp-port', { user: 'viewer:pass-word' }, ['--turn-user', 'viewer', '--turn-password', 'pass-word', '--udp-port', String(udpPort)], '#60c0a0');
+});

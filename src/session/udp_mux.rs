@@ -39,7 +39,7 @@ const MAX_DATAGRAM: usize = 65_536;
 #[derive(Debug, thiserror::Error)]
 pub enum MuxError {
     /// The shared port could not be bound.
-    #[error("cannot use UDP port {addr} for --udp-port: {source}; pick a free port, or stop the program that holds it")]
+    #[error("cannot use UDP port {addr} for --udp-port; pick a free port, or stop the program that holds it")]
     Bind {
         /// Address that failed.
         addr: SocketAddr,
