@@ -3,8 +3,10 @@
 //!
 //! webrtc-rs 0.21 binds its own sockets per connection (one `std::net::UdpSocket` per local
 //! address, no `SO_REUSEPORT`), so two connections cannot share one port; the range is the
-//! narrowest way to bound the ports in use. The pool hands out each port to one connection at a
-//! time; a port some other program holds shows up as a failed build, and the caller moves on.
+//! narrowest way to bound the ports in use (`--udp-port`, in `udp_mux`, shares one port
+//! instead). The pool hands out each port to one connection at a time; a port another program
+//! holds on every address shows up as a failed build and the caller moves on to the next
+//! (held on only some addresses, webrtc-rs skips those addresses and the build succeeds).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -86,6 +86,23 @@ struct Routes {
     by_remote: HashMap<SocketAddr, Weak<Queue>>,
 }
 
+/// Most remote addresses remembered per shared socket; past it, routes of closed connections
+/// are dropped and, if that is not enough, new addresses are only routed by ufrag.
+const ROUTE_LIMIT: usize = 4096;
+
+impl Routes {
+    fn insert_remote(&mut self, remote: SocketAddr, queue: &Arc<Queue>) {
+        if self.by_remote.len() >= ROUTE_LIMIT {
+            self.by_remote.retain(|_, q| q.strong_count() > 0);
+            if self.by_remote.len() >= ROUTE_LIMIT {
+                tracing::debug!("udp mux: route table full, not remembering {remote}");
+                return;
+            }
+        }
+        self.by_remote.insert(remote, Arc::downgrade(queue));
+    }
+}
+
 /// One shared socket (`ip:N`) and its routes.
 struct Shared {
     socket: tokio::net::UdpSocket,
@@ -100,10 +117,7 @@ impl Shared {
             .get(&remote)
             .is_some_and(|q| Weak::ptr_eq(q, &Arc::downgrade(queue)));
         if !known {
-            if routes.by_remote.len() >= 4096 {
-                routes.by_remote.retain(|_, q| q.strong_count() > 0);
-            }
-            routes.by_remote.insert(remote, Arc::downgrade(queue));
+            routes.insert_remote(remote, queue);
         }
     }
 
@@ -112,7 +126,7 @@ impl Shared {
         let mut routes = lock(&self.routes);
         if let Some(ufrag) = stun_request_ufrag(data) {
             if let Some(queue) = routes.by_ufrag.get(ufrag).and_then(Weak::upgrade) {
-                routes.by_remote.insert(from, Arc::downgrade(&queue));
+                routes.insert_remote(from, &queue);
                 return Some(queue);
             }
         }
