@@ -412,3 +412,38 @@ impl PeerConnectionEventHandler for Handler {
 fn set_channel(slot: &InputChannel, channel: Option<Arc<dyn DataChannel>>) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = channel;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_servers_carry_stun_and_turn_with_credentials() {
+        let mut net = NetworkConfig::new(IpAddr::from([127, 0, 0, 1]));
+        assert!(net.ice_servers().is_empty());
+        net.stun = vec!["stun:s.example.org:3478".into()];
+        net.turn = vec!["turn:t.example.org:3478".into()];
+        assert_eq!(
+            net.ice_servers()[1].username,
+            None,
+            "no TURN credentials given"
+        );
+        net.turn_auth = TurnAuth::Static {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let servers = net.ice_servers();
+        assert_eq!(servers[0].urls, net.stun);
+        assert_eq!(servers[1].urls, net.turn);
+        assert_eq!(servers[1].username.as_deref(), Some("u"));
+        assert_eq!(servers[1].credential.as_deref(), Some("p"));
+        net.turn_auth = TurnAuth::Secret("0123456789".into());
+        let turn = &net.ice_servers()[1];
+        let user = turn.username.as_deref().unwrap_or_default();
+        assert!(user.ends_with(":vnrit"), "{user}");
+        assert_ne!(turn.credential.as_deref(), Some("0123456789"));
+        assert_eq!(net.ice_transport_policy(), "all");
+        net.relay_only = true;
+        assert_eq!(net.ice_transport_policy(), "relay");
+    }
+}
