@@ -10,9 +10,10 @@ PACKAGES=(
   xvfb x11-utils x11-xserver-utils x11-apps xdotool xclip imagemagick
   chromium chromium-driver pulseaudio pulseaudio-utils
   nasm pkg-config iproute2 build-essential cmake
-  nftables
+  coturn nftables
 )
 # nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
+# coturn and nftables: the TURN and UDP-blocked e2e tests (coturn is started by the tests only).
 # cmake builds libopus from source for the `opus` crate (opusic-sys, bundled).
 # nftables: e2e/keyframe.test.mjs drops media packets inside its private namespace.
 

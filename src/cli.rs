@@ -20,6 +20,8 @@ use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
 use crate::input::InputService;
 use crate::server::{self, Access, AppState};
+use crate::session::ports::PortPool;
+use crate::session::udp_mux::UdpMux;
 use crate::session::NetworkConfig;
 
 /// Runs vnrit with the process's arguments; returns the exit code.
@@ -146,6 +148,18 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         .audio
         .clone()
         .map(|cfg| AudioHub::new(cfg, clock_origin));
+    // --udp-port: the shared port is bound now, so a taken port stops the start.
+    let mux = match config.udp_port {
+        Some(port) => {
+            let ip = if config.bind.is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                config.bind
+            };
+            Some(UdpMux::new(port, ip)?)
+        }
+        None => None,
+    };
     let state = AppState::new(
         hub.clone(),
         audio.clone(),
@@ -160,7 +174,13 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         },
         NetworkConfig {
             stun: config.stun.clone(),
+            turn: config.turn.clone(),
+            turn_auth: config.turn_auth.clone(),
+            relay_only: config.ice_relay_only,
             bind: config.bind,
+            ports: config.udp_ports.map(|(a, b)| PortPool::new(a, b)),
+            tcp_only: config.tcp_only,
+            mux,
         },
         config.connect_timeout,
         shutdown_rx,

@@ -11,6 +11,7 @@ use clap::{Parser, ValueEnum};
 use crate::audio::{AudioConfig, AudioSource};
 use crate::capture::CaptureMethod;
 use crate::server::tls::TlsSource;
+use crate::session::ice::TurnAuth;
 
 /// Stream an X11 desktop to any web browser over WebRTC.
 ///
@@ -52,6 +53,51 @@ pub struct Cli {
     /// LAN or loopback. May be given more than once.
     #[arg(long, value_parser = parse_stun, value_name = "URL")]
     pub stun: Vec<String>,
+
+    /// TURN server URL offered to browsers and used by the server, e.g.
+    /// `--turn turn:turn.example.org:3478` (or `turns:...:5349?transport=tcp`). May be given
+    /// more than once; all share the credentials of --turn-user/--turn-password or --turn-secret.
+    #[arg(long, value_parser = crate::session::ice::parse_turn_url, value_name = "URL")]
+    pub turn: Vec<String>,
+
+    /// TURN user name (with --turn-password), e.g. `--turn-user vnrit`.
+    #[arg(long, value_name = "USER", requires_all = ["turn", "turn_password"], conflicts_with = "turn_secret")]
+    pub turn_user: Option<String>,
+
+    /// TURN password for --turn-user.
+    #[arg(
+        long,
+        env = "VNRIT_TURN_PASSWORD",
+        value_name = "PASSWORD",
+        requires = "turn_user"
+    )]
+    pub turn_password: Option<String>,
+
+    /// Secret shared with the TURN server (coturn `use-auth-secret`/`static-auth-secret`):
+    /// every viewer gets fresh credentials valid for 24 h, e.g. `--turn-secret s3cret`.
+    #[arg(long, env = "VNRIT_TURN_SECRET", value_name = "SECRET", requires = "turn", value_parser = parse_secret)]
+    pub turn_secret: Option<String>,
+
+    /// Use only TURN relay candidates, on the server and in the browser (for testing a TURN
+    /// set-up, or to hide both ends' addresses). Needs --turn.
+    #[arg(long, requires = "turn")]
+    pub ice_relay_only: bool,
+
+    /// One UDP port for the media of every viewer, e.g. `--udp-port 50000`: a firewall then
+    /// needs only the HTTP port and this one. Default: a free port per viewer.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..), value_name = "PORT", conflicts_with_all = ["udp_ports", "tcp_only"])]
+    pub udp_port: Option<u16>,
+
+    /// Local ports for WebRTC media, e.g. `--udp-ports 50000-50009` (or one port, `50000`):
+    /// each viewer uses one port of the range, so the range bounds how many watch at once.
+    /// Default: any free port. With --tcp-only the range applies to the TCP listeners.
+    #[arg(long, value_parser = crate::session::ports::parse_port_range, value_name = "A-B")]
+    pub udp_ports: Option<(u16, u16)>,
+
+    /// Media over TCP only (ICE-TCP, passive candidates), for networks that block UDP.
+    /// Slower to recover from loss than UDP; use only when UDP cannot get through.
+    #[arg(long, conflicts_with = "ice_relay_only")]
+    pub tcp_only: bool,
 
     /// Require this token from every client (`?token=...` in the URL), e.g. `--token s3cret`.
     /// Without it vnrit makes up a random one and prints the URL that carries it.
@@ -168,6 +214,18 @@ pub struct Config {
     pub video: VideoConfig,
     /// STUN URLs for ICE (empty = none).
     pub stun: Vec<String>,
+    /// TURN URLs for ICE (empty = none).
+    pub turn: Vec<String>,
+    /// Credentials for the TURN URLs.
+    pub turn_auth: TurnAuth,
+    /// Relay candidates only (`--ice-relay-only`).
+    pub ice_relay_only: bool,
+    /// One shared UDP port for all media (`--udp-port`).
+    pub udp_port: Option<u16>,
+    /// Port range for media sockets (`--udp-ports`).
+    pub udp_ports: Option<(u16, u16)>,
+    /// ICE over TCP only (`--tcp-only`).
+    pub tcp_only: bool,
     /// Access token; `None` only with `--no-auth`.
     pub token: Option<String>,
     /// View-only token, if any.
@@ -225,6 +283,16 @@ impl Cli {
                 capture: self.capture.into(),
             },
             stun: self.stun.into_iter().filter(|s| !s.is_empty()).collect(),
+            turn: self.turn,
+            turn_auth: match (self.turn_user, self.turn_password, self.turn_secret) {
+                (_, _, Some(secret)) => TurnAuth::Secret(secret),
+                (Some(user), Some(password), None) => TurnAuth::Static { user, password },
+                _ => TurnAuth::None,
+            },
+            ice_relay_only: self.ice_relay_only,
+            udp_port: self.udp_port,
+            udp_ports: self.udp_ports,
+            tcp_only: self.tcp_only,
             token_generated: self.token.is_none() && !self.no_auth,
             token: match (self.token, self.no_auth) {
                 (Some(t), _) => Some(t),
@@ -315,6 +383,13 @@ fn parse_stun(s: &str) -> Result<String, String> {
         return Err(format!(
             "`{s}` has no host; use e.g. stun:stun.example.org:3478"
         ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_secret(s: &str) -> Result<String, String> {
+    if s.len() < 8 {
+        return Err("the TURN secret is shorter than 8 characters; use the static-auth-secret of the TURN server".into());
     }
     Ok(s.to_string())
 }
@@ -433,6 +508,28 @@ mod tests {
             &["--session-ttl", "12x"],
             &["--session-ttl", "h"],
             &["--session-ttl", "99999999999999999999d"],
+            &["--turn", "stun:x:3478"],
+            &["--turn", "turn:x:0"],
+            &["--turn-user", "u", "--turn-password", "p"],
+            &["--turn", "turn:x", "--turn-user", "u"],
+            &["--turn", "turn:x", "--turn-secret", "short"],
+            &[
+                "--turn",
+                "turn:x",
+                "--turn-secret",
+                "longenough",
+                "--turn-user",
+                "u",
+                "--turn-password",
+                "p",
+            ],
+            &["--ice-relay-only"],
+            &["--turn", "turn:x", "--ice-relay-only", "--tcp-only"],
+            &["--udp-ports", "9-5"],
+            &["--udp-ports", "0"],
+            &["--udp-port", "0"],
+            &["--udp-port", "5000", "--udp-ports", "5000-5001"],
+            &["--udp-port", "5000", "--tcp-only"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
@@ -473,5 +570,45 @@ mod tests {
         assert_eq!(cfg.token.as_deref(), Some("abc-DEF_1.2~"));
         assert_eq!(cfg.virtual_size, (1280, 720));
         assert_eq!(cfg.video.idr_interval, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn network_flags_parse() {
+        let cfg = parse(&[
+            "--turn",
+            "turn:10.0.0.1:3478",
+            "--turn",
+            "turns:t.example.org:5349?transport=tcp",
+            "--turn-user",
+            "u",
+            "--turn-password",
+            "p",
+            "--ice-relay-only",
+            "--udp-ports",
+            "50000-50009",
+        ])
+        .unwrap()
+        .into_config(None);
+        assert_eq!(cfg.turn.len(), 2);
+        assert_eq!(
+            cfg.turn_auth,
+            TurnAuth::Static {
+                user: "u".into(),
+                password: "p".into()
+            }
+        );
+        assert!(cfg.ice_relay_only && !cfg.tcp_only);
+        assert_eq!(cfg.udp_ports, Some((50000, 50009)));
+        let cfg = parse(&[
+            "--turn",
+            "turn:x",
+            "--turn-secret",
+            "0123456789",
+            "--tcp-only",
+        ])
+        .unwrap()
+        .into_config(None);
+        assert_eq!(cfg.turn_auth, TurnAuth::Secret("0123456789".into()));
+        assert!(cfg.tcp_only);
     }
 }

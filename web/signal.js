@@ -146,7 +146,9 @@ export class Session {
 
   async #start(hello) {
     const iceServers = Array.isArray(hello.iceServers) ? hello.iceServers : [];
-    const pc = new RTCPeerConnection({ iceServers });
+    // --ice-relay-only: the server says "relay" and the page must use TURN too.
+    const iceTransportPolicy = hello.iceTransportPolicy === 'relay' ? 'relay' : 'all';
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });

@@ -50,6 +50,9 @@ pub enum ServerMessage {
         /// ICE servers the page should use.
         #[serde(rename = "iceServers")]
         ice_servers: Vec<IceServer>,
+        /// The page's `iceTransportPolicy`: `"relay"` (TURN only) or `"all"`.
+        #[serde(rename = "iceTransportPolicy")]
+        ice_transport_policy: &'static str,
         /// Whether this viewer may control the desktop (false: view-only).
         control: bool,
     },
@@ -188,11 +191,12 @@ mod tests {
                 urls: vec!["stun:example.org:3478".into()],
                 ..Default::default()
             }],
+            ice_transport_policy: "all",
             control: true,
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"control":true}"#
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),

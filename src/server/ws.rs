@@ -111,6 +111,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     let hello = ServerMessage::Hello {
         version: signal::PROTOCOL_VERSION,
         ice_servers: state.net.ice_servers(),
+        ice_transport_policy: state.net.ice_transport_policy(),
         control: role == Role::Control && state.input.is_some(),
     };
     if tx.send(send(hello)).await.is_err() {

@@ -6,10 +6,13 @@
 //! connection: webrtc-rs delivers a shared track to one peer only), its own packetizer, and a
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 
+pub mod ice;
 mod keyframe;
 mod media;
 mod peer;
+pub mod ports;
 pub mod rtp;
+pub mod udp_mux;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -41,6 +44,14 @@ pub enum SessionError {
     /// The WebRTC stack failed.
     #[error("WebRTC error: {0}")]
     WebRtc(#[from] webrtc::error::Error),
+    /// Every port of `--udp-ports` is taken by other viewers (or other programs).
+    #[error("all ports of --udp-ports {first}-{last} are in use; widen the range or wait for a viewer to leave")]
+    PortsExhausted {
+        /// First port of the range.
+        first: u16,
+        /// Last port of the range.
+        last: u16,
+    },
 }
 
 /// An ICE candidate as the browser's `RTCIceCandidate.toJSON()` writes it.
@@ -157,6 +168,10 @@ pub struct Session {
     input: InputChannel,
     stats: Arc<SessionStats>,
     tasks: media::MediaTasks,
+    /// The `--udp-ports` port this session holds (released when the session is dropped).
+    _port: Option<ports::PortLease>,
+    /// This session's routes on the `--udp-port` shared port (removed when dropped).
+    _mux: Option<Arc<udp_mux::MuxConnection>>,
 }
 
 impl Session {
@@ -180,6 +195,8 @@ impl Session {
             input: peer.input,
             stats: stats.clone(),
             tasks: Vec::new(),
+            _port: peer.port,
+            _mux: peer.mux.clone(),
         };
         if let Err(err) = session.pc.set_remote_description(offer).await {
             session.close().await;
@@ -191,11 +208,20 @@ impl Session {
             tracks.add_to(&pc).await?;
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
-            let sdp = pc
+            let mut sdp = pc
                 .local_description()
                 .await
                 .map(|d| d.sdp)
                 .ok_or_else(|| SessionError::BadOffer("no local description".into()))?;
+            if let Some(mux) = &peer.mux {
+                // Before the answer leaves: the browser's first check names this ufrag.
+                for line in sdp.lines() {
+                    if let Some(ufrag) = line.strip_prefix("a=ice-ufrag:") {
+                        mux.register_ufrag(ufrag.trim());
+                    }
+                }
+                sdp = mux.rewrite_sdp(&sdp);
+            }
             let tasks = tracks
                 .start(hub, audio_hub, peer.connected, stats.clone())
                 .await?;

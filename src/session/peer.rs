@@ -5,7 +5,8 @@
 //! everything in the RTP/RTCP interceptor chain is decided here, so the offer/answer code in
 //! `mod.rs` only deals with descriptions and tracks.
 
-use std::net::IpAddr;
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rtc::interceptor::Slot;
@@ -18,10 +19,13 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfiguration, RTCConfigurationBuilder, RTCIceGatheringState,
-    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngine,
-    SettingEngineBuilder,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    Registry, SettingEngine, SettingEngineBuilder,
 };
 
+use super::ice::TurnAuth;
+use super::ports::{PortLease, PortPool};
+use super::udp_mux::{MuxConnection, UdpMux};
 use super::{keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
 use super::{SessionStats, H264_FMTP};
 use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
@@ -31,8 +35,46 @@ use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
 pub struct NetworkConfig {
     /// STUN URLs (empty = host candidates only).
     pub stun: Vec<String>,
-    /// Address the server listens on; a specific one also pins the UDP sockets.
+    /// TURN URLs (`turn:` / `turns:`), all with the same credentials.
+    pub turn: Vec<String>,
+    /// Credentials for the TURN URLs.
+    pub turn_auth: TurnAuth,
+    /// Relay candidates only, on the server and (through the hello) on the page.
+    pub relay_only: bool,
+    /// Address the server listens on; a specific one also pins the ICE sockets.
     pub bind: IpAddr,
+    /// Ports the ICE sockets may use (one per connection); `None` = ephemeral ports.
+    pub ports: Option<PortPool>,
+    /// ICE over TCP only (passive host candidates), no UDP sockets.
+    pub tcp_only: bool,
+    /// One shared UDP port for all connections (`--udp-port`), if set.
+    pub mux: Option<UdpMux>,
+}
+
+impl NetworkConfig {
+    /// Host candidates only, on ephemeral UDP ports of `bind`: the defaults.
+    pub fn new(bind: IpAddr) -> Self {
+        Self {
+            stun: Vec::new(),
+            turn: Vec::new(),
+            turn_auth: TurnAuth::None,
+            relay_only: false,
+            bind,
+            ports: None,
+            tcp_only: false,
+            mux: None,
+        }
+    }
+
+    /// The `iceTransportPolicy` the page's `RTCPeerConnection` must use: `"relay"` with
+    /// `--ice-relay-only`, otherwise `"all"`.
+    pub fn ice_transport_policy(&self) -> &'static str {
+        if self.relay_only {
+            "relay"
+        } else {
+            "all"
+        }
+    }
 }
 
 /// The H.264 codec every session sends, with the RTCP feedback it understands.
@@ -100,15 +142,26 @@ pub struct IceServer {
 }
 
 impl NetworkConfig {
-    /// The ICE servers to use now, for the server and for its clients alike.
+    /// The ICE servers to use now, for the server and for its clients alike (the WS hello and
+    /// WHEP `Link` headers). Shared-secret TURN credentials are computed fresh on every call.
     pub fn ice_servers(&self) -> Vec<IceServer> {
-        if self.stun.is_empty() {
-            return vec![];
+        let mut servers = Vec::new();
+        if !self.stun.is_empty() {
+            servers.push(IceServer {
+                urls: self.stun.clone(),
+                ..Default::default()
+            });
         }
-        vec![IceServer {
-            urls: self.stun.clone(),
-            ..Default::default()
-        }]
+        if !self.turn.is_empty() {
+            let creds = self.turn_auth.credentials(std::time::SystemTime::now());
+            let (username, credential) = creds.unzip();
+            servers.push(IceServer {
+                urls: self.turn.clone(),
+                username,
+                credential,
+            });
+        }
+        servers
     }
 }
 
@@ -123,8 +176,14 @@ fn ice_config(net: &NetworkConfig) -> RTCConfiguration {
             credential: s.credential.unwrap_or_default(),
         })
         .collect();
+    let policy = if net.relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    };
     RTCConfigurationBuilder::new()
         .with_ice_servers(servers)
+        .with_ice_transport_policy(policy)
         .build()
 }
 
@@ -135,12 +194,15 @@ fn setting_engine(_net: &NetworkConfig) -> SettingEngine {
         .build()
 }
 
-/// The local UDP sockets a connection binds (one ephemeral port per interface).
-fn udp_addrs(net: &NetworkConfig) -> Vec<String> {
+/// The local socket addresses a connection binds on `port` (0 = ephemeral): every interface
+/// (webrtc-rs expands the wildcard, skipping loopback) plus loopback, or the one bound address.
+fn local_addrs(net: &NetworkConfig, port: u16) -> Vec<String> {
     if net.bind.is_unspecified() {
-        vec!["0.0.0.0:0".to_string(), "127.0.0.1:0".to_string()]
+        vec![format!("0.0.0.0:{port}"), format!("127.0.0.1:{port}")]
+    } else if net.bind.is_ipv6() {
+        vec![format!("[{}]:{port}", net.bind)]
     } else {
-        vec![format!("{}:0", net.bind)]
+        vec![format!("{}:{port}", net.bind)]
     }
 }
 
@@ -152,6 +214,10 @@ pub(super) struct Peer {
     pub input: InputChannel,
     /// `true` while the connection is in the Connected state.
     pub connected: tokio::sync::watch::Receiver<bool>,
+    /// The port of `--udp-ports` this connection holds, returned when the session drops it.
+    pub port: Option<PortLease>,
+    /// This connection's share of `--udp-port` (ufrag routing, candidate rewriting).
+    pub mux: Option<Arc<MuxConnection>>,
 }
 
 /// Builds one peer connection for `net`, reporting its events to `events`.
@@ -161,33 +227,115 @@ pub(super) async fn build(
     stats: Arc<SessionStats>,
     events: mpsc::Sender<SessionEvent>,
 ) -> Result<Peer, SessionError> {
-    let mut media = media_engine(with_audio)?;
-    let registry = interceptors(&mut media)?;
     let (connected_tx, connected) = tokio::sync::watch::channel(false);
     let input: InputChannel = Arc::default();
+    let mux = match &net.mux {
+        Some(mux) => Some(mux.connection(ice_server_addrs(net).await)),
+        None => None,
+    };
     let handler = Arc::new(Handler {
         events,
         input: input.clone(),
         stats,
         connected: connected_tx,
+        mux: mux.clone(),
     });
-    let pc = PeerConnectionBuilder::new()
+    let Some(pool) = &net.ports else {
+        let mut builder = builder(net, with_audio, handler, 0)?;
+        if let Some(mux) = &mux {
+            builder = builder.with_runtime(mux.runtime());
+        }
+        let pc = builder.build().await?;
+        return Ok(Peer {
+            pc: Arc::new(pc),
+            input,
+            connected,
+            port: None,
+            mux,
+        });
+    };
+    // One port of the range per connection: a port another program holds fails the build,
+    // and the next one is tried.
+    let mut taken = BTreeSet::new();
+    let (first, last) = pool.range();
+    loop {
+        let lease = pool
+            .lease(&taken)
+            .ok_or(SessionError::PortsExhausted { first, last })?;
+        let attempt = builder(net, with_audio, handler.clone(), lease.port())?
+            .build()
+            .await;
+        match attempt {
+            Ok(pc) => {
+                return Ok(Peer {
+                    pc: Arc::new(pc),
+                    input,
+                    connected,
+                    port: Some(lease),
+                    mux: None,
+                })
+            }
+            Err(err) => {
+                tracing::debug!("port {} not usable: {err}", lease.port());
+                taken.insert(lease.port());
+            }
+        }
+    }
+}
+
+/// The socket addresses of the STUN/TURN servers (resolved now), which a `--udp-port`
+/// connection reaches from its own socket rather than the shared port.
+async fn ice_server_addrs(net: &NetworkConfig) -> HashSet<SocketAddr> {
+    let mut out = HashSet::new();
+    for url in net.stun.iter().chain(&net.turn) {
+        let Some((_, rest)) = url.split_once(':') else {
+            continue;
+        };
+        let hostport = rest.split('?').next().unwrap_or(rest);
+        let default_port = if url.starts_with("turns:") || url.starts_with("stuns:") {
+            5349
+        } else {
+            3478
+        };
+        let target = if hostport.ends_with(']') || !hostport.contains(':') {
+            format!("{hostport}:{default_port}")
+        } else {
+            hostport.to_string()
+        };
+        match tokio::net::lookup_host(target).await {
+            Ok(addrs) => out.extend(addrs),
+            Err(err) => tracing::warn!("cannot resolve ICE server {url}: {err}"),
+        }
+    }
+    out
+}
+
+/// A connection builder with every setting of `net`, its sockets on `port` (0 = ephemeral).
+fn builder(
+    net: &NetworkConfig,
+    with_audio: bool,
+    handler: Arc<Handler>,
+    port: u16,
+) -> Result<PeerConnectionBuilder<String>, SessionError> {
+    let mut media = media_engine(with_audio)?;
+    let registry = interceptors(&mut media)?;
+    let builder = PeerConnectionBuilder::new()
         .with_configuration(ice_config(net))
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_setting_engine(setting_engine(net))
-        .with_handler(handler)
-        .with_udp_addrs(udp_addrs(net))
-        .build()
-        .await?;
-    Ok(Peer {
-        pc: Arc::new(pc),
-        input,
-        connected,
+        .with_handler(handler);
+    Ok(if net.tcp_only {
+        builder
+            .with_udp_addrs(Vec::new())
+            .with_tcp_addrs(local_addrs(net, port))
+    } else {
+        builder.with_udp_addrs(local_addrs(net, port))
     })
 }
 
 struct Handler {
+    mux: Option<Arc<MuxConnection>>,
     events: mpsc::Sender<SessionEvent>,
     input: InputChannel,
     stats: Arc<SessionStats>,
@@ -200,7 +348,10 @@ impl PeerConnectionEventHandler for Handler {
         match event.candidate.to_json() {
             Ok(init) => {
                 let candidate = IceCandidate {
-                    candidate: init.candidate,
+                    candidate: match &self.mux {
+                        Some(mux) => mux.rewrite_candidate(&init.candidate),
+                        None => init.candidate,
+                    },
                     sdp_mid: init.sdp_mid,
                     sdp_mline_index: init.sdp_mline_index,
                     username_fragment: init.username_fragment,
@@ -267,4 +418,39 @@ impl PeerConnectionEventHandler for Handler {
 
 fn set_channel(slot: &InputChannel, channel: Option<Arc<dyn DataChannel>>) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = channel;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_servers_carry_stun_and_turn_with_credentials() {
+        let mut net = NetworkConfig::new(IpAddr::from([127, 0, 0, 1]));
+        assert!(net.ice_servers().is_empty());
+        net.stun = vec!["stun:s.example.org:3478".into()];
+        net.turn = vec!["turn:t.example.org:3478".into()];
+        assert_eq!(
+            net.ice_servers()[1].username,
+            None,
+            "no TURN credentials given"
+        );
+        net.turn_auth = TurnAuth::Static {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let servers = net.ice_servers();
+        assert_eq!(servers[0].urls, net.stun);
+        assert_eq!(servers[1].urls, net.turn);
+        assert_eq!(servers[1].username.as_deref(), Some("u"));
+        assert_eq!(servers[1].credential.as_deref(), Some("p"));
+        net.turn_auth = TurnAuth::Secret("0123456789".into());
+        let turn = &net.ice_servers()[1];
+        let user = turn.username.as_deref().unwrap_or_default();
+        assert!(user.ends_with(":vnrit"), "{user}");
+        assert_ne!(turn.credential.as_deref(), Some("0123456789"));
+        assert_eq!(net.ice_transport_policy(), "all");
+        net.relay_only = true;
+        assert_eq!(net.ice_transport_policy(), "relay");
+    }
 }
