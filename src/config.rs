@@ -127,6 +127,15 @@ pub struct Cli {
     /// Seconds a viewer may take to finish connecting (offer to connected) before it is dropped.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECONDS")]
     pub connect_timeout: u64,
+
+    /// Also publish the desktop to this WHIP ingest (an SFU such as Janus), e.g.
+    /// `--whip https://sfu.example.org/whip/endpoint/desk`. Re-publishes if the SFU restarts.
+    #[arg(long, value_name = "URL", value_parser = crate::publish::parse_whip_url)]
+    pub whip: Option<url::Url>,
+
+    /// Bearer token for --whip, e.g. `--whip-token s3cret`.
+    #[arg(long, env = "VNRIT_WHIP_TOKEN", value_name = "TOKEN", value_parser = parse_token, requires = "whip")]
+    pub whip_token: Option<String>,
 }
 
 /// The screen-reading method named on the command line.
@@ -181,6 +190,8 @@ pub struct Config {
     pub virtual_size: (u32, u32),
     /// Time allowed from offer to a connected peer.
     pub connect_timeout: Duration,
+    /// WHIP publishing, if `--whip` is given.
+    pub whip: Option<crate::publish::WhipConfig>,
 }
 
 /// Settings of the shared capture and encode pipeline.
@@ -254,6 +265,11 @@ impl Cli {
             },
             virtual_size: self.virtual_size,
             connect_timeout: Duration::from_secs(self.connect_timeout),
+            whip: self.whip.map(|url| crate::publish::WhipConfig {
+                url,
+                token: self.whip_token,
+                connect_timeout: Duration::from_secs(self.connect_timeout),
+            }),
         }
     }
 }
@@ -396,6 +412,9 @@ mod tests {
             &["--audio-bitrate", "1"],
             &["--tls-cert", "a.pem"],
             &["--tls-self-signed", "--tls-cert", "a", "--tls-key", "b"],
+            &["--whip", "ftp://sfu/whip"],
+            &["--whip", "not a url"],
+            &["--whip-token", "t"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
@@ -423,5 +442,17 @@ mod tests {
         assert_eq!(cfg.token.as_deref(), Some("abc-DEF_1.2~"));
         assert_eq!(cfg.virtual_size, (1280, 720));
         assert_eq!(cfg.video.idr_interval, Some(Duration::from_secs(5)));
+        assert!(cfg.whip.is_none());
+        let cfg = parse(&[
+            "--whip",
+            "http://127.0.0.1:7080/whip/endpoint/lab",
+            "--whip-token",
+            "t0k",
+        ])
+        .unwrap()
+        .into_config(None);
+        let whip = cfg.whip.expect("--whip gives a WHIP config");
+        assert_eq!(whip.url.as_str(), "http://127.0.0.1:7080/whip/endpoint/lab");
+        assert_eq!(whip.token.as_deref(), Some("t0k"));
     }
 }

@@ -8,6 +8,7 @@
 
 mod keyframe;
 mod media;
+mod offer;
 mod peer;
 pub mod rtp;
 
@@ -22,6 +23,7 @@ use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDes
 
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+pub use offer::PendingOffer;
 pub use peer::{IceServer, NetworkConfig};
 
 /// The H.264 format we offer: Constrained Baseline 3.1 with level asymmetry, so the browser
@@ -35,6 +37,9 @@ pub enum SessionError {
     /// The browser's SDP could not be used.
     #[error("the offer was not accepted: {0}")]
     BadOffer(String),
+    /// The remote answer to our offer could not be used.
+    #[error("the answer was not accepted: {0}")]
+    BadAnswer(String),
     /// An ICE candidate from the browser was refused.
     #[error("the ICE candidate was not accepted: {0}")]
     BadCandidate(String),

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfiguration, RTCConfigurationBuilder, RTCIceServer,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngine,
+    PeerConnectionEventHandler, RTCConfiguration, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngine,
     SettingEngineBuilder,
 };
 
@@ -210,6 +210,12 @@ impl PeerConnectionEventHandler for Handler {
                     .await;
             }
             Err(err) => tracing::debug!("local candidate not serialisable: {err}"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.events.send(SessionEvent::Candidate(None)).await;
         }
     }
 
