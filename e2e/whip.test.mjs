@@ -161,7 +161,8 @@ test('vnrit publishes over WHIP; Janus receives media; a janus.js subscriber dec
     name: 'whip-vnrit',
     // Janus gathers on the namespace's veth only (as on a real host it skips loopback).
     bind: '10.213.0.1',
-    extraArgs: ['--whip', endpoint, '--no-audio', '--log-level', 'info,vnrit=debug,rtc_ice=debug,rtc=debug'],
+    // Audio stays on (no PulseAudio here: the Opus track is negotiated and stays silent).
+    extraArgs: ['--whip', endpoint, '--log-level', 'info,vnrit::publish=debug'],
   });
   // (a) the POST got its 201 and the answer was applied.
   await waitFor(() => /WHIP: published to \S+ \(resource http:\/\/127\.0\.0\.1:\d+\/whip\/resource\//.test(logOf(vnrit.child)) || logOf(vnrit.child).includes('WHIP: streaming'), {
@@ -178,10 +179,13 @@ test('vnrit publishes over WHIP; Janus receives media; a janus.js subscriber dec
 
     const media = Object.values(info?.webrtc?.media ?? {});
     const video = media.find((m) => m.type === 'video');
-    if (!video?.stats?.in?.packets) console.log('# DBG ' + JSON.stringify(await lab.publisherHandles()).slice(0, 3000));
     return video?.stats?.in?.packets ?? 0;
   };
   const before = await waitFor(videoIn, { timeoutMs: 15000, what: 'Janus to count incoming video packets' });
+  const [info] = await lab.publisherHandles();
+  // Janus names a medium's codec once packets flow; the silent Opus track shows as an audio medium.
+  const media = Object.values(info.webrtc.media).map((m) => (m.type === 'video' ? `video:${m.codecs?.codec}` : m.type)).sort();
+  assert.deepEqual(media, ['audio', 'video:h264'], 'Janus took the H.264 video and the Opus audio sections of the offer');
   h.setRoot('#d02021'); // damage so the encoder sends more than the first frame
   await waitFor(async () => (await videoIn()) > before, { timeoutMs: 15000, what: 'Janus incoming video packets to grow' });
 
