@@ -40,13 +40,13 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet janus 2>/dev/n
 fi
 
 DEST=e2e/.whip
-if [[ -f $DEST/root/usr/share/simple-whip-server/server.js && -d $DEST/root/usr/share/nodejs/websocket ]]; then
+if [[ -f $DEST/root/usr/share/simple-whip-server/src/server.js && -d $DEST/root/usr/lib/x86_64-linux-gnu/nodejs/websocket ]]; then
   echo "setup-whip: simple-whip-server present in $DEST"
   exit 0
 fi
 rm -rf "$DEST"
 mkdir -p "$DEST/debs" "$DEST/root"
-(cd "$DEST/debs" && apt-get download simple-whip-server node-websocket)
+(cd "$DEST/debs" && apt-get -q -o APT::Sandbox::User=root download simple-whip-server node-websocket)
 for deb in "$DEST"/debs/*.deb; do
   dpkg-deb -x "$deb" "$DEST/root"
 done
