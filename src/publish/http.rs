@@ -33,6 +33,9 @@ pub enum HttpError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The TLS client could not be set up.
+    #[error("cannot set up TLS for WHIP: {0}")]
+    TlsSetup(String),
     /// The TLS handshake failed (certificate not trusted, wrong name, ...).
     #[error("TLS with {host} failed: {source}; check the server's certificate (it must be trusted by this system)")]
     Tls {
@@ -79,7 +82,7 @@ pub struct Client {
 
 impl Client {
     /// A client trusting the system's CA certificates, each request bounded by `timeout`.
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration) -> Result<Self, HttpError> {
         let mut roots = tokio_rustls::rustls::RootCertStore::empty();
         let found = rustls_native_certs::load_native_certs();
         for err in &found.errors {
@@ -92,18 +95,13 @@ impl Client {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            .unwrap_or_else(|err| {
-                // The ring provider supports the default versions; keep going without TLS 1.2.
-                tracing::warn!("TLS set-up: {err}");
-                tokio_rustls::rustls::ClientConfig::builder()
-                    .with_root_certificates(tokio_rustls::rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            });
-        Client {
+            .map_err(|err| HttpError::TlsSetup(err.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Client {
             tls: Arc::new(tls),
             timeout,
-        }
+        })
     }
 
     /// Sends one request with an optional bearer `token` and body, and reads the response.
@@ -159,7 +157,7 @@ impl Client {
         let tcp = TcpStream::connect((tcp_host, port))
             .await
             .map_err(|source| HttpError::Connect {
-                addr: format!("{authority} (port {port})"),
+                addr: format!("{tcp_host}:{port}"),
                 source,
             })?;
         let _ = tcp.set_nodelay(true);

@@ -137,7 +137,13 @@ async fn run(
     net: NetworkConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client = http::Client::new(REQUEST_TIMEOUT);
+    let client = match http::Client::new(REQUEST_TIMEOUT) {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!("WHIP publishing is off: {err}");
+            return;
+        }
+    };
     let mut backoff = BACKOFF_MIN;
     let mut attempt = 0u64;
     loop {
@@ -176,6 +182,41 @@ async fn run(
             _ = stopping(&mut shutdown) => return,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Maps the status of the answer to a publish to the error that tells the user what to do.
+fn check_status(status: u16, body: &str, url: &Url) -> Result<(), PublishError> {
+    let body_start = || body.chars().take(200).collect::<String>();
+    match status {
+        200 | 201 => Ok(()),
+        401 => Err(PublishError::Unauthorized),
+        403 => Err(PublishError::Forbidden(body_start())),
+        404 => Err(PublishError::NotFound(url.clone())),
+        400..=499 => Err(PublishError::Rejected {
+            status,
+            body: body_start(),
+        }),
+        500..=599 => Err(PublishError::ServerError {
+            status,
+            body: body_start(),
+        }),
+        other => Err(PublishError::Unexpected(other)),
+    }
+}
+
+/// The session's resource URL: `location` resolved against the endpoint `url`.
+fn resource_url(url: &Url, location: Option<&str>) -> Result<Url, String> {
+    let location = location.ok_or("the WHIP server sent no Location")?;
+    let resource = url
+        .join(location.trim())
+        .map_err(|e| format!("the WHIP server sent an unusable Location `{location}` ({e})"))?;
+    if matches!(resource.scheme(), "http" | "https") {
+        Ok(resource)
+    } else {
+        Err(format!(
+            "the WHIP server sent a Location that is not http(s): `{location}`"
+        ))
     }
 }
 
@@ -246,8 +287,9 @@ impl Publisher<'_> {
         let outcome = self
             .watch(&mut events, &mut trickle, resource.as_ref(), shutdown)
             .await;
-        session.close().await;
+        // Tell the SFU first (it frees the endpoint for the next publish), then hang up.
         self.delete(resource.as_ref()).await;
+        session.close().await;
         Ok(outcome)
     }
 
@@ -263,39 +305,14 @@ impl Publisher<'_> {
                 Some(("application/sdp", offer.to_string())),
             )
             .await?;
-        let body_start = || response.body.chars().take(200).collect::<String>();
-        match response.status {
-            200 | 201 => {}
-            401 => return Err(PublishError::Unauthorized),
-            403 => return Err(PublishError::Forbidden(body_start())),
-            404 => return Err(PublishError::NotFound(url.clone())),
-            s @ 400..=499 => {
-                return Err(PublishError::Rejected {
-                    status: s,
-                    body: body_start(),
-                })
-            }
-            s @ 500..=599 => {
-                return Err(PublishError::ServerError {
-                    status: s,
-                    body: body_start(),
-                })
-            }
-            s => return Err(PublishError::Unexpected(s)),
-        }
+        check_status(response.status, &response.body, url)?;
         if response.status == 200 {
             tracing::warn!("the WHIP server answered 200 instead of 201 Created; going on");
         }
-        let resource = match response.location.as_deref().map(|l| url.join(l)) {
-            Some(Ok(resource)) => Some(resource),
-            Some(Err(err)) => {
-                tracing::warn!("the WHIP server sent an unusable Location ({err}); vnrit cannot DELETE the session at the end");
-                None
-            }
-            None => {
-                tracing::warn!(
-                    "the WHIP server sent no Location; vnrit cannot DELETE the session at the end"
-                );
+        let resource = match resource_url(url, response.location.as_deref()) {
+            Ok(resource) => Some(resource),
+            Err(why) => {
+                tracing::warn!("{why}; vnrit cannot DELETE the session at the end");
                 None
             }
         };
@@ -428,6 +445,66 @@ impl Publisher<'_> {
                 "WHIP: DELETE {resource} got no answer within {} s",
                 DELETE_TIMEOUT.as_secs()
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Url {
+        Url::parse("http://127.0.0.1:7080/whip/endpoint/lab").unwrap()
+    }
+
+    #[test]
+    fn location_is_resolved_against_the_endpoint() {
+        let url = endpoint();
+        let r = |l| resource_url(&url, l).map(|u| u.to_string());
+        assert_eq!(
+            r(Some("/whip/resource/lab")).unwrap(),
+            "http://127.0.0.1:7080/whip/resource/lab"
+        );
+        assert_eq!(
+            r(Some("resource/abc")).unwrap(),
+            "http://127.0.0.1:7080/whip/endpoint/resource/abc"
+        );
+        assert_eq!(
+            r(Some("https://other.example/res/1")).unwrap(),
+            "https://other.example/res/1"
+        );
+        assert!(r(None).unwrap_err().contains("no Location"));
+        assert!(r(Some("javascript:alert(1)")).is_err());
+    }
+
+    #[test]
+    fn statuses_give_one_clear_message_each() {
+        let url = endpoint();
+        assert!(check_status(201, "", &url).is_ok());
+        assert!(check_status(200, "", &url).is_ok());
+        let msg = |s| {
+            check_status(s, "Endpoint ID already in use", &url)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(msg(401).contains("check --whip-token"), "{}", msg(401));
+        assert!(msg(403).contains("check --whip-token") && msg(403).contains("already in use"));
+        assert!(msg(404).contains("check --whip") && msg(404).contains("/whip/endpoint/lab"));
+        assert!(msg(415).contains("415") && msg(415).contains("already in use"));
+        assert!(msg(503).contains("503") && msg(503).contains("retried"));
+        assert!(msg(302).contains("instead of 201"));
+    }
+
+    #[test]
+    fn whip_urls_are_checked() {
+        assert!(parse_whip_url("https://sfu.example.org/whip/endpoint/desk").is_ok());
+        for bad in [
+            "ftp://x/whip",
+            "not a url",
+            "/whip/endpoint/desk",
+            "http://",
+        ] {
+            assert!(parse_whip_url(bad).is_err(), "{bad}");
         }
     }
 }
