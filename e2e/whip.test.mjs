@@ -181,13 +181,13 @@ test('vnrit publishes over WHIP; Janus receives media; a janus.js subscriber dec
     const video = media.find((m) => m.type === 'video');
     return video?.stats?.in?.packets ?? 0;
   };
-  const before = await waitFor(videoIn, { timeoutMs: 15000, what: 'Janus to count incoming video packets' });
+  const packets0 = await waitFor(videoIn, { timeoutMs: 15000, what: 'Janus to count incoming video packets' });
   const [info] = await lab.publisherHandles();
   // Janus names a medium's codec once packets flow; the silent Opus track shows as an audio medium.
   const media = Object.values(info.webrtc.media).map((m) => (m.type === 'video' ? `video:${m.codecs?.codec}` : m.type)).sort();
   assert.deepEqual(media, ['audio', 'video:h264'], 'Janus took the H.264 video and the Opus audio sections of the offer');
   h.setRoot('#d02021'); // damage so the encoder sends more than the first frame
-  await waitFor(async () => (await videoIn()) > before, { timeoutMs: 15000, what: 'Janus incoming video packets to grow' });
+  await waitFor(async () => (await videoIn()) > packets0, { timeoutMs: 15000, what: 'Janus incoming video packets to grow' });
 
   // (c) a subscriber through Janus decodes frames showing the desktop's colour.
   const page = await subscribe('first');

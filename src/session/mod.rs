@@ -5,6 +5,7 @@
 //! state changes as [`SessionEvent`]s. Each session owns its own video track (one track per
 //! connection: webrtc-rs delivers a shared track to one peer only), its own packetizer, and a
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
+//! [`Session::offer`] is the other direction (vnrit offers, e.g. a WHIP publish to an SFU).
 
 mod keyframe;
 mod media;
