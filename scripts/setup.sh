@@ -60,3 +60,6 @@ if [[ ! -f e2e/node_modules/.package-lock.json || e2e/package-lock.json -nt e2e/
 else
   echo "setup: e2e npm packages present"
 fi
+
+# Janus and simple-whip-server for e2e/whip.test.mjs.
+scripts/setup-whip.sh

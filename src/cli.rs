@@ -1,7 +1,7 @@
 //! The program: parse flags, start the stages in order, stop them in reverse.
 //!
 //! Order: logging → display (given, or a virtual one) → a probe of the X server → the HTTP
-//! listener → the server loop. Shutdown on SIGINT/SIGTERM, or when the video pipeline reports a
+//! listener → the WHIP publisher (with `--whip`) → the server loop. Shutdown on SIGINT/SIGTERM, or when the video pipeline reports a
 //! fatal error (the X server went away): the server stops, the pipeline thread is stopped, and
 //! the virtual display, if we started it, is killed. Errors print one line saying what to do.
 
@@ -134,6 +134,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
     watch_display(&display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let whip_shutdown = shutdown_rx.clone();
     let input = match InputService::start(&display) {
         Ok(service) => Some(std::sync::Arc::new(service)),
         Err(err) => {
@@ -160,6 +161,16 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let net = NetworkConfig {
+        stun: config.stun.clone(),
+        turn: config.turn.clone(),
+        turn_auth: config.turn_auth.clone(),
+        relay_only: config.ice_relay_only,
+        bind: config.bind,
+        ports: config.udp_ports.map(|(a, b)| PortPool::new(a, b)),
+        tcp_only: config.tcp_only,
+        mux,
+    };
     let state = AppState::new(
         hub.clone(),
         audio.clone(),
@@ -172,16 +183,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
             secure_cookie: tls.is_some(),
             session_ttl: config.session_ttl,
         },
-        NetworkConfig {
-            stun: config.stun.clone(),
-            turn: config.turn.clone(),
-            turn_auth: config.turn_auth.clone(),
-            relay_only: config.ice_relay_only,
-            bind: config.bind,
-            ports: config.udp_ports.map(|(a, b)| PortPool::new(a, b)),
-            tcp_only: config.tcp_only,
-            mux,
-        },
+        net.clone(),
         config.connect_timeout,
         shutdown_rx,
     );
@@ -208,6 +210,11 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     }
 
     let stopper = state.clone();
+    // The WHIP publisher is one more subscriber of the shared encode.
+    let whip = config.whip.clone().map(|whip| {
+        tracing::info!("publishing to WHIP endpoint {}", whip.url);
+        crate::publish::spawn(whip, hub.clone(), audio.clone(), net, whip_shutdown)
+    });
     let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {
         _ = shutdown_signal() => {
@@ -231,6 +238,15 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || input.shutdown())
             .await
             .ok();
+    }
+    // The WHIP publisher DELETEs its resource on the shutdown signal (bounded to 2 s).
+    if let Some(mut whip) = whip {
+        if tokio::time::timeout(Duration::from_secs(3), &mut whip)
+            .await
+            .is_err()
+        {
+            whip.abort();
+        }
     }
     // Sessions close their peers on the shutdown signal; give them a moment, then go.
     let _ = tokio::time::timeout(Duration::from_millis(700), &mut server).await;

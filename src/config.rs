@@ -178,6 +178,14 @@ pub struct Cli {
     /// `90m` or `7d` (1 minute to 30 days); afterwards the page needs the link again.
     #[arg(long, default_value = "12h", value_parser = parse_ttl, value_name = "DURATION")]
     pub session_ttl: Duration,
+    /// Also publish the desktop to this WHIP ingest (an SFU such as Janus), e.g.
+    /// `--whip https://sfu.example.org/whip/endpoint/desk`. Re-publishes if the SFU restarts.
+    #[arg(long, value_name = "URL", value_parser = crate::publish::parse_whip_url)]
+    pub whip: Option<url::Url>,
+
+    /// Bearer token for --whip, e.g. `--whip-token s3cret`.
+    #[arg(long, env = "VNRIT_WHIP_TOKEN", value_name = "TOKEN", value_parser = parse_token, requires = "whip")]
+    pub whip_token: Option<String>,
 }
 
 /// The screen-reading method named on the command line.
@@ -246,6 +254,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Lifetime of the session cookie.
     pub session_ttl: Duration,
+    /// WHIP publishing, if `--whip` is given.
+    pub whip: Option<crate::publish::WhipConfig>,
 }
 
 /// Settings of the shared capture and encode pipeline.
@@ -330,6 +340,11 @@ impl Cli {
             virtual_size: self.virtual_size,
             connect_timeout: Duration::from_secs(self.connect_timeout),
             session_ttl: self.session_ttl,
+            whip: self.whip.map(|url| crate::publish::WhipConfig {
+                url,
+                token: self.whip_token,
+                connect_timeout: Duration::from_secs(self.connect_timeout),
+            }),
         }
     }
 }
@@ -530,6 +545,9 @@ mod tests {
             &["--udp-port", "0"],
             &["--udp-port", "5000", "--udp-ports", "5000-5001"],
             &["--udp-port", "5000", "--tcp-only"],
+            &["--whip", "ftp://sfu/whip"],
+            &["--whip", "not a url"],
+            &["--whip-token", "t"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
@@ -570,6 +588,18 @@ mod tests {
         assert_eq!(cfg.token.as_deref(), Some("abc-DEF_1.2~"));
         assert_eq!(cfg.virtual_size, (1280, 720));
         assert_eq!(cfg.video.idr_interval, Some(Duration::from_secs(5)));
+        assert!(cfg.whip.is_none());
+        let cfg = parse(&[
+            "--whip",
+            "http://127.0.0.1:7080/whip/endpoint/lab",
+            "--whip-token",
+            "t0k",
+        ])
+        .unwrap()
+        .into_config(None);
+        let whip = cfg.whip.expect("--whip gives a WHIP config");
+        assert_eq!(whip.url.as_str(), "http://127.0.0.1:7080/whip/endpoint/lab");
+        assert_eq!(whip.token.as_deref(), Some("t0k"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!   touches WebRTC.
 //! * [`server`] serves the page, the signalling WebSocket and the stats API, with token auth.
 //! * [`display`] starts a private Xvfb when no display is given.
+//! * [`publish`] pushes the shared stream to a WHIP ingest (an SFU) with `--whip`.
 //! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
 //!   and clipboard.
 
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod display;
 pub mod input;
+pub mod publish;
 pub mod server;
 pub mod session;
 pub mod video;

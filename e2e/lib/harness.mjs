@@ -194,16 +194,17 @@ export function xrun(display, cmd, args) {
 
 /**
  * Starts `vnrit --display D --bind 127.0.0.1 --port P --token T` and waits for /api/stats.
- * @param {{display: string, token: string, port?: number, name?: string, extraArgs?: string[]}} o
+ * `bind` picks another local address (e.g. the namespace's veth, 10.213.0.1).
+ * @param {{display: string, token: string, port?: number, name?: string, extraArgs?: string[], bind?: string}} o
  */
-export async function startServer({ display, token, port, name = 'vnrit', extraArgs = [] }) {
+export async function startServer({ display, token, port, name = 'vnrit', extraArgs = [], bind = '127.0.0.1' }) {
   if (!existsSync(VNRIT_BIN)) throw new Error(`${VNRIT_BIN} is missing: run cargo build --release`);
   port ??= await freePort();
-  const args = ['--display', display, '--bind', '127.0.0.1', '--port', String(port), '--token', token, ...extraArgs];
+  const args = ['--display', display, '--bind', bind, '--port', String(port), '--token', token, ...extraArgs];
   const env = { ...process.env, RUST_BACKTRACE: '1' };
   delete env.DISPLAY;
   const child = new Child(name, VNRIT_BIN, args, env);
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://${bind}:${port}`;
   await waitFor(
     async () => {
       if (child.exited) throw new GaveUp(`vnrit exited ${JSON.stringify(child.exited)}; ${child.logPath} ends:\n${child.tail}`);

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
 use super::{keyframe, peer, rtp, SessionError, SessionStats};
 use crate::audio::rtp::{opus_codec, OpusPacketizer};
@@ -106,6 +106,24 @@ impl MediaTracks {
                 pc.add_track(audio.track.clone() as Arc<dyn TrackLocal>)
                     .await?,
             );
+        }
+        Ok(())
+    }
+
+    /// Adds the tracks to `pc` as send-only transceivers (the offering side, e.g. WHIP).
+    pub async fn add_sendonly_to(
+        &mut self,
+        pc: &Arc<dyn PeerConnection>,
+    ) -> Result<(), SessionError> {
+        for out in std::iter::once(&mut self.video).chain(self.audio.as_mut()) {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                ..Default::default()
+            };
+            let transceiver = pc
+                .add_transceiver_from_track(out.track.clone() as Arc<dyn TrackLocal>, Some(init))
+                .await?;
+            out.sender = transceiver.sender().await?;
         }
         Ok(())
     }

@@ -5,10 +5,12 @@
 //! state changes as [`SessionEvent`]s. Each session owns its own video track (one track per
 //! connection: webrtc-rs delivers a shared track to one peer only), its own packetizer, and a
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
+//! [`Session::offer`] is the other direction (vnrit offers, e.g. a WHIP publish to an SFU).
 
 pub mod ice;
 mod keyframe;
 mod media;
+mod offer;
 mod peer;
 pub mod ports;
 pub mod rtp;
@@ -25,6 +27,7 @@ use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDes
 
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+pub use offer::PendingOffer;
 pub use peer::{IceServer, NetworkConfig};
 
 /// The H.264 format we offer: Constrained Baseline 3.1 with level asymmetry, so the browser
@@ -38,6 +41,9 @@ pub enum SessionError {
     /// The browser's SDP could not be used.
     #[error("the offer was not accepted: {0}")]
     BadOffer(String),
+    /// The remote answer to our offer could not be used.
+    #[error("the answer was not accepted: {0}")]
+    BadAnswer(String),
     /// An ICE candidate from the browser was refused.
     #[error("the ICE candidate was not accepted: {0}")]
     BadCandidate(String),
