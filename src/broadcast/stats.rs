@@ -33,6 +33,8 @@ pub struct PipelineStats {
     pub encode_histogram: [AtomicU64; ENCODE_BUCKETS.len() + 1],
     /// Current target bitrate in kbit/s.
     pub bitrate_kbps: AtomicU32,
+    /// Current frame-rate cap (lowered by adaptive bitrate under pressure).
+    pub fps_target: AtomicU32,
 }
 
 /// Upper bounds, in seconds, of the encode-time histogram buckets.

@@ -6,6 +6,7 @@
 //! connection: webrtc-rs delivers a shared track to one peer only), its own packetizer, and a
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 
+mod feedback;
 mod keyframe;
 mod media;
 mod peer;
@@ -20,6 +21,7 @@ use tokio::sync::mpsc;
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
+use crate::abr::LinkStats;
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
 pub use peer::{IceServer, NetworkConfig};
@@ -123,6 +125,8 @@ pub struct SessionStats {
     pub keyframe_requests: AtomicU64,
     /// Opus packets sent.
     pub audio_packets_sent: AtomicU64,
+    /// The viewer's link: bandwidth estimate, RTT, loss, frames dropped for it.
+    pub link: Arc<LinkStats>,
 }
 
 impl SessionStats {
@@ -135,6 +139,7 @@ impl SessionStats {
             frames_sent: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
+            link: Arc::default(),
         }
     }
 
@@ -170,7 +175,10 @@ impl Session {
     ) -> Result<(Session, String), SessionError> {
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| SessionError::BadOffer(e.to_string()))?;
-        let peer = peer::build(net, audio_hub.is_some(), stats.clone(), events).await?;
+        let estimator = hub
+            .adaptive()
+            .map(|a| a.estimator_bounds(hub.max_bitrate_kbps()));
+        let peer = peer::build(net, audio_hub.is_some(), estimator, stats.clone(), events).await?;
         stats.set_state(PeerState::Connecting);
         let mut session = Session {
             pc: peer.pc.clone(),

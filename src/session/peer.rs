@@ -8,7 +8,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rtc::interceptor::Slot;
+use rtc::interceptor::{Gcc, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_congestion_control, CongestionFeedback,
+};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -22,8 +25,9 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-use super::{keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
+use super::{feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
 use super::{SessionStats, H264_FMTP};
+use crate::abr::LinkStats;
 use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
 
 /// Network settings shared by all sessions.
@@ -77,10 +81,27 @@ fn media_engine(with_audio: bool) -> Result<MediaEngine, SessionError> {
     Ok(media)
 }
 
-/// The RTP/RTCP interceptor chain: webrtc-rs defaults (NACK, reports, TWCC headers) plus the
-/// one that hands PLI/FIR to the sender.
-fn interceptors(media: &mut MediaEngine) -> Result<Registry, SessionError> {
-    Ok(register_default_interceptors(Registry::new(), media)?
+/// Start, floor and ceiling (bit/s) of a viewer's bandwidth estimator.
+pub(super) type EstimatorBounds = (f64, f64, f64);
+
+/// The RTP/RTCP interceptor chain: webrtc-rs defaults (NACK, reports, TWCC headers), the one
+/// that hands PLI/FIR to the sender, the one that reads RTT and loss from receiver reports,
+/// and, with adaptive bitrate, send-side congestion control (GCC over TWCC, with a pacer) whose
+/// estimate is published into `link`.
+fn interceptors(
+    media: &mut MediaEngine,
+    link: &Arc<LinkStats>,
+    estimator: Option<EstimatorBounds>,
+) -> Result<Registry, SessionError> {
+    let mut registry = Registry::new();
+    if let Some((start, floor, ceiling)) = estimator {
+        let gcc = feedback::ReportingEstimator::new(Gcc::new(start, floor, ceiling), link.clone());
+        registry =
+            configure_congestion_control(registry, gcc, CongestionFeedback::Twcc, media)?;
+    }
+    Ok(register_default_interceptors(registry, media)?
+        // Between the report generators (10 000, 11 000) and the wire: sees SRs leave.
+        .with(Slot::from(9_500), feedback::ReportWatcher::new(link.clone()))
         .with(Slot::from(14_000), keyframe::KeyframeRequests::default()))
 }
 
@@ -153,15 +174,17 @@ pub(super) struct Peer {
     pub connected: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Builds one peer connection for `net`, reporting its events to `events`.
+/// Builds one peer connection for `net`, reporting its events to `events`; `estimator` turns
+/// on congestion control (adaptive bitrate).
 pub(super) async fn build(
     net: &NetworkConfig,
     with_audio: bool,
+    estimator: Option<EstimatorBounds>,
     stats: Arc<SessionStats>,
     events: mpsc::Sender<SessionEvent>,
 ) -> Result<Peer, SessionError> {
     let mut media = media_engine(with_audio)?;
-    let registry = interceptors(&mut media)?;
+    let registry = interceptors(&mut media, &stats.link, estimator)?;
     let (connected_tx, connected) = tokio::sync::watch::channel(false);
     let input: InputChannel = Arc::default();
     let handler = Arc::new(Handler {
