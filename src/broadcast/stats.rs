@@ -88,6 +88,10 @@ pub struct StatsSnapshot {
     pub width: u32,
     /// Encoded height.
     pub height: u32,
+    /// Current encoder target bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Current frame-rate cap.
+    pub fps_target: u32,
 }
 
 impl PipelineStats {
@@ -111,6 +115,8 @@ impl PipelineStats {
             },
             width: self.width.load(Ordering::Relaxed),
             height: self.height.load(Ordering::Relaxed),
+            bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
+            fps_target: self.fps_target.load(Ordering::Relaxed),
         }
     }
 }
