@@ -10,13 +10,15 @@
 //!   overshoot), clamped to `--bitrate` at the top.
 //! * **Fast decrease, slow increase.** A rate more than [`DEAD_BAND`] below the current target
 //!   is applied at once. An increase waits [`HOLD_AFTER_DECREASE`] after the last decrease,
-//!   needs the rate to exceed the target by [`INCREASE_MARGIN`], and then climbs by at most
-//!   [`INCREASE_STEP`] per [`INCREASE_INTERVAL`]. Between the two thresholds the target holds,
-//!   so estimate noise never moves it.
+//!   needs the rate to have stayed above the target by [`INCREASE_MARGIN`] for the whole of the
+//!   last [`INCREASE_WINDOW`], and then climbs by at most [`INCREASE_STEP`] per
+//!   [`INCREASE_INTERVAL`]. Between the two thresholds the target holds, and a noisy estimate
+//!   settles near its low end instead of flapping.
 //! * **Frame rate before quality.** `--min-bitrate` is the lowest rate at the full frame rate.
 //!   Below it the frame rate falls in proportion (never under [`MIN_FPS`]) and the rate with
 //!   it, so every frame keeps the bits it had at `--min-bitrate`.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Share of the binding estimate the encoder may use.
@@ -29,6 +31,8 @@ pub const DEAD_BAND: f64 = 0.05;
 pub const INCREASE_MARGIN: f64 = 0.10;
 /// No increase for this long after a decrease.
 pub const HOLD_AFTER_DECREASE: Duration = Duration::from_secs(4);
+/// An increase needs the wanted rate to stay high for this long.
+pub const INCREASE_WINDOW: Duration = Duration::from_secs(2);
 /// At most one increase step per this interval.
 pub const INCREASE_INTERVAL: Duration = Duration::from_secs(1);
 /// Largest factor one increase step may apply.
@@ -75,7 +79,14 @@ pub struct Policy {
     rate_kbps: u32,
     last_decrease: Option<Instant>,
     last_increase: Option<Instant>,
+    /// Wanted rates of the last [`INCREASE_WINDOW`], oldest first.
+    recent: VecDeque<(Instant, f64)>,
+    /// Since when `recent` has been collecting (reset by a decrease).
+    observing_since: Option<Instant>,
 }
+
+/// Bound on the samples kept for the increase window (the pipeline updates 5 times a second).
+const MAX_SAMPLES: usize = 256;
 
 impl Policy {
     /// A policy starting at the full rate and frame rate.
@@ -85,6 +96,8 @@ impl Policy {
             rate_kbps: cfg.max_kbps.max(cfg.floor_kbps()),
             last_decrease: None,
             last_increase: None,
+            recent: VecDeque::new(),
+            observing_since: None,
         }
     }
 
@@ -115,15 +128,38 @@ impl Policy {
             .clamp(f64::from(self.cfg.floor_kbps()), f64::from(self.cfg.max_kbps));
         let current = f64::from(self.rate_kbps);
         let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
+        let observing_since = *self.observing_since.get_or_insert(now);
         if wanted < current * (1.0 - DEAD_BAND) {
             self.rate_kbps = wanted.round() as u32;
             self.last_decrease = Some(now);
-        } else if wanted > current * (1.0 + INCREASE_MARGIN)
+            self.recent.clear();
+            self.observing_since = Some(now);
+            return self.decision();
+        }
+        self.recent.push_back((now, wanted));
+        while self.recent.len() > MAX_SAMPLES
+            || self
+                .recent
+                .front()
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > INCREASE_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let sustained = self
+            .recent
+            .iter()
+            .map(|(_, w)| *w)
+            .fold(f64::INFINITY, f64::min);
+        let max = f64::from(self.cfg.max_kbps);
+        let higher = sustained > current * (1.0 + INCREASE_MARGIN)
+            || (sustained >= max && current < max);
+        if higher
+            && now.saturating_duration_since(observing_since) >= INCREASE_WINDOW
             && since(self.last_decrease).is_none_or(|d| d >= HOLD_AFTER_DECREASE)
             && since(self.last_increase).is_none_or(|d| d >= INCREASE_INTERVAL)
         {
             let step = (current * INCREASE_STEP).max(current + 1.0);
-            self.rate_kbps = wanted.min(step).floor() as u32;
+            self.rate_kbps = sustained.min(step).floor() as u32;
             self.last_increase = Some(now);
         }
         self.decision()

@@ -8,10 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rtc::interceptor::{Gcc, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_congestion_control, CongestionFeedback,
-};
+use rtc::interceptor::{CongestionControlBuilder, Gcc, PacerBuilder, Slot, TwccSenderBuilder};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -93,13 +90,23 @@ fn interceptors(
     link: &Arc<LinkStats>,
     estimator: Option<EstimatorBounds>,
 ) -> Result<Registry, SessionError> {
-    let mut registry = Registry::new();
+    // The defaults already negotiate transport-wide sequence numbers and transport-cc feedback.
+    let mut registry = register_default_interceptors(Registry::new(), media)?;
     if let Some((start, floor, ceiling)) = estimator {
         let gcc = feedback::ReportingEstimator::new(Gcc::new(start, floor, ceiling), link.clone());
-        registry =
-            configure_congestion_control(registry, gcc, CongestionFeedback::Twcc, media)?;
+        registry = registry
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(gcc).build(),
+            )
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            // Paced at the estimator's start until its first change (the default is 1 Mbit/s).
+            .with(
+                Slot::Pacer,
+                PacerBuilder::new().with_target_bitrate(start).build(),
+            );
     }
-    Ok(register_default_interceptors(registry, media)?
+    Ok(registry
         // Between the report generators (10 000, 11 000) and the wire: sees SRs leave.
         .with(Slot::from(9_500), feedback::ReportWatcher::new(link.clone()))
         .with(Slot::from(14_000), keyframe::KeyframeRequests::default()))
