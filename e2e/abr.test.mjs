@@ -166,7 +166,13 @@ test('under a 1 Mbit/s cap the stream settles below it, keeps decoding, and reco
   await watchDecoding(page);
   const before = (await session());
   const rates = [];
-  for (let i = 0; i < 5; i++) rates.push(await sendRate(3000));
+  for (let i = 0; i < 5; i++) {
+    rates.push(await sendRate(3000));
+    const s = await h.stats();
+    const v = s.sessions[0] ?? {};
+    console.log(`#   t+${Date.now() - capped} ms: ${Math.round(rates.at(-1))} kbit/s, bwe ${v.bwe_kbps}, target ${s.bitrate_kbps} @ ${s.fps_target} fps, ` +
+      `encoded ${s.frames_encoded} skipped ${s.frames_skipped} sent ${v.frames_sent} dropped ${v.frames_dropped} rtt ${v.rtt_ms} loss ${v.loss}`);
+  }
   const d = await decoding(page);
   const afterS = await session();
   console.log(`# capped rates ${rates.map(Math.round)} kbit/s, longest gap ${Math.round(d.maxGap)} ms, ` +

@@ -32,17 +32,17 @@ pub struct AdaptiveConfig {
 
 impl AdaptiveConfig {
     /// Start, floor and ceiling (bit/s) of each viewer's bandwidth estimator, for an encoder
-    /// capped at `max_kbps`: it starts where the encoder can use the full rate, may fall far
-    /// below the policy's floor (so a slow viewer shows up as one) and may rise above the cap
-    /// (so the cap, not the estimate, is what binds on a good link).
+    /// capped at `max_kbps`: it starts where the encoder can use the full rate, may rise above
+    /// the cap (so the cap, not the estimate, binds on a good link), and never falls under
+    /// `--min-bitrate`. That floor matters: webrtc-rs's GCC only leaves overuse on fresh delay
+    /// samples, and a sender it pinned at a few dozen kbit/s sends too few packets to give it
+    /// any, so it would stay there.
     pub fn estimator_bounds(&self, max_kbps: u32) -> (f64, f64, f64) {
         let start = f64::from(max_kbps) * 1000.0 / policy::HEADROOM;
-        (start, ESTIMATE_FLOOR_BPS, 2.0 * start)
+        let floor = f64::from(self.min_kbps.min(max_kbps)) * 1000.0;
+        (start, floor, 2.0 * start)
     }
 }
-
-/// Lowest bandwidth estimate a viewer's estimator reports, bit/s.
-pub const ESTIMATE_FLOOR_BPS: f64 = 30_000.0;
 
 /// Sentinel for "not measured yet" in the atomics below.
 const UNKNOWN: u64 = u64::MAX;

@@ -24,7 +24,15 @@ use rtc::shared::error::Error;
 
 use crate::abr::LinkStats;
 
-/// Delegates to a real estimator and publishes its target into [`LinkStats`].
+/// The pacer runs this much faster than the estimate: the encoder target and the per-viewer
+/// shaper keep the average under the estimate, so the pacer only smooths bursts and its queue
+/// (which nothing can flush) never holds seconds of stale video.
+pub const PACING_FACTOR: f64 = 2.0;
+/// The pacer never runs slower than this, bit/s.
+pub const PACING_FLOOR_BPS: f64 = 500_000.0;
+
+/// Delegates to a real estimator, publishes its estimate into [`LinkStats`], and hands the
+/// chain (the pacer) [`PACING_FACTOR`] times that rate.
 pub struct ReportingEstimator<E> {
     inner: E,
     link: Arc<LinkStats>,
@@ -38,7 +46,11 @@ impl<E: BandwidthEstimator> ReportingEstimator<E> {
     }
 
     fn publish(&self) {
-        self.link.set_bwe_bps(self.inner.target_bitrate());
+        let bps = self.inner.target_bitrate();
+        if self.link.bwe_kbps() != Some((bps / 1000.0) as u32) {
+            tracing::trace!("bandwidth estimate {:.0} kbit/s", bps / 1000.0);
+        }
+        self.link.set_bwe_bps(bps);
     }
 }
 
@@ -49,7 +61,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for ReportingEstimator<E> {
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.inner.target_bitrate()
+        (self.inner.target_bitrate() * PACING_FACTOR).max(PACING_FLOOR_BPS)
     }
 
     fn handle_timeout(&mut self, now: Instant) {

@@ -78,6 +78,9 @@ fn media_engine(with_audio: bool) -> Result<MediaEngine, SessionError> {
     Ok(media)
 }
 
+/// Most packets the pacer holds; later ones are dropped (NACK/PLI recover).
+const PACER_QUEUE_PACKETS: usize = 512;
+
 /// Start, floor and ceiling (bit/s) of a viewer's bandwidth estimator.
 pub(super) type EstimatorBounds = (f64, f64, f64);
 
@@ -100,10 +103,14 @@ fn interceptors(
                 CongestionControlBuilder::new(gcc).build(),
             )
             .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-            // Paced at the estimator's start until its first change (the default is 1 Mbit/s).
+            // Paced from the start as the estimator will ask (the default is 1 Mbit/s), with a
+            // queue bounded to about half a megabyte as a backstop.
             .with(
                 Slot::Pacer,
-                PacerBuilder::new().with_target_bitrate(start).build(),
+                PacerBuilder::new()
+                    .with_target_bitrate(start * feedback::PACING_FACTOR)
+                    .with_queue_limit(PACER_QUEUE_PACKETS)
+                    .build(),
             );
     }
     Ok(registry
