@@ -127,8 +127,9 @@ pub struct Cli {
 
     /// Follow each viewer's link: the shared encoder's bitrate tracks the viewers' bandwidth
     /// estimates between --min-bitrate and --bitrate, and a viewer far slower than the others
-    /// has frames dropped for it alone. `--adaptive-bitrate=false` keeps a constant --bitrate.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+    /// has frames dropped for it alone. Off by default (see README, "Adaptive bitrate");
+    /// `--adaptive-bitrate=false` keeps a constant --bitrate.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub adaptive_bitrate: bool,
 
@@ -446,8 +447,12 @@ mod tests {
     }
 
     #[test]
-    fn adaptive_bitrate_is_on_by_default_and_can_be_turned_off() {
-        let on = parse(&[]).unwrap().into_config(None);
+    fn adaptive_bitrate_is_a_switch() {
+        let off = parse(&[]).unwrap().into_config(None);
+        assert_eq!(off.video.adaptive, None, "off by default");
+        let on = parse(&["--adaptive-bitrate"]).unwrap().into_config(None);
+        assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
+        let on = parse(&["--adaptive-bitrate=true"]).unwrap().into_config(None);
         assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
         let on = parse(&["--adaptive-bitrate", "--min-bitrate", "800"])
             .unwrap()
@@ -456,7 +461,7 @@ mod tests {
         for off in [&["--adaptive-bitrate=false"][..], &["--adaptive-bitrate", "false"]] {
             assert_eq!(parse(off).unwrap().into_config(None).video.adaptive, None);
         }
-        let capped = parse(&["--bitrate", "200", "--min-bitrate", "500"])
+        let capped = parse(&["--adaptive-bitrate", "--bitrate", "200", "--min-bitrate", "500"])
             .unwrap()
             .into_config(None);
         assert_eq!(
