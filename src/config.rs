@@ -452,18 +452,29 @@ mod tests {
         assert_eq!(off.video.adaptive, None, "off by default");
         let on = parse(&["--adaptive-bitrate"]).unwrap().into_config(None);
         assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
-        let on = parse(&["--adaptive-bitrate=true"]).unwrap().into_config(None);
+        let on = parse(&["--adaptive-bitrate=true"])
+            .unwrap()
+            .into_config(None);
         assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
         let on = parse(&["--adaptive-bitrate", "--min-bitrate", "800"])
             .unwrap()
             .into_config(None);
         assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 800 }));
-        for off in [&["--adaptive-bitrate=false"][..], &["--adaptive-bitrate", "false"]] {
+        for off in [
+            &["--adaptive-bitrate=false"][..],
+            &["--adaptive-bitrate", "false"],
+        ] {
             assert_eq!(parse(off).unwrap().into_config(None).video.adaptive, None);
         }
-        let capped = parse(&["--adaptive-bitrate", "--bitrate", "200", "--min-bitrate", "500"])
-            .unwrap()
-            .into_config(None);
+        let capped = parse(&[
+            "--adaptive-bitrate",
+            "--bitrate",
+            "200",
+            "--min-bitrate",
+            "500",
+        ])
+        .unwrap()
+        .into_config(None);
         assert_eq!(
             capped.video.adaptive,
             Some(AdaptiveConfig { min_kbps: 200 }),

@@ -228,7 +228,11 @@ mod tests {
         let _gu = viewers.join(&unknown);
         let mut est = viewers.estimates();
         est.sort_unstable();
-        assert_eq!(est, vec![500, 2000], "viewers without an estimate do not count");
+        assert_eq!(
+            est,
+            vec![500, 2000],
+            "viewers without an estimate do not count"
+        );
         drop(ga);
         assert_eq!(viewers.estimates(), vec![500]);
         drop(b);

@@ -124,8 +124,10 @@ impl Policy {
         let Some(binding) = binding_estimate(estimates) else {
             return self.decision();
         };
-        let wanted = (f64::from(binding) * HEADROOM)
-            .clamp(f64::from(self.cfg.floor_kbps()), f64::from(self.cfg.max_kbps));
+        let wanted = (f64::from(binding) * HEADROOM).clamp(
+            f64::from(self.cfg.floor_kbps()),
+            f64::from(self.cfg.max_kbps),
+        );
         let current = f64::from(self.rate_kbps);
         let since = |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t));
         let observing_since = *self.observing_since.get_or_insert(now);
@@ -151,8 +153,8 @@ impl Policy {
             .map(|(_, w)| *w)
             .fold(f64::INFINITY, f64::min);
         let max = f64::from(self.cfg.max_kbps);
-        let higher = sustained > current * (1.0 + INCREASE_MARGIN)
-            || (sustained >= max && current < max);
+        let higher =
+            sustained > current * (1.0 + INCREASE_MARGIN) || (sustained >= max && current < max);
         if higher
             && now.saturating_duration_since(observing_since) >= INCREASE_WINDOW
             && since(self.last_decrease).is_none_or(|d| d >= HOLD_AFTER_DECREASE)
@@ -229,7 +231,11 @@ mod tests {
         p.update(t0, &[1000]);
         // The link is back at once, but the target holds for the hold time.
         for ms in (200..4000).step_by(200) {
-            assert_eq!(p.update(at(t0, ms), &[10_000]).bitrate_kbps, 850, "at {ms} ms");
+            assert_eq!(
+                p.update(at(t0, ms), &[10_000]).bitrate_kbps,
+                850,
+                "at {ms} ms"
+            );
         }
         let mut last = 850;
         let mut last_change = None;
@@ -253,7 +259,10 @@ mod tests {
             }
         }
         let reached = reached.expect("the cap is reached");
-        assert!((12_000..20_000).contains(&reached), "reached at {reached} ms");
+        assert!(
+            (12_000..20_000).contains(&reached),
+            "reached at {reached} ms"
+        );
     }
 
     #[test]
@@ -265,7 +274,9 @@ mod tests {
         // ±5 % around 2000 kbit/s for a minute: the target never moves.
         let mut seed = 7u64;
         for i in 0..600u64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let noise = (seed >> 33) % 200; // 0..200
             let est = 1950 + noise as u32 - 50;
             let d = p.update(at(t0, 5000 + i * 100), &[est]);
@@ -282,7 +293,9 @@ mod tests {
         let mut changes = 0;
         let mut last = p.decision().bitrate_kbps;
         for i in 0..3000u64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let est = 1200 + ((seed >> 33) % 600) as u32;
             let rate = p.update(at(t0, i * 100), &[est]).bitrate_kbps;
             if rate != last {
@@ -301,7 +314,9 @@ mod tests {
         let mut p = Policy::new(CFG);
         let mut seed = 1u64;
         for i in 0..5000u64 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let n = (seed >> 60) as usize % 4;
             let ests: Vec<u32> = (0..n)
                 .map(|k| ((seed >> (k * 13)) % 20_000) as u32)
@@ -322,7 +337,14 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Policy::new(CFG);
         let d = p.update(t0, &[400]);
-        assert_eq!(d, Decision { bitrate_kbps: 340, fps: 30 }, "above min: full fps");
+        assert_eq!(
+            d,
+            Decision {
+                bitrate_kbps: 340,
+                fps: 30
+            },
+            "above min: full fps"
+        );
         let d = p.update(at(t0, 100), &[200]);
         assert_eq!(d.bitrate_kbps, 170);
         assert_eq!(d.fps, 17, "30 fps × 170/300, rounded up");
@@ -333,7 +355,13 @@ mod tests {
         for ms in (300..40_000).step_by(100) {
             last = p.update(at(t0, ms), &[5000]);
         }
-        assert_eq!(last, Decision { bitrate_kbps: 4000, fps: 30 });
+        assert_eq!(
+            last,
+            Decision {
+                bitrate_kbps: 4000,
+                fps: 30
+            }
+        );
     }
 
     #[test]
@@ -357,7 +385,10 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Policy::new(CFG);
         let d = p.update(t0, &[2200, 4000, 3000]);
-        assert_eq!(d.bitrate_kbps, 1870, "2200 is above half the median: it binds");
+        assert_eq!(
+            d.bitrate_kbps, 1870,
+            "2200 is above half the median: it binds"
+        );
     }
 
     #[test]

@@ -170,14 +170,20 @@ mod tests {
             }
         }
         let first = first_drop.expect("it falls behind");
-        assert!((25..60).contains(&first), "after about 1 s of excess: frame {first}");
+        assert!(
+            (25..60).contains(&first),
+            "after about 1 s of excess: frame {first}"
+        );
         assert!(s.behind());
         // P-frames are skipped and no keyframe is asked for until the queue drains.
         let t = ms(t0, first * 33 + 33);
         assert_eq!(s.offer(t, rate, 4000, false), Verdict::Skip);
         assert!(!s.keyframe_due(t, rate));
         let drained = ms(t0, first * 33 + 1000);
-        assert!(s.keyframe_due(drained, rate), "queue drained: ask for a keyframe");
+        assert!(
+            s.keyframe_due(drained, rate),
+            "queue drained: ask for a keyframe"
+        );
         assert!(!s.keyframe_due(drained, rate), "only once per interval");
         assert_eq!(s.offer(drained, rate, 4000, false), Verdict::Skip);
         assert_eq!(s.offer(drained, rate, 20_000, true), Verdict::Send);

@@ -13,11 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
-    BandwidthEstimator, EstimatorStats, Interceptor, Packet, PacketReport, StreamInfo,
-    TaggedPacket,
+    BandwidthEstimator, EstimatorStats, Interceptor, Packet, PacketReport, StreamInfo, TaggedPacket,
 };
-use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -215,6 +214,10 @@ mod tests {
         let rtt = round_trip(arrived, t0, 6554).expect("a round trip");
         assert!((rtt.as_secs_f64() - 0.030).abs() < 0.001, "{rtt:?}");
         assert_eq!(round_trip(t0, arrived, 0), None, "arrived before sent");
-        assert_eq!(round_trip(arrived, t0, 65536), None, "held longer than the trip");
+        assert_eq!(
+            round_trip(arrived, t0, 65536),
+            None,
+            "held longer than the trip"
+        );
     }
 }

@@ -22,7 +22,9 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
-use super::{feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
+use super::{
+    feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent,
+};
 use super::{SessionStats, H264_FMTP};
 use crate::abr::LinkStats;
 use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
@@ -115,7 +117,10 @@ fn interceptors(
     }
     Ok(registry
         // Between the report generators (10 000, 11 000) and the wire: sees SRs leave.
-        .with(Slot::from(9_500), feedback::ReportWatcher::new(link.clone()))
+        .with(
+            Slot::from(9_500),
+            feedback::ReportWatcher::new(link.clone()),
+        )
         .with(Slot::from(14_000), keyframe::KeyframeRequests::default()))
 }
 
