@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::abr::AdaptiveConfig;
 use crate::audio::{AudioConfig, AudioSource};
 use crate::capture::CaptureMethod;
 use crate::server::tls::TlsSource;
@@ -170,6 +171,19 @@ pub struct Cli {
     #[arg(long, default_value = "1920x1080", value_parser = parse_size, value_name = "WxH")]
     pub virtual_size: (u32, u32),
 
+    /// Follow each viewer's link: the shared encoder's bitrate tracks the viewers' bandwidth
+    /// estimates between --min-bitrate and --bitrate, and a viewer far slower than the others
+    /// has frames dropped for it alone. Off by default (see README, "Adaptive bitrate");
+    /// `--adaptive-bitrate=false` keeps a constant --bitrate.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub adaptive_bitrate: bool,
+
+    /// Lowest adaptive bitrate in kbit/s at the full frame rate, e.g. `--min-bitrate 500`;
+    /// below it the frame rate falls instead (down to 5 fps). At most --bitrate.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(50..=100_000), value_name = "KBPS")]
+    pub min_bitrate: u32,
+
     /// Seconds a viewer may take to finish connecting (offer to connected) before it is dropped.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECONDS")]
     pub connect_timeout: u64,
@@ -271,6 +285,8 @@ pub struct VideoConfig {
     pub idr_interval: Option<Duration>,
     /// Screen-reading method.
     pub capture: CaptureMethod,
+    /// Adaptive bitrate (`None` = constant bitrate).
+    pub adaptive: Option<AdaptiveConfig>,
 }
 
 impl Cli {
@@ -291,6 +307,9 @@ impl Cli {
                 idr_interval: (self.idr_interval > 0)
                     .then(|| Duration::from_secs(u64::from(self.idr_interval))),
                 capture: self.capture.into(),
+                adaptive: self.adaptive_bitrate.then(|| AdaptiveConfig {
+                    min_kbps: self.min_bitrate.min(self.bitrate),
+                }),
             },
             stun: self.stun.into_iter().filter(|s| !s.is_empty()).collect(),
             turn: self.turn,
@@ -548,6 +567,8 @@ mod tests {
             &["--whip", "ftp://sfu/whip"],
             &["--whip", "not a url"],
             &["--whip-token", "t"],
+            &["--adaptive-bitrate=maybe"],
+            &["--min-bitrate", "10"],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} should be refused"));
             assert_eq!(err.exit_code(), 2, "{args:?}");
@@ -640,5 +661,41 @@ mod tests {
         .into_config(None);
         assert_eq!(cfg.turn_auth, TurnAuth::Secret("0123456789".into()));
         assert!(cfg.tcp_only);
+    }
+
+    #[test]
+    fn adaptive_bitrate_is_a_switch() {
+        let off = parse(&[]).unwrap().into_config(None);
+        assert_eq!(off.video.adaptive, None, "off by default");
+        let on = parse(&["--adaptive-bitrate"]).unwrap().into_config(None);
+        assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
+        let on = parse(&["--adaptive-bitrate=true"])
+            .unwrap()
+            .into_config(None);
+        assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
+        let on = parse(&["--adaptive-bitrate", "--min-bitrate", "800"])
+            .unwrap()
+            .into_config(None);
+        assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 800 }));
+        for off in [
+            &["--adaptive-bitrate=false"][..],
+            &["--adaptive-bitrate", "false"],
+        ] {
+            assert_eq!(parse(off).unwrap().into_config(None).video.adaptive, None);
+        }
+        let capped = parse(&[
+            "--adaptive-bitrate",
+            "--bitrate",
+            "200",
+            "--min-bitrate",
+            "500",
+        ])
+        .unwrap()
+        .into_config(None);
+        assert_eq!(
+            capped.video.adaptive,
+            Some(AdaptiveConfig { min_kbps: 200 }),
+            "the minimum never exceeds --bitrate"
+        );
     }
 }

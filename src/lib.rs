@@ -16,11 +16,14 @@
 //! * [`session`] is one viewer's WebRTC peer connection (webrtc-rs), the only module that
 //!   touches WebRTC.
 //! * [`server`] serves the page, the signalling WebSocket and the stats API, with token auth.
+//! * [`abr`] adapts the shared encoder's bitrate to the viewers' links (per-viewer bandwidth
+//!   estimates, RTT and loss) and drops frames for a viewer far slower than the rest.
 //! * [`display`] starts a private Xvfb when no display is given.
 //! * [`publish`] pushes the shared stream to a WHIP ingest (an SFU) with `--whip`.
 //! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
 //!   and clipboard.
 
+pub mod abr;
 pub mod audio;
 pub mod broadcast;
 pub mod capture;

@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 
 pub use stats::{PipelineStats, StatsSnapshot, ENCODE_BUCKETS};
 
+use crate::abr::{AdaptiveConfig, Viewers};
 use crate::config::VideoConfig;
 use crate::video::EncodedFrame;
 
@@ -78,6 +79,7 @@ struct Inner {
     stats: Arc<PipelineStats>,
     fatal: mpsc::UnboundedSender<String>,
     state: Mutex<State>,
+    links: Viewers,
 }
 
 /// Starts, shares and stops the video pipeline of one display. Cheap to clone.
@@ -103,6 +105,7 @@ impl Hub {
                 video,
                 stats: Arc::new(PipelineStats::default()),
                 fatal,
+                links: Viewers::default(),
                 state: Mutex::new(State {
                     viewers: 0,
                     running: None,
@@ -166,6 +169,7 @@ impl Hub {
             control: control.clone(),
             tx: tx.clone(),
             stats: self.inner.stats.clone(),
+            links: self.inner.links.clone(),
         };
         let fatal = self.inner.fatal.clone();
         let stats = self.inner.stats.clone();
@@ -223,6 +227,21 @@ impl Hub {
         if let Some(running) = &self.state().running {
             running.control.bitrate_kbps.store(kbps, Ordering::Relaxed);
         }
+    }
+
+    /// Adaptive-bitrate settings, when the encoder follows the viewers' links.
+    pub fn adaptive(&self) -> Option<AdaptiveConfig> {
+        self.inner.video.adaptive
+    }
+
+    /// The configured (highest) bitrate, kbit/s.
+    pub fn max_bitrate_kbps(&self) -> u32 {
+        self.inner.video.bitrate_kbps
+    }
+
+    /// The viewers' links the adaptive-bitrate policy reads.
+    pub fn links(&self) -> &Viewers {
+        &self.inner.links
     }
 
     /// Asks the running pipeline for a keyframe.
@@ -330,6 +349,13 @@ impl Subscription {
         self.rx = self.rx.resubscribe();
         self.want_keyframe = true;
         self.control.request_keyframe();
+    }
+
+    /// Drops whatever is queued and skips frames until the next keyframe, without asking for
+    /// one (a viewer whose link fell behind asks later, once it has drained).
+    pub fn skip_to_keyframe(&mut self) {
+        self.rx = self.rx.resubscribe();
+        self.want_keyframe = true;
     }
 
     /// Asks the pipeline for a keyframe (PLI/FIR from the viewer's decoder).

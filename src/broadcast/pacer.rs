@@ -40,6 +40,11 @@ impl Pacer {
         }
     }
 
+    /// Changes the frame-rate cap to `fps`.
+    pub fn set_fps(&mut self, fps: u32) {
+        self.interval = Duration::from_secs(1) / fps.max(1);
+    }
+
     /// The screen changed.
     pub fn damaged(&mut self) {
         self.dirty = true;

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::pacer::{Pacer, Step};
 use super::{Control, PipelineStats, VideoFrame};
+use crate::abr::{Policy, PolicyConfig, Viewers};
 use crate::capture::{CaptureError, Capturer};
 use crate::config::VideoConfig;
 use crate::video::{self, Converter, EncoderSettings, H264Encoder, VideoError};
@@ -34,7 +35,11 @@ pub(super) struct Job {
     pub control: Arc<Control>,
     pub tx: broadcast::Sender<Arc<VideoFrame>>,
     pub stats: Arc<PipelineStats>,
+    pub links: Viewers,
 }
+
+/// How often the adaptive-bitrate policy looks at the viewers' estimates.
+const ADAPT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Runs until `control` says stop, or an error.
 pub(super) fn run(job: Job) -> Result<(), PipelineError> {
@@ -45,6 +50,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         control,
         tx,
         stats,
+        links,
     } = job;
     let mut capturer = Capturer::open(Some(&display_name), cfg.capture)?;
     let (src_w, src_h) = capturer.size();
@@ -68,10 +74,33 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
     );
 
     let mut pacer = Pacer::new(cfg.framerate);
+    stats.fps_target.store(cfg.framerate, Ordering::Relaxed);
+    let mut policy = cfg.adaptive.map(|a| {
+        Policy::new(PolicyConfig {
+            min_kbps: a.min_kbps,
+            max_kbps: cfg.bitrate_kbps,
+            max_fps: cfg.framerate,
+        })
+    });
+    let mut adapted_at = Instant::now();
     let mut seq = 0u64;
     let mut keyframe_wanted = false;
     while !control.stopped() {
         keyframe_wanted |= control.take_keyframe_request();
+        if let Some(policy) = policy.as_mut() {
+            let now = Instant::now();
+            if now.duration_since(adapted_at) >= ADAPT_EVERY {
+                adapted_at = now;
+                let decision = policy.update(now, &links.estimates());
+                control
+                    .bitrate_kbps
+                    .store(decision.bitrate_kbps, Ordering::Relaxed);
+                if stats.fps_target.swap(decision.fps, Ordering::Relaxed) != decision.fps {
+                    tracing::debug!("frame rate cap now {} fps", decision.fps);
+                    pacer.set_fps(decision.fps);
+                }
+            }
+        }
         match pacer.step(Instant::now(), keyframe_wanted) {
             Step::Wait(timeout) => {
                 if capturer.wait_for_damage(timeout)? {
@@ -91,6 +120,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                 };
                 let wanted = control.bitrate_kbps.load(Ordering::Relaxed);
                 if wanted != bitrate {
+                    tracing::debug!("encoder target {bitrate} -> {wanted} kbit/s");
                     encoder.set_bitrate(wanted);
                     bitrate = wanted;
                 }

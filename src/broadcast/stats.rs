@@ -33,6 +33,8 @@ pub struct PipelineStats {
     pub encode_histogram: [AtomicU64; ENCODE_BUCKETS.len() + 1],
     /// Current target bitrate in kbit/s.
     pub bitrate_kbps: AtomicU32,
+    /// Current frame-rate cap (lowered by adaptive bitrate under pressure).
+    pub fps_target: AtomicU32,
 }
 
 /// Upper bounds, in seconds, of the encode-time histogram buckets.
@@ -86,6 +88,10 @@ pub struct StatsSnapshot {
     pub width: u32,
     /// Encoded height.
     pub height: u32,
+    /// Current encoder target bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+    /// Current frame-rate cap.
+    pub fps_target: u32,
 }
 
 impl PipelineStats {
@@ -109,6 +115,8 @@ impl PipelineStats {
             },
             width: self.width.load(Ordering::Relaxed),
             height: self.height.load(Ordering::Relaxed),
+            bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
+            fps_target: self.fps_target.load(Ordering::Relaxed),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header;
@@ -12,6 +13,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use crate::broadcast::ENCODE_BUCKETS;
+use crate::session::SessionStats;
 
 /// Writes one metric family: HELP, TYPE and samples `(labels, value)`.
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
@@ -178,6 +180,15 @@ pub fn render(state: &AppState) -> String {
         );
     }
 
+    family(
+        &mut out,
+        "vnrit_framerate_target",
+        "gauge",
+        "Frame-rate cap (lowered by adaptive bitrate under pressure).",
+        &one(c.fps_target.load(Ordering::Relaxed)),
+    );
+    link_families(&mut out, &sessions);
+
     if let Some(audio) = &state.audio {
         let a = audio.stats();
         family(
@@ -210,6 +221,44 @@ pub fn render(state: &AppState) -> String {
         );
     }
     out
+}
+
+/// Per-session link metrics; a session appears once the value was measured.
+fn link_families(out: &mut String, sessions: &[Arc<SessionStats>]) {
+    let per = |f: &dyn Fn(&SessionStats) -> Option<f64>| -> Vec<(String, f64)> {
+        sessions
+            .iter()
+            .filter_map(|s| Some((format!("{{session=\"{}\"}}", s.id), f(s)?)))
+            .collect()
+    };
+    family(
+        out,
+        "vnrit_session_rtt_seconds",
+        "gauge",
+        "Round-trip time to a viewer, from RTCP receiver reports.",
+        &per(&|s| s.link.rtt_ms().map(|ms| ms / 1000.0)),
+    );
+    family(
+        out,
+        "vnrit_session_loss_ratio",
+        "gauge",
+        "Fraction of packets a viewer reported lost (last receiver report).",
+        &per(&|s| s.link.loss()),
+    );
+    family(
+        out,
+        "vnrit_session_bwe_bps",
+        "gauge",
+        "Bandwidth estimate for a viewer (GCC over TWCC; adaptive bitrate only).",
+        &per(&|s| s.link.bwe_kbps().map(|k| f64::from(k) * 1000.0)),
+    );
+    family(
+        out,
+        "vnrit_session_frames_dropped_total",
+        "counter",
+        "Frames not sent to a viewer because its link could not carry them.",
+        &per(&|s| Some(s.link.frames_dropped() as f64)),
+    );
 }
 
 /// The `/metrics` handler.

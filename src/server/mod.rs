@@ -179,6 +179,14 @@ pub struct SessionReport {
     pub audio_packets_sent: u64,
     /// Input events dropped (rate limit or full input queue).
     pub input_dropped: u64,
+    /// Round-trip time from RTCP receiver reports, ms (`null` until measured).
+    pub rtt_ms: Option<f64>,
+    /// Fraction of packets lost (0..1) per the last receiver report (`null` until reported).
+    pub loss: Option<f64>,
+    /// Bandwidth estimate (GCC over TWCC), kbit/s (`null` without adaptive bitrate).
+    pub bwe_kbps: Option<u32>,
+    /// Frames not sent to this viewer because its link could not carry them.
+    pub frames_dropped: u64,
 }
 
 /// The body of `/api/stats`.
@@ -207,6 +215,10 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
             audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
             input_dropped: s.input_dropped.load(Ordering::Relaxed),
+            rtt_ms: s.link.rtt_ms(),
+            loss: s.link.loss(),
+            bwe_kbps: s.link.bwe_kbps(),
+            frames_dropped: s.link.frames_dropped(),
         })
         .collect();
     (

@@ -21,6 +21,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
 use super::{keyframe, peer, rtp, SessionError, SessionStats};
+use crate::abr::{Shaper, Verdict};
 use crate::audio::rtp::{opus_codec, OpusPacketizer};
 use crate::audio::{AudioHub, AudioSubscription};
 use crate::broadcast::{Hub, Subscription};
@@ -153,6 +154,8 @@ impl MediaTracks {
             }
         }
         let subscription = hub.subscribe();
+        // The viewer steers the shared encoder while its video task runs.
+        let steering = hub.links().join(&stats.link);
         let (kf_tx, kf_rx) = mpsc::channel(4);
         tasks.push(tokio::spawn(read_rtcp(
             self.video.track.clone(),
@@ -166,6 +169,7 @@ impl MediaTracks {
             connected,
             kf_rx,
             stats,
+            steering,
         )));
         Ok(tasks)
     }
@@ -192,7 +196,11 @@ async fn read_rtcp(
     }
 }
 
-/// Sends the shared stream to this viewer until the stream ends or the task is aborted.
+/// How often a viewer that fell behind checks whether its link has drained.
+const SHAPER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Sends the shared stream to this viewer until the stream ends or the task is aborted,
+/// skipping frames (see [`Shaper`]) while its link cannot keep up.
 async fn send_video(
     track: Arc<TrackLocalStaticRTP>,
     mut packetizer: rtp::H264Packetizer,
@@ -200,6 +208,7 @@ async fn send_video(
     mut connected: tokio::sync::watch::Receiver<bool>,
     mut keyframe_requests: mpsc::Receiver<()>,
     stats: Arc<SessionStats>,
+    _steering: crate::abr::ViewerGuard,
 ) {
     // Frames written before DTLS is up are lost; start at a fresh keyframe once connected.
     if connected.wait_for(|c| *c).await.is_err() {
@@ -207,6 +216,8 @@ async fn send_video(
     }
     frames.resync();
     let started = Instant::now();
+    let mut shaper = Shaper::new();
+    let estimate = || stats.link.bwe_kbps().map(|k| f64::from(k) * 1000.0);
     loop {
         let frame = tokio::select! {
             frame = frames.next() => match frame {
@@ -217,7 +228,38 @@ async fn send_video(
                 frames.request_keyframe();
                 continue;
             }
+            () = tokio::time::sleep(SHAPER_TICK), if shaper.behind() => {
+                if shaper.keyframe_due(Instant::now(), estimate()) {
+                    tracing::debug!(session = stats.id, "link drained; asking for a keyframe");
+                    frames.request_keyframe();
+                }
+                continue;
+            }
         };
+        let verdict = shaper.offer(
+            Instant::now(),
+            estimate(),
+            frame.encoded.data.len(),
+            frame.encoded.keyframe,
+        );
+        match verdict {
+            Verdict::Send => {}
+            Verdict::Skip => {
+                stats.link.note_dropped();
+                continue;
+            }
+            Verdict::FallBehind => {
+                tracing::debug!(
+                    session = stats.id,
+                    "link behind by {:?}; skipping to the next keyframe",
+                    shaper.queue()
+                );
+                stats.link.note_dropped();
+                stats.link.note_starved();
+                frames.skip_to_keyframe();
+                continue;
+            }
+        }
         let packets = match packetizer.packetize(&frame.encoded.data, frame.timestamp) {
             Ok(p) => p,
             Err(err) => {

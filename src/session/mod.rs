@@ -7,6 +7,7 @@
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 //! [`Session::offer`] is the other direction (vnrit offers, e.g. a WHIP publish to an SFU).
 
+mod feedback;
 pub mod ice;
 mod keyframe;
 mod media;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
+use crate::abr::LinkStats;
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
 pub use offer::PendingOffer;
@@ -142,6 +144,8 @@ pub struct SessionStats {
     pub audio_packets_sent: AtomicU64,
     /// Input events of this viewer dropped (over the rate limit, or the input queue full).
     pub input_dropped: AtomicU64,
+    /// The viewer's link: bandwidth estimate, RTT, loss, frames dropped for it.
+    pub link: Arc<LinkStats>,
 }
 
 impl SessionStats {
@@ -155,6 +159,7 @@ impl SessionStats {
             keyframe_requests: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
             input_dropped: AtomicU64::new(0),
+            link: Arc::default(),
         }
     }
 
@@ -194,7 +199,10 @@ impl Session {
     ) -> Result<(Session, String), SessionError> {
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| SessionError::BadOffer(e.to_string()))?;
-        let peer = peer::build(net, audio_hub.is_some(), stats.clone(), events).await?;
+        let estimator = hub
+            .adaptive()
+            .map(|a| a.estimator_bounds(hub.max_bitrate_kbps()));
+        let peer = peer::build(net, audio_hub.is_some(), estimator, stats.clone(), events).await?;
         stats.set_state(PeerState::Connecting);
         let mut session = Session {
             pc: peer.pc.clone(),

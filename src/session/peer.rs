@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use rtc::interceptor::Slot;
+use rtc::interceptor::{CongestionControlBuilder, Gcc, PacerBuilder, Slot, TwccSenderBuilder};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -26,8 +26,11 @@ use webrtc::peer_connection::{
 use super::ice::TurnAuth;
 use super::ports::{PortLease, PortPool};
 use super::udp_mux::{MuxConnection, UdpMux};
-use super::{keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent};
+use super::{
+    feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent,
+};
 use super::{SessionStats, H264_FMTP};
+use crate::abr::LinkStats;
 use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
 
 /// Network settings shared by all sessions.
@@ -120,10 +123,47 @@ fn media_engine(with_audio: bool) -> Result<MediaEngine, SessionError> {
     Ok(media)
 }
 
-/// The RTP/RTCP interceptor chain: webrtc-rs defaults (NACK, reports, TWCC headers) plus the
-/// one that hands PLI/FIR to the sender.
-fn interceptors(media: &mut MediaEngine) -> Result<Registry, SessionError> {
-    Ok(register_default_interceptors(Registry::new(), media)?
+/// Most packets the pacer holds; later ones are dropped (NACK/PLI recover).
+const PACER_QUEUE_PACKETS: usize = 512;
+
+/// Start, floor and ceiling (bit/s) of a viewer's bandwidth estimator.
+pub(super) type EstimatorBounds = (f64, f64, f64);
+
+/// The RTP/RTCP interceptor chain: webrtc-rs defaults (NACK, reports, TWCC headers), the one
+/// that hands PLI/FIR to the sender, the one that reads RTT and loss from receiver reports,
+/// and, with adaptive bitrate, send-side congestion control (GCC over TWCC, with a pacer) whose
+/// estimate is published into `link`.
+fn interceptors(
+    media: &mut MediaEngine,
+    link: &Arc<LinkStats>,
+    estimator: Option<EstimatorBounds>,
+) -> Result<Registry, SessionError> {
+    // The defaults already negotiate transport-wide sequence numbers and transport-cc feedback.
+    let mut registry = register_default_interceptors(Registry::new(), media)?;
+    if let Some((start, floor, ceiling)) = estimator {
+        let gcc = feedback::ReportingEstimator::new(Gcc::new(start, floor, ceiling), link.clone());
+        registry = registry
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(gcc).build(),
+            )
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            // Paced from the start as the estimator will ask (the default is 1 Mbit/s), with a
+            // queue bounded to about half a megabyte as a backstop.
+            .with(
+                Slot::Pacer,
+                PacerBuilder::new()
+                    .with_target_bitrate(start * feedback::PACING_FACTOR)
+                    .with_queue_limit(PACER_QUEUE_PACKETS)
+                    .build(),
+            );
+    }
+    Ok(registry
+        // Between the report generators (10 000, 11 000) and the wire: sees SRs leave.
+        .with(
+            Slot::from(9_500),
+            feedback::ReportWatcher::new(link.clone()),
+        )
         .with(Slot::from(14_000), keyframe::KeyframeRequests::default()))
 }
 
@@ -220,13 +260,16 @@ pub(super) struct Peer {
     pub mux: Option<Arc<MuxConnection>>,
 }
 
-/// Builds one peer connection for `net`, reporting its events to `events`.
+/// Builds one peer connection for `net`, reporting its events to `events`; `estimator` turns
+/// on congestion control (adaptive bitrate).
 pub(super) async fn build(
     net: &NetworkConfig,
     with_audio: bool,
+    estimator: Option<EstimatorBounds>,
     stats: Arc<SessionStats>,
     events: mpsc::Sender<SessionEvent>,
 ) -> Result<Peer, SessionError> {
+    let link = stats.link.clone();
     let (connected_tx, connected) = tokio::sync::watch::channel(false);
     let input: InputChannel = Arc::default();
     let mux = match &net.mux {
@@ -241,7 +284,7 @@ pub(super) async fn build(
         mux: mux.clone(),
     });
     let Some(pool) = &net.ports else {
-        let mut builder = builder(net, with_audio, handler, 0)?;
+        let mut builder = builder(net, with_audio, handler, 0, &link, estimator)?;
         if let Some(mux) = &mux {
             builder = builder.with_runtime(mux.runtime());
         }
@@ -262,9 +305,16 @@ pub(super) async fn build(
         let lease = pool
             .lease(&taken)
             .ok_or(SessionError::PortsExhausted { first, last })?;
-        let attempt = builder(net, with_audio, handler.clone(), lease.port())?
-            .build()
-            .await;
+        let attempt = builder(
+            net,
+            with_audio,
+            handler.clone(),
+            lease.port(),
+            &link,
+            estimator,
+        )?
+        .build()
+        .await;
         match attempt {
             Ok(pc) => {
                 return Ok(Peer {
@@ -316,9 +366,11 @@ fn builder(
     with_audio: bool,
     handler: Arc<Handler>,
     port: u16,
+    link: &Arc<LinkStats>,
+    estimator: Option<EstimatorBounds>,
 ) -> Result<PeerConnectionBuilder<String>, SessionError> {
     let mut media = media_engine(with_audio)?;
-    let registry = interceptors(&mut media)?;
+    let registry = interceptors(&mut media, link, estimator)?;
     let builder = PeerConnectionBuilder::new()
         .with_configuration(ice_config(net))
         .with_media_engine(media)
