@@ -13,4 +13,9 @@ enter_private_netns "$0" "$@"
 
 mkdir -p e2e/artifacts
 # One test file at a time: each starts its own Xvfb, vnrit and Chromium on 2 shared cores.
-exec node --test --test-concurrency=1 --test-timeout=180000 "${@:-e2e/}"
+# The test files are named explicitly: a bare `e2e/` would make node walk e2e/.whip/ (the
+# unpacked simple-whip-server, with a dangling absolute symlink) and abort.
+if (($# == 0)); then
+  set -- e2e/*.test.mjs
+fi
+exec node --test --test-concurrency=1 --test-timeout=180000 "$@"
