@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Harness, waitFor } from './lib/harness.mjs';
-import { waitForColour } from './lib/page.mjs';
+import { trackConnections, waitForColour } from './lib/page.mjs';
 
 const D = `/tmp/vnrit-e2e-audio-${process.pid}`;
 const SOCKET = `${D}/run/native`;
@@ -57,18 +57,6 @@ function playTone() {
     env: pulseEnv(),
     stdio: 'ignore',
   });
-}
-
-/** Records every RTCPeerConnection the page makes, so the test can read its stats. */
-function trackConnections() {
-  const Original = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = function RTCPeerConnection(...args) {
-    const pc = new Original(...args);
-    window.__pcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Original.prototype;
 }
 
 async function inboundAudio(page) {

@@ -23,7 +23,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Harness, ROOT, waitFor } from './lib/harness.mjs';
-import { waitForColour } from './lib/page.mjs';
+import { trackConnections, waitForColour } from './lib/page.mjs';
 
 const TABLE = 'vnrit_e2e_keyframe';
 // The benchmark scene (a time code, a sweeping bar, scrolling text): small changes every frame,
@@ -66,18 +66,6 @@ function startPainter(display) {
 function stopPainter() {
   painter?.kill();
   painter = null;
-}
-
-/** Records every RTCPeerConnection the page makes, so the test can read its stats. */
-function trackConnections() {
-  const Original = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = function RTCPeerConnection(...args) {
-    const pc = new Original(...args);
-    window.__pcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Original.prototype;
 }
 
 /** The page's inbound video counters and the local UDP port of its selected candidate pair. */

@@ -111,3 +111,18 @@ export function watchConsole(page) {
   });
   return problems;
 }
+
+/**
+ * An init script (page.addInitScript) that records every RTCPeerConnection the page makes in
+ * `window.__pcs`, so a test can read its stats.
+ */
+export function trackConnections() {
+  const Original = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function RTCPeerConnection(...args) {
+    const pc = new Original(...args);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+}
