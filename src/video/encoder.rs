@@ -68,6 +68,8 @@ pub struct H264Encoder {
     initialized: bool,
     bitrate_kbps: u32,
     idr_pending: bool,
+    /// Whether the rate control may skip frames (see [`H264Encoder::set_frame_skip`]).
+    frame_skip: bool,
     last_idr: Option<Duration>,
     /// The last SPS and PPS seen (with start codes), to put in front of an IDR that lacks them.
     parameter_sets: Vec<u8>,
@@ -121,6 +123,7 @@ impl H264Encoder {
             initialized: false,
             bitrate_kbps,
             idr_pending: true,
+            frame_skip: true,
             last_idr: None,
             parameter_sets: Vec::new(),
             out: Vec::new(),
@@ -175,6 +178,32 @@ impl H264Encoder {
         }
     }
 
+    /// Lets OpenH264's rate control skip frames to hold the bitrate (the default), or not.
+    /// Without skipping, a frame that needs more bits than the target allows is coded at a
+    /// higher quantiser instead: the picture gets coarser but keeps moving, which is what
+    /// adaptive bitrate wants (its policy lowers the frame rate itself, evenly).
+    pub fn set_frame_skip(&mut self, on: bool) {
+        if on == self.frame_skip {
+            return;
+        }
+        self.frame_skip = on;
+        if !self.initialized {
+            return; // applied with the tuning on the first frame
+        }
+        let mut value = on;
+        // SAFETY: the encoder is initialised; for RC_FRAME_SKIP OpenH264 reads exactly one
+        // C++ `bool` (one byte, as Rust's) through the pointer, which outlives the call.
+        let code = unsafe {
+            self.encoder.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_RC_FRAME_SKIP,
+                (&raw mut value).cast::<c_void>(),
+            )
+        };
+        if code != 0 {
+            tracing::warn!(code, on, "OpenH264 refused the frame-skip setting");
+        }
+    }
+
     /// The current target bitrate in kbit/s.
     pub fn bitrate_kbps(&self) -> u32 {
         self.bitrate_kbps
@@ -226,7 +255,11 @@ impl H264Encoder {
             // The Rust wrapper fixes some parameters at build time; now that OpenH264 takes
             // run-time options, apply the project's screen tuning and code this first frame
             // again with it (a one-off extra encode), so every frame sent is tuned.
-            match self.set_raw_params(screen_tuning) {
+            let frame_skip = self.frame_skip;
+            match self.set_raw_params(|p| {
+                screen_tuning(p);
+                p.bEnableFrameSkip = frame_skip;
+            }) {
                 Ok(()) => {
                     self.encoder.force_intra_frame();
                     frame_type = self.encode_source(&source, millis)?;
