@@ -161,8 +161,16 @@ fn variants() -> Vec<Variant> {
             },
         },
         Variant {
+            name: "QP at least 26",
+            change: |p| p.iMinQp = 26,
+        },
+        Variant {
             name: "QP at least 28",
             change: |p| p.iMinQp = 28,
+        },
+        Variant {
+            name: "QP at least 30",
+            change: |p| p.iMinQp = 30,
         },
         Variant {
             name: "medium complexity",
