@@ -79,8 +79,9 @@ pub struct H264Encoder {
 impl H264Encoder {
     /// OpenH264 in screen-content real-time mode, Constrained Baseline (profile_idc 66 with
     /// constraint_set1), bitrate rate control with frame skipping (a skipped frame is simply
-    /// not coded, the stream stays decodable), no B-frames, no deblocking, and two slices on
-    /// two threads when the machine has two cores (see `screen_tuning`). The level
+    /// not coded, the stream stays decodable), no B-frames, no deblocking, two temporal
+    /// layers (every second frame is a non-reference frame), and two slices on two threads
+    /// when the machine has two cores (see `screen_tuning`). The level
     /// in the SPS covers the frame size at the frame rate (level 4.0 for 1080p30).
     pub fn new(settings: EncoderSettings) -> Result<Self, VideoError> {
         let valid_side = |v: u32| v >= 2 && v.is_multiple_of(2) && v <= super::MAX_SIDE;
