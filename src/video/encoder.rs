@@ -411,7 +411,7 @@ impl H264Encoder {
 /// * two temporal layers: every second frame is a non-reference frame (`nal_ref_idc` 0) that
 ///   refers to the frame before it, and the reference frames refer to each other. OpenH264's
 ///   screen mode hashes every 8x8 block of a reference picture for its feature search once
-///   per reference picture, so half the frames reuse the hash: about 12 % less CPU per
+///   per reference picture, so half the frames reuse the hash: 8-14 % less CPU per
 ///   frame on the moving benchmark scene, the text as sharp, about 8 % more bits. Exactly
 ///   one reference frame: OpenH264's screen mode asserts (aborts) with more, which is also
 ///   why three temporal layers (two references) are not used.
