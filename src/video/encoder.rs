@@ -28,6 +28,8 @@ pub const MIN_BITRATE_KBPS: u32 = 50;
 pub const MAX_BITRATE_KBPS: u32 = 100_000;
 /// The peak bitrate the rate control may reach, as a multiple of the target.
 const PEAK_FACTOR: u32 = 2;
+/// Temporal layers in the coded stream (see `screen_tuning`).
+const TEMPORAL_LAYERS: i32 = 2;
 
 /// What the encoder is built for.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,8 +81,9 @@ pub struct H264Encoder {
 impl H264Encoder {
     /// OpenH264 in screen-content real-time mode, Constrained Baseline (profile_idc 66 with
     /// constraint_set1), bitrate rate control with frame skipping (a skipped frame is simply
-    /// not coded, the stream stays decodable), no B-frames, no deblocking, and two slices on
-    /// two threads when the machine has two cores (see `screen_tuning`). The level
+    /// not coded, the stream stays decodable), no B-frames, no deblocking, two temporal
+    /// layers (every second frame is a non-reference frame), and two slices on two threads
+    /// when the machine has two cores (see `screen_tuning`). The level
     /// in the SPS covers the frame size at the frame rate (level 4.0 for 1080p30).
     pub fn new(settings: EncoderSettings) -> Result<Self, VideoError> {
         let valid_side = |v: u32| v >= 2 && v.is_multiple_of(2) && v <= super::MAX_SIDE;
@@ -437,9 +440,18 @@ impl H264Encoder {
 /// * no deblocking filter: it smooths the sharp edges of text and UI (the worst 16x16 block of
 ///   the scrolling text gained about 9 dB of PSNR) and costs CPU on every frame;
 /// * on a machine with two or more cores, two slices coded by two threads: about the same
-///   CPU time, but each frame is ready in about half the wall time (lower latency).
+///   CPU time, but each frame is ready in about half the wall time (lower latency);
+/// * two temporal layers: every second frame is a non-reference frame (`nal_ref_idc` 0) that
+///   refers to the frame before it, and the reference frames refer to each other. OpenH264's
+///   screen mode hashes every 8x8 block of a reference picture for its feature search once
+///   per reference picture, so half the frames reuse the hash: 8-14 % less CPU per
+///   frame on the moving benchmark scene, the text as sharp, about 8 % more bits. Exactly
+///   one reference frame: OpenH264's screen mode asserts (aborts) with more, which is also
+///   why three temporal layers (two references) are not used.
 fn screen_tuning(params: &mut SEncParamExt) {
     params.iLoopFilterDisableIdc = 1;
+    params.iTemporalLayerNum = TEMPORAL_LAYERS;
+    params.iNumRefFrame = 1;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if cores >= 2 {
         params.iMultipleThreadIdc = 2;
