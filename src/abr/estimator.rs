@@ -235,23 +235,22 @@ impl DeliveryEstimator {
         let first_sent = window.first().map_or(newest, |(d, _, _)| *d);
         let span = |secs: f64| secs.max(RATE_WINDOW.as_secs_f64() / 4.0);
         let sent_bits: f64 = window.iter().map(|(_, _, b)| *b).sum();
-        // Delivered and busy rates, from the packets that arrived (in arrival order: a FIFO
-        // link keeps the send order).
-        let arrived: Vec<(f64, f64, f64)> = window
+        // Delivered rate, from the packets that arrived (in arrival order: a FIFO link keeps
+        // the send order).
+        let arrived: Vec<(f64, f64)> = window
             .iter()
-            .filter_map(|(d, a, b)| Some((*d, a.as_ref().copied()?, *b)))
+            .filter_map(|(_, a, b)| Some((a.as_ref().copied()?, *b)))
             .collect();
-        let (first_arrival, last_arrival) = match (arrived.first(), arrived.last()) {
-            (Some(f), Some(l)) => (f.1, l.1),
+        let (first, last) = match (arrived.first(), arrived.last()) {
+            (Some(f), Some(l)) => (f.0, l.0),
             _ => (0.0, 0.0),
         };
         // A handful of packets over a few milliseconds says nothing about a rate.
-        let enough = arrived.len() >= MIN_PACKETS
-            && last_arrival - first_arrival >= RATE_WINDOW.as_secs_f64() / 4.0;
+        let enough =
+            arrived.len() >= MIN_PACKETS && last - first >= RATE_WINDOW.as_secs_f64() / 4.0;
         let delivered_bps = enough.then(|| {
-            let (first, last) = (first_arrival, last_arrival);
             // The first packet's bits arrived at the window's start, not within it.
-            let bits: f64 = arrived.iter().skip(1).map(|(_, _, b)| *b).sum();
+            let bits: f64 = arrived.iter().skip(1).map(|(_, b)| *b).sum();
             bits / span(last - first)
         });
         let busy = BUSY_QUEUE.as_secs_f64();
@@ -283,9 +282,6 @@ impl DeliveryEstimator {
         let s = self.signals;
         let queue = s.standing_queue.unwrap_or_default();
         let loss = s.loss.unwrap_or(0.0);
-        let used = s
-            .sent_bps
-            .is_some_and(|sent| sent >= MIN_USAGE * self.estimate);
         let since = self
             .last_growth
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64())
@@ -311,6 +307,9 @@ impl DeliveryEstimator {
             return;
         }
         let clear = s.standing_queue.is_some_and(|q| q < QUEUE_LOW) && loss < LOSS_LOW;
+        let used = s
+            .sent_bps
+            .is_some_and(|sent| sent >= MIN_USAGE * self.estimate);
         if !clear || !used {
             return;
         }

@@ -132,8 +132,7 @@ pub(super) type EstimatorBounds = (f64, f64, f64);
 /// The RTP/RTCP interceptor chain: webrtc-rs defaults (NACK, reports, TWCC headers), the one
 /// that hands PLI/FIR to the sender, the one that reads RTT and loss from receiver reports,
 /// and, with adaptive bitrate, send-side congestion control (vnrit's estimator over TWCC,
-/// with a pacer) whose
-/// estimate is published into `link`.
+/// with a pacer) whose estimate is published into `link`.
 fn interceptors(
     media: &mut MediaEngine,
     link: &Arc<LinkStats>,
