@@ -209,11 +209,22 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         );
     }
 
+    // The WHIP publisher is one more subscriber of the shared encode; /api/stats shows it.
+    let whip_status = config
+        .whip
+        .as_ref()
+        .map(|whip| crate::publish::PublishStatus::new(&whip.url));
+    let state = match &whip_status {
+        Some(status) => state.with_publish(status.clone()),
+        None => state,
+    };
     let stopper = state.clone();
-    // The WHIP publisher is one more subscriber of the shared encode.
-    let whip = config.whip.clone().map(|whip| {
-        tracing::info!("publishing to WHIP endpoint {}", whip.url);
-        crate::publish::spawn(whip, hub.clone(), audio.clone(), net, whip_shutdown)
+    let whip = config.whip.clone().zip(whip_status).map(|(whip, status)| {
+        tracing::info!(
+            "publishing to WHIP endpoint {}",
+            crate::publish::redact(&whip.url)
+        );
+        crate::publish::spawn(whip, hub.clone(), audio.clone(), net, whip_shutdown, status)
     });
     let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {

@@ -8,3 +8,4 @@ mod input_clipboard;
 mod props;
 mod whep;
 mod whep_client;
+mod whip_status;

@@ -125,7 +125,7 @@ impl Client {
         token: Option<&str>,
         body: Option<(&str, String)>,
     ) -> Result<Response, HttpError> {
-        let bad = || HttpError::BadUrl(url.to_string());
+        let bad = || HttpError::BadUrl(super::redact(url));
         let host = url.host_str().ok_or_else(bad)?.to_string();
         let port = url.port_or_known_default().ok_or_else(bad)?;
         let authority = match url.port() {

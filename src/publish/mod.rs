@@ -7,9 +7,11 @@
 //! stream; candidates found after the POST are trickled with `PATCH`. When ICE fails, the
 //! connection stays disconnected, or the SFU closes it, the old resource is deleted and the
 //! desktop is published again with backoff (1 s doubling to 30 s). On shutdown the resource is
-//! `DELETE`d (bounded).
+//! `DELETE`d (bounded). Its state, for `/api/stats` and `/metrics`, is kept in a
+//! [`PublishStatus`] the HTTP server reads.
 
 mod http;
+mod status;
 mod trickle;
 
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ use crate::session::{
     NetworkConfig, PeerState, PendingOffer, Session, SessionError, SessionEvent, SessionStats,
 };
 pub use http::HttpError;
+pub use status::{redact, PublishReport, PublishState, PublishStatus};
 
 /// Longest wait for ICE gathering before the offer is posted with what was gathered.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -63,9 +66,9 @@ pub enum PublishError {
     /// 403 (some servers, e.g. simple-whip-server, also use it for a wrong token).
     #[error("the WHIP server refused the publish (403 Forbidden: {0}): check --whip-token, and that the endpoint has no other publisher")]
     Forbidden(String),
-    /// 404.
+    /// 404 (the endpoint as [`redact`] shows it).
     #[error("there is no WHIP endpoint at {0} (404 Not Found): check --whip (the endpoint may need to be created first)")]
-    NotFound(Url),
+    NotFound(String),
     /// Another 4xx.
     #[error("the WHIP server rejected the offer ({status}): {body}")]
     Rejected {
@@ -106,15 +109,20 @@ pub fn parse_whip_url(s: &str) -> Result<Url, String> {
 }
 
 /// Starts the publisher: it publishes, keeps the session alive, re-publishes with backoff, and
-/// on `shutdown` deletes the WHIP resource and ends.
+/// on `shutdown` deletes the WHIP resource and ends. It keeps `status` up to date (make it
+/// with [`PublishStatus::new`] from the same URL).
 pub fn spawn(
     config: WhipConfig,
     hub: Hub,
     audio: Option<AudioHub>,
     net: NetworkConfig,
     shutdown: watch::Receiver<bool>,
+    status: PublishStatus,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, hub, audio, net, shutdown))
+    tokio::spawn(async move {
+        let why = run(config, hub, audio, net, shutdown, &status).await;
+        status.lock().stopped(why, Instant::now());
+    })
 }
 
 /// Resolves once shutdown is asked for (or its sender is gone).
@@ -130,56 +138,64 @@ enum Outcome {
     Lost { reason: String, streamed: Duration },
 }
 
+/// Publishes until shutdown; returns why it gave up early, if it did.
 async fn run(
     config: WhipConfig,
     hub: Hub,
     audio: Option<AudioHub>,
     net: NetworkConfig,
     mut shutdown: watch::Receiver<bool>,
-) {
+    status: &PublishStatus,
+) -> Option<String> {
     let client = match http::Client::new(REQUEST_TIMEOUT) {
         Ok(client) => client,
         Err(err) => {
             tracing::error!("WHIP publishing is off: {err}");
-            return;
+            return Some(err.to_string());
         }
     };
+    let shown = redact(&config.url);
     let mut backoff = BACKOFF_MIN;
     let mut attempt = 0u64;
     loop {
         if *shutdown.borrow() {
-            return;
+            return None;
         }
         attempt += 1;
         let publisher = Publisher {
             config: &config,
+            shown: &shown,
             client: &client,
             hub: &hub,
             audio: audio.as_ref(),
             net: &net,
+            status,
         };
-        match publisher.publish_once(&mut shutdown).await {
-            Ok(Outcome::Shutdown) => return,
+        let why = match publisher.publish_once(&mut shutdown).await {
+            Ok(Outcome::Shutdown) => return None,
             Ok(Outcome::Lost { reason, streamed }) => {
                 if streamed > BACKOFF_MAX {
                     backoff = BACKOFF_MIN;
                 }
                 tracing::warn!(
-                    "WHIP session to {} lost ({reason}) after {} s; publishing again in {} s",
-                    config.url,
+                    "WHIP session to {shown} lost ({reason}) after {} s; publishing again in {} s",
                     streamed.as_secs(),
                     backoff.as_secs()
                 );
+                reason
             }
-            Err(err) => tracing::warn!(
-                "WHIP publish to {} failed (attempt {attempt}): {err}; retrying in {} s",
-                config.url,
-                backoff.as_secs()
-            ),
-        }
+            Err(err) => {
+                tracing::warn!(
+                    "WHIP publish to {shown} failed (attempt {attempt}): {err}; retrying in {} s",
+                    backoff.as_secs()
+                );
+                err.to_string()
+            }
+        };
+        status.lock().failed(why, Instant::now());
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = stopping(&mut shutdown) => return,
+            _ = stopping(&mut shutdown) => return None,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
@@ -192,7 +208,7 @@ fn check_status(status: u16, body: &str, url: &Url) -> Result<(), PublishError> 
         200 | 201 => Ok(()),
         401 => Err(PublishError::Unauthorized),
         403 => Err(PublishError::Forbidden(body_start())),
-        404 => Err(PublishError::NotFound(url.clone())),
+        404 => Err(PublishError::NotFound(redact(url))),
         400..=499 => Err(PublishError::Rejected {
             status,
             body: body_start(),
@@ -223,10 +239,13 @@ fn resource_url(url: &Url, location: Option<&str>) -> Result<Url, String> {
 /// What one publish attempt needs.
 struct Publisher<'a> {
     config: &'a WhipConfig,
+    /// The endpoint as logs and stats show it ([`redact`]).
+    shown: &'a str,
     client: &'a http::Client,
     hub: &'a Hub,
     audio: Option<&'a AudioHub>,
     net: &'a NetworkConfig,
+    status: &'a PublishStatus,
 }
 
 impl Publisher<'_> {
@@ -236,6 +255,7 @@ impl Publisher<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, PublishError> {
         let stats = std::sync::Arc::new(SessionStats::new(WHIP_SESSION_ID));
+        self.status.lock().attempt(stats.clone(), Instant::now());
         let (events_tx, mut events) = mpsc::channel(64);
         let (pending, _) =
             Session::offer(self.audio.is_some(), self.net, stats.clone(), events_tx).await?;
@@ -271,6 +291,7 @@ impl Publisher<'_> {
             }
         };
         tracing::debug!("WHIP answer:\n{answer}");
+        self.status.lock().published(resource.as_ref());
         let mut session = match self.accept(pending, answer).await {
             Ok(session) => session,
             Err(err) => {
@@ -280,8 +301,8 @@ impl Publisher<'_> {
         };
         tracing::info!(
             "WHIP: published to {} (resource {}); connecting",
-            self.config.url,
-            resource.as_ref().map_or("unknown".into(), Url::to_string)
+            self.shown,
+            resource.as_ref().map_or("unknown".into(), redact)
         );
         let mut trickle = trickle::Trickle::new(&offer);
         let outcome = self
@@ -365,7 +386,7 @@ impl Publisher<'_> {
         loop {
             tokio::select! {
                 _ = stopping(shutdown) => {
-                    tracing::info!("WHIP: ending the session at {}", self.config.url);
+                    tracing::info!("WHIP: ending the session at {}", self.shown);
                     return Outcome::Shutdown;
                 }
                 _ = &mut connect_deadline, if connected_at.is_none() => {
@@ -376,10 +397,11 @@ impl Publisher<'_> {
                     None => return lost("the connection ended", connected_at),
                     Some(SessionEvent::State(PeerState::Connected)) => {
                         grace.as_mut().reset(tokio::time::Instant::now() + far);
+                        self.status.lock().connected(Instant::now());
                         if connected_at.is_none() {
                             tracing::info!(
                                 "WHIP: streaming to {} (connected in {} ms)",
-                                self.config.url,
+                                self.shown,
                                 started.elapsed().as_millis()
                             );
                             connected_at = Some(Instant::now());
@@ -387,6 +409,7 @@ impl Publisher<'_> {
                     }
                     Some(SessionEvent::State(PeerState::Disconnected)) => {
                         tracing::info!("WHIP: connection to the SFU interrupted; waiting up to {} s", DISCONNECT_GRACE.as_secs());
+                        self.status.lock().interrupted(Instant::now());
                         grace.as_mut().reset(tokio::time::Instant::now() + DISCONNECT_GRACE);
                     }
                     Some(SessionEvent::State(PeerState::Failed)) => return lost("ICE or DTLS failed", connected_at),
@@ -429,6 +452,7 @@ impl Publisher<'_> {
     /// `DELETE`s the resource, bounded; failures are logged (the SFU may be gone already).
     async fn delete(&self, resource: Option<&Url>) {
         let Some(resource) = resource else { return };
+        let shown = redact(resource);
         let sent = tokio::time::timeout(
             DELETE_TIMEOUT,
             self.client
@@ -437,12 +461,12 @@ impl Publisher<'_> {
         .await;
         match sent {
             Ok(Ok(r)) if (200..300).contains(&r.status) => {
-                tracing::info!("WHIP: deleted {resource}");
+                tracing::info!("WHIP: deleted {shown}");
             }
-            Ok(Ok(r)) => tracing::info!("WHIP: DELETE {resource} answered {}", r.status),
-            Ok(Err(err)) => tracing::info!("WHIP: could not DELETE {resource}: {err}"),
+            Ok(Ok(r)) => tracing::info!("WHIP: DELETE {shown} answered {}", r.status),
+            Ok(Err(err)) => tracing::info!("WHIP: could not DELETE {shown}: {err}"),
             Err(_) => tracing::info!(
-                "WHIP: DELETE {resource} got no answer within {} s",
+                "WHIP: DELETE {shown} got no answer within {} s",
                 DELETE_TIMEOUT.as_secs()
             ),
         }

@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use crate::broadcast::ENCODE_BUCKETS;
+use crate::publish::{PublishReport, PublishState};
 use crate::session::SessionStats;
 
 /// Writes one metric family: HELP, TYPE and samples `(labels, value)`.
@@ -220,7 +221,78 @@ pub fn render(state: &AppState) -> String {
             &one(a.frames_silent as f64),
         );
     }
+    if let Some(publish) = &state.publish {
+        whip_families(&mut out, &publish.report());
+    }
     out
+}
+
+/// The WHIP publisher (`--whip` only).
+fn whip_families(out: &mut String, r: &PublishReport) {
+    let streaming = r.state == PublishState::Streaming;
+    family(
+        out,
+        "vnrit_whip_up",
+        "gauge",
+        "1 while the WHIP publisher streams to the SFU.",
+        &one(if streaming { 1.0 } else { 0.0 }),
+    );
+    let states: Vec<(String, f64)> = PublishState::ALL
+        .iter()
+        .map(|s| {
+            let value = if *s == r.state { 1.0 } else { 0.0 };
+            (format!("{{state=\"{}\"}}", s.as_str()), value)
+        })
+        .collect();
+    family(
+        out,
+        "vnrit_whip_state",
+        "gauge",
+        "1 for the WHIP publisher's current state (connecting, streaming, retrying, stopped).",
+        &states,
+    );
+    family(
+        out,
+        "vnrit_whip_state_seconds",
+        "gauge",
+        "Time the WHIP publisher has been in its current state.",
+        &one(r.since_ms as f64 / 1000.0),
+    );
+    family(
+        out,
+        "vnrit_whip_publishes_total",
+        "counter",
+        "Publishes the WHIP server accepted (POST answered 201).",
+        &one(r.publishes as f64),
+    );
+    family(
+        out,
+        "vnrit_whip_failures_total",
+        "counter",
+        "WHIP publish attempts that failed plus sessions that were lost.",
+        &one(r.failures as f64),
+    );
+    family(
+        out,
+        "vnrit_whip_bytes_sent_total",
+        "counter",
+        "RTP payload bytes sent to the WHIP server.",
+        &one(r.bytes_sent as f64),
+    );
+    family(
+        out,
+        "vnrit_whip_frames_sent_total",
+        "counter",
+        "Video frames sent to the WHIP server.",
+        &one(r.frames_sent as f64),
+    );
+    family(
+        out,
+        "vnrit_whip_audio_packets_sent_total",
+        "counter",
+        "Opus packets sent to the WHIP server.",
+        &one(r.audio_packets_sent as f64),
+    );
 }
 
 /// Per-session link metrics; a session appears once the value was measured.

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
 use crate::input::InputService;
+use crate::publish::{PublishReport, PublishStatus};
 use crate::session::{NetworkConfig, PeerState, SessionStats};
 
 /// Access rules.
@@ -67,6 +68,8 @@ pub struct AppState {
     pub connect_timeout: Duration,
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The WHIP publisher's state (`None` without `--whip`); see [`AppState::with_publish`].
+    pub publish: Option<PublishStatus>,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
@@ -101,12 +104,19 @@ impl AppState {
             net,
             connect_timeout,
             shutdown,
+            publish: None,
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
             slots: Arc::default(),
             stop_reason: Arc::default(),
         }
+    }
+
+    /// Shows the WHIP publisher's `status` in `/api/stats` and `/metrics`.
+    pub fn with_publish(mut self, status: PublishStatus) -> Self {
+        self.publish = Some(status);
+        self
     }
 
     /// Records why the server is stopping (first call wins), before `shutdown` flips; every
@@ -201,6 +211,8 @@ pub struct StatsReport {
     pub sessions: Vec<SessionReport>,
     /// The audio stage (`null` with `--no-audio`).
     pub audio: Option<AudioStats>,
+    /// The WHIP publisher (`null` without `--whip`).
+    pub publish: Option<PublishReport>,
 }
 
 async fn stats(State(state): State<AppState>) -> impl IntoResponse {
@@ -228,6 +240,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             pipeline: state.hub.stats(),
             sessions,
             audio: state.audio.as_ref().map(|a| a.stats()),
+            publish: state.publish.as_ref().map(PublishStatus::report),
         }),
     )
 }
