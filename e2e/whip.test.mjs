@@ -3,100 +3,22 @@
 // checks that the publish succeeds, that Janus receives media, that a headless Chromium
 // subscriber using Janus's own janus.js decodes the desktop's colour, that vnrit publishes
 // again after Janus and the WHIP server restart, that SIGTERM sends the DELETE, and that a
-// wrong token gives the --whip-token advice.
+// wrong token gives the --whip-token advice. Along the way vnrit's own /api/stats (`publish`)
+// and /metrics (`vnrit_whip_*`) must tell an operator the same story. (Audio through WHIP:
+// whip-audio.test.mjs.)
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { Harness, launchBrowser, startServer, waitFor } from './lib/harness.mjs';
-import { JANUS_JS, WhipLab, whipInstalled } from './lib/janus.mjs';
+import { WhipLab, whipInstalled } from './lib/janus.mjs';
+import { centre, framesDecoded, startPageServer, subscribe as subscribeThroughJanus } from './lib/janus-page.mjs';
+import { apiStats, scrape } from './lib/metrics.mjs';
 
 let h;
 let lab;
 let pageServer;
 let vnrit;
-
-/** A page that subscribes to the room's publisher with janus.js and shows it in <video>. */
-function subscriberPage(janusUrl, room) {
-  return `<!doctype html><html><body style="margin:0;background:#000">
-<video id="v" autoplay muted playsinline style="width:640px;height:360px"></video>
-<script src="/janus.js"></script>
-<script>
-window.__sub = { state: 'init', errors: [] };
-// janus.js asks webrtc-adapter only which browser this is.
-const adapter = { browserDetails: { browser: 'chrome', version: 156 } };
-Janus.init({ debug: false, dependencies: Janus.useDefaultDependencies({ adapter }), callback: () => {
-  const janus = new Janus({
-    server: ${JSON.stringify(janusUrl)},
-    error: (e) => window.__sub.errors.push('janus: ' + e),
-    success: () => janus.attach({
-      plugin: 'janus.plugin.videoroom',
-      error: (e) => window.__sub.errors.push('attach: ' + e),
-      success: (handle) => {
-        window.__sub.handle = handle;
-        handle.send({ message: { request: 'listparticipants', room: ${room} }, success: (r) => {
-          const pub = (r.participants || []).find((p) => p.publisher);
-          if (!pub) { window.__sub.errors.push('no publisher in the room'); return; }
-          window.__sub.state = 'joining';
-          handle.send({ message: { request: 'join', room: ${room}, ptype: 'subscriber', streams: [{ feed: pub.id }] } });
-        } });
-      },
-      onmessage: (msg, jsep) => {
-        if (msg.error) window.__sub.errors.push('videoroom: ' + msg.error);
-        if (!jsep) return;
-        const handle = window.__sub.handle;
-        handle.createAnswer({
-          jsep,
-          tracks: [{ type: 'data' }],
-          success: (answer) => {
-            window.__sub.state = 'answered';
-            handle.send({ message: { request: 'start', room: ${room} }, jsep: answer });
-          },
-          error: (e) => window.__sub.errors.push('answer: ' + JSON.stringify(e)),
-        });
-      },
-      onremotetrack: (track, mid, on) => {
-        if (!on || track.kind !== 'video') return;
-        document.getElementById('v').srcObject = new MediaStream([track]);
-        window.__sub.state = 'track';
-      },
-    }),
-  });
-} });
-/** framesDecoded of the inbound video, from the subscriber's RTCPeerConnection. */
-window.__framesDecoded = async () => {
-  const pc = window.__sub.handle?.webrtcStuff?.pc;
-  if (!pc) return 0;
-  let n = 0;
-  (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'video') n = r.framesDecoded || 0; });
-  return n;
-};
-/** The centre pixel of the video as #rrggbb, or null before a frame. */
-window.__centre = () => {
-  const v = document.getElementById('v');
-  if (!v.videoWidth) return null;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const g = c.getContext('2d');
-  g.drawImage(v, 0, 0);
-  const d = g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
-  return '#' + [d[0], d[1], d[2]].map((x) => x.toString(16).padStart(2, '0')).join('');
-};
-</script></body></html>`;
-}
-
-/** Serves the subscriber page and Debian's janus.js on 127.0.0.1. */
-async function startPageServer(janusUrl, room) {
-  const janusJs = readFileSync(JANUS_JS);
-  const server = createServer((req, res) => {
-    if (req.url === '/janus.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(janusJs);
-    else if (req.url === '/') res.writeHead(200, { 'content-type': 'text/html' }).end(subscriberPage(janusUrl, room));
-    else res.writeHead(404).end();
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
-}
 
 /** Everything `child` logged so far. */
 const logOf = (child) => readFileSync(child.logPath, 'utf8');
@@ -120,19 +42,17 @@ async function publishers(n, what, timeoutMs = 30000) {
 }
 
 /** Opens a subscriber page and waits for it to decode frames; returns the page. */
-async function subscribe(label) {
-  const page = await h.browser.newPage();
-  await page.goto(pageServer.url, { timeout: 15000 });
-  const first = await waitFor(
-    async () => {
-      const sub = await page.evaluate(() => ({ ...window.__sub, handle: undefined }));
-      if (sub.errors.length) throw new Error(sub.errors.join('; '));
-      return (await page.evaluate(() => window.__framesDecoded())) > 0;
-    },
-    { timeoutMs: 30000, intervalMs: 250, what: `the Janus subscriber (${label}) to decode a frame` },
-  );
-  assert.ok(first);
-  return page;
+const subscribe = (label) => subscribeThroughJanus(h.browser, pageServer.url, label);
+
+/** The `publish` object of `server`'s /api/stats. */
+const publishOf = async (server) => (await apiStats(server)).publish;
+
+/** Waits until `server`'s publish report passes `check`; returns it. */
+function publishReport(server, check, what, timeoutMs = 20000) {
+  return waitFor(async () => {
+    const p = await publishOf(server);
+    return check(p) && p;
+  }, { timeoutMs, intervalMs: 100, what: `/api/stats publish: ${what}` });
 }
 
 // Missing Janus is a failure (CI installs it); VNRIT_E2E_ALLOW_SKIP=1 skips instead, for a
@@ -193,25 +113,41 @@ test('vnrit publishes over WHIP; Janus receives media; a janus.js subscriber dec
   h.setRoot('#d02021'); // damage so the encoder sends more than the first frame
   await waitFor(async () => (await videoIn()) > packets0, { timeoutMs: 15000, what: 'Janus incoming video packets to grow' });
 
+  // (b2) the operator's view: /api/stats and /metrics say streaming, one publish, no failure.
+  const first = await publishReport(vnrit, (p) => p?.state === 'streaming' && p.frames_sent > 0, 'streaming with frames sent');
+  assert.equal(first.publishes, 1, JSON.stringify(first));
+  assert.equal(first.failures, 0, JSON.stringify(first));
+  assert.equal(first.last_error, null);
+  assert.equal(first.endpoint, endpoint);
+  assert.match(first.resource ?? '', /^http:\/\/127\.0\.0\.1:\d+\/whip\/resource\//);
+  assert.ok(first.bytes_sent > 0 && first.since_ms >= 0, JSON.stringify(first));
+  const m1 = await scrape(vnrit);
+  assert.equal(m1.value('vnrit_whip_up'), 1);
+  assert.equal(m1.value('vnrit_whip_state', { state: 'streaming' }), 1);
+  assert.equal(m1.value('vnrit_whip_state', { state: 'retrying' }), 0);
+  assert.equal(m1.value('vnrit_whip_publishes_total'), 1);
+  assert.equal(m1.value('vnrit_whip_failures_total'), 0);
+  assert.ok(m1.value('vnrit_whip_bytes_sent_total') >= first.bytes_sent);
+
   // (c) a subscriber through Janus decodes frames showing the desktop's colour.
   const page = await subscribe('first');
   await waitFor(
     async () => {
-      const c = await page.evaluate(() => window.__centre());
+      const c = await centre(page);
       return c && distance(c, '#d02020') <= 24;
     },
     { timeoutMs: 15000, intervalMs: 250, what: 'the subscriber to show the desktop red' },
   );
-  const n0 = await page.evaluate(() => window.__framesDecoded());
+  const n0 = await framesDecoded(page);
   h.setRoot('#2040d0');
   await waitFor(
     async () => {
-      const c = await page.evaluate(() => window.__centre());
+      const c = await centre(page);
       return c && distance(c, '#2040d0') <= 24;
     },
     { timeoutMs: 15000, intervalMs: 250, what: 'the subscriber to follow the desktop to blue' },
   );
-  assert.ok((await page.evaluate(() => window.__framesDecoded())) > n0, 'framesDecoded grows');
+  assert.ok((await framesDecoded(page)) > n0, 'framesDecoded grows');
   await h.screenshot(page, 'janus-subscriber');
   await page.close();
 });
@@ -219,18 +155,31 @@ test('vnrit publishes over WHIP; Janus receives media; a janus.js subscriber dec
 test('after Janus and the WHIP server restart, vnrit publishes again', { skip, timeout: 150000 }, async () => {
   assert.ok(vnrit, 'the first test started vnrit');
   await lab.restart();
-  // The fresh WHIP server knows no endpoints until one is created, like after a real redeploy.
-  await waitFor(() => /WHIP session to \S+ lost|WHIP publish to \S+ failed/.test(logOf(vnrit.child)), {
-    timeoutMs: 40000,
-    what: 'vnrit to notice the SFU went away',
-  });
+  // The fresh WHIP server knows no endpoints until one is created, like after a real redeploy:
+  // until then vnrit's publisher retries, and says so.
+  const lost = await publishReport(vnrit, (p) => p?.state === 'retrying', 'retrying after the SFU went away', 40000);
+  assert.ok(lost.failures >= 1 && lost.last_error, JSON.stringify(lost));
+  assert.equal(lost.publishes, 1, JSON.stringify(lost));
+  assert.equal(lost.resource, null, 'no resource while retrying');
+  assert.match(logOf(vnrit.child), /WHIP session to \S+ lost|WHIP publish to \S+ failed/);
+  const m2 = await scrape(vnrit);
+  assert.equal(m2.value('vnrit_whip_up'), 0);
+  assert.ok(m2.value('vnrit_whip_failures_total') >= 1);
   await lab.createEndpoint('desk');
   await publishers(1, 'vnrit to publish into the restarted Janus', 60000);
+  const again = await publishReport(vnrit, (p) => p?.state === 'streaming', 'streaming again', 30000);
+  assert.equal(again.publishes, 2, JSON.stringify(again));
+  assert.ok(again.failures >= lost.failures, JSON.stringify(again));
+  assert.match(again.resource ?? '', /\/whip\/resource\//);
+  const m3 = await scrape(vnrit);
+  assert.equal(m3.value('vnrit_whip_up'), 1);
+  assert.equal(m3.value('vnrit_whip_publishes_total'), 2);
+  assert.equal(m3.value('vnrit_whip_failures_total'), again.failures);
   h.setRoot('#20c040');
   const page = await subscribe('after restart');
   await waitFor(
     async () => {
-      const c = await page.evaluate(() => window.__centre());
+      const c = await centre(page);
       return c && distance(c, '#20c040') <= 24;
     },
     { timeoutMs: 15000, intervalMs: 250, what: 'the subscriber to show the desktop green after the restart' },
@@ -269,6 +218,18 @@ test('a wrong --whip-token is refused with advice to check it', { skip, timeout:
       what: 'vnrit to log the 401 advice',
     });
     assert.equal((await lab.participants()).filter((p) => p.publisher).length, 0);
+    // simple-whip-server answers a wrong token with 403 "Unauthorized" (RFC 9725 suggests 401).
+    const refused = await publishReport(server, (p) => p?.state === 'retrying' && p.failures > 0, 'retrying after the refusal');
+    assert.match(refused.last_error ?? '', /40[13]/, JSON.stringify(refused));
+    assert.match(refused.last_error, /Unauthorized/);
+    assert.match(refused.last_error, /check --whip-token/);
+    assert.equal(refused.publishes, 0);
+    assert.equal(refused.endpoint, endpoint);
+    const m = await scrape(server);
+    assert.equal(m.value('vnrit_whip_up'), 0);
+    assert.equal(m.value('vnrit_whip_state', { state: 'retrying' }), 1);
+    assert.ok(m.value('vnrit_whip_failures_total') >= 1);
+    assert.equal(m.value('vnrit_whip_publishes_total'), 0);
   } finally {
     await server.child.stop();
   }
