@@ -66,7 +66,10 @@ fn stat_ticks(stat: &str) -> Option<u64> {
 fn sample(pid: u32) -> Option<(u64, BTreeMap<String, ThreadSample>)> {
     let total = stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     let mut threads: BTreeMap<String, ThreadSample> = BTreeMap::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let dir = entry.path();
         let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
             continue; // the thread ended meanwhile
@@ -240,8 +243,20 @@ async fn main() {
         let threads: Vec<String> = names
             .iter()
             .filter_map(|name| {
-                let cpu = median(windows.iter().filter_map(|w| w.threads.get(name)).map(|t| t.0).collect());
-                let sw = median(windows.iter().filter_map(|w| w.threads.get(name)).map(|t| t.1).collect());
+                let cpu = median(
+                    windows
+                        .iter()
+                        .filter_map(|w| w.threads.get(name))
+                        .map(|t| t.0)
+                        .collect(),
+                );
+                let sw = median(
+                    windows
+                        .iter()
+                        .filter_map(|w| w.threads.get(name))
+                        .map(|t| t.1)
+                        .collect(),
+                );
                 (sw >= 0.5 || cpu >= 0.05).then(|| format!("{name} {cpu:.2} %, {sw:.1}/s"))
             })
             .collect();
@@ -259,7 +274,10 @@ async fn main() {
             .iter()
             .map(|(n, ws)| format!(
                 "{n}: {}",
-                ws.iter().map(|w| format!("{:.2}", w.cpu)).collect::<Vec<_>>().join(" ")
+                ws.iter()
+                    .map(|w| format!("{:.2}", w.cpu))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ))
             .collect::<Vec<_>>()
             .join("; ")

@@ -15,6 +15,7 @@ mod offer;
 mod peer;
 pub mod ports;
 pub mod rtp;
+mod timers;
 pub mod udp_mux;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rtc::interceptor::{CongestionControlBuilder, Gcc, PacerBuilder, Slot, TwccSenderBuilder};
@@ -22,9 +23,11 @@ use webrtc::peer_connection::{
     RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     Registry, SettingEngine, SettingEngineBuilder,
 };
+use webrtc::runtime::{Runtime, TokioRuntime};
 
 use super::ice::TurnAuth;
 use super::ports::{PortLease, PortPool};
+use super::timers::CoarseTimers;
 use super::udp_mux::{MuxConnection, UdpMux};
 use super::{
     feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent,
@@ -276,17 +279,33 @@ pub(super) async fn build(
         Some(mux) => Some(mux.connection(ice_server_addrs(net).await)),
         None => None,
     };
+    // Without adaptive bitrate (whose pacer needs fine timers), a connected viewer's timers
+    // tick on the shared coarse grid of `timers`.
+    let coarse = estimator
+        .is_none()
+        .then(|| Arc::new(AtomicBool::new(false)));
+    let runtime = |mux: Option<&Arc<MuxConnection>>| -> Option<Arc<dyn Runtime>> {
+        let inner: Option<Arc<dyn Runtime>> = mux.map(|m| m.runtime());
+        match &coarse {
+            Some(flag) => Some(CoarseTimers::new(
+                inner.unwrap_or_else(|| Arc::new(TokioRuntime)),
+                flag.clone(),
+            )),
+            None => inner,
+        }
+    };
     let handler = Arc::new(Handler {
         events,
         input: input.clone(),
         stats,
         connected: connected_tx,
         mux: mux.clone(),
+        coarse: coarse.clone(),
     });
     let Some(pool) = &net.ports else {
         let mut builder = builder(net, with_audio, handler, 0, &link, estimator)?;
-        if let Some(mux) = &mux {
-            builder = builder.with_runtime(mux.runtime());
+        if let Some(runtime) = runtime(mux.as_ref()) {
+            builder = builder.with_runtime(runtime);
         }
         let pc = builder.build().await?;
         return Ok(Peer {
@@ -305,16 +324,18 @@ pub(super) async fn build(
         let lease = pool
             .lease(&taken)
             .ok_or(SessionError::PortsExhausted { first, last })?;
-        let attempt = builder(
+        let mut attempt = builder(
             net,
             with_audio,
             handler.clone(),
             lease.port(),
             &link,
             estimator,
-        )?
-        .build()
-        .await;
+        )?;
+        if let Some(runtime) = runtime(None) {
+            attempt = attempt.with_runtime(runtime);
+        }
+        let attempt = attempt.build().await;
         match attempt {
             Ok(pc) => {
                 return Ok(Peer {
@@ -392,6 +413,8 @@ struct Handler {
     input: InputChannel,
     stats: Arc<SessionStats>,
     connected: tokio::sync::watch::Sender<bool>,
+    /// Set while connected: the connection's timers tick on the coarse grid.
+    coarse: Option<Arc<AtomicBool>>,
 }
 
 #[async_trait::async_trait]
@@ -434,6 +457,9 @@ impl PeerConnectionEventHandler for Handler {
         };
         tracing::debug!(session = self.stats.id, "peer state {state:?}");
         self.stats.set_state(state);
+        if let Some(coarse) = &self.coarse {
+            coarse.store(state == PeerState::Connected, Ordering::Relaxed);
+        }
         let _ = self.connected.send(state == PeerState::Connected);
         let _ = self.events.send(SessionEvent::State(state)).await;
     }

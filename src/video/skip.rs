@@ -450,7 +450,7 @@ impl SkipFrames {
         w.bit(true); // num_ref_idx_active_override_flag
         w.ue(0); // num_ref_idx_l0_active_minus1: one reference, the last picture
         w.bit(false); // ref_pic_list_modification_flag_l0
-        // nal_ref_idc 0: no dec_ref_pic_marking.
+                      // nal_ref_idc 0: no dec_ref_pic_marking.
         w.se(0); // slice_qp_delta
         if pps.deblocking_filter_control_present {
             w.ue(1); // disable_deblocking_filter_idc: an exact copy

@@ -218,6 +218,8 @@ fn exp_golomb_and_emulation_prevention_round_trip() {
     let raw = [0u8, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 7];
     let mut escaped = Vec::new();
     escape_into(&raw, &mut escaped);
-    assert!(!escaped.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
+    assert!(!escaped
+        .windows(3)
+        .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
     assert_eq!(unescape(&escaped), raw);
 }
