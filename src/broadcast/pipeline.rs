@@ -115,7 +115,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                 if !pacer.dirty() && !keyframe_wanted {
                     if let Ok(data) = skips.next() {
                         pacer.produced(now);
-                        stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                        stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
                         stats
                             .bytes_encoded
                             .fetch_add(data.len() as u64, Ordering::Relaxed);
