@@ -52,6 +52,8 @@ struct Options {
 struct ThreadSample {
     ticks: u64,
     switches: u64,
+    /// Time on a CPU in nanoseconds (`schedstat`): finer than ticks of 10 ms.
+    run_ns: u64,
 }
 
 /// utime + stime of a `/proc/.../stat` line, in clock ticks.
@@ -91,9 +93,14 @@ fn sample(pid: u32) -> Option<(u64, BTreeMap<String, ThreadSample>)> {
             .ok()
             .and_then(|s| stat_ticks(&s))
             .unwrap_or(0);
+        let run_ns = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
         let slot = threads.entry(name).or_default();
         slot.ticks += ticks;
         slot.switches += switches;
+        slot.run_ns += run_ns;
     }
     Some((total, threads))
 }
@@ -125,6 +132,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[derive(Default)]
 struct Window {
     cpu: f64,
+    /// The same from the threads' `schedstat` run time (nanoseconds, so not quantised to
+    /// ticks); threads that end during the window are missing from it.
+    cpu_ns: f64,
     /// Per thread name: (% of a core, context switches per second).
     threads: BTreeMap<String, (f64, f64)>,
     /// Video frames per second each viewer received (median over the viewers).
@@ -168,8 +178,10 @@ async fn measure(o: &Options, n: usize) -> Result<Window, String> {
             .map(|(f, f0)| (f.load(Ordering::Relaxed) - f0) as f64 / secs)
             .collect(),
     );
+    let run_ns = |t: &BTreeMap<String, ThreadSample>| t.values().map(|s| s.run_ns).sum::<u64>();
     let mut window = Window {
         cpu: ticks1.saturating_sub(ticks0) as f64 / hz / secs * 100.0,
+        cpu_ns: run_ns(&threads1).saturating_sub(run_ns(&threads0)) as f64 / 1e9 / secs * 100.0,
         threads: BTreeMap::new(),
         fps,
     };
@@ -206,8 +218,8 @@ async fn main() {
             match measure(&o, n).await {
                 Ok(w) => {
                     eprintln!(
-                        "idle_viewers:   vnrit {:.2} % of a core, {:.2} frames/s per viewer",
-                        w.cpu, w.fps
+                        "idle_viewers:   vnrit {:.2} % of a core ({:.3} % by schedstat), {:.2} frames/s per viewer",
+                        w.cpu, w.cpu_ns, w.fps
                     );
                     results.entry(n).or_default().push(w);
                 }
@@ -221,8 +233,10 @@ async fn main() {
         }
     }
     let cpu_of = |n: usize| median(results[&n].iter().map(|w| w.cpu).collect());
+    let ns_of = |n: usize| median(results[&n].iter().map(|w| w.cpu_ns).collect());
     let base_n = o.counts.iter().copied().filter(|&n| n > 0).min();
     let base = base_n.map_or(f64::NAN, cpu_of);
+    let base_ns = base_n.map_or(f64::NAN, ns_of);
     let names: Vec<String> = {
         let mut all: Vec<String> = results
             .values()
@@ -234,11 +248,11 @@ async fn main() {
         all
     };
     println!(
-        "| viewers | vnrit CPU % of a core (median of {}) | ratio to {} viewer(s) | frames/s per viewer | per thread: % of a core, switches/s (medians) |",
+        "| viewers | vnrit CPU % of a core (ticks, median of {}) | ratio to {} viewer(s) | CPU % by schedstat | ratio | frames/s per viewer | per thread: % of a core, switches/s (medians) |",
         o.rounds,
         base_n.unwrap_or(0)
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (&n, windows) in &results {
         let threads: Vec<String> = names
             .iter()
@@ -261,15 +275,17 @@ async fn main() {
             })
             .collect();
         println!(
-            "| {n} | {:.2} | {:.2}x | {:.2} | {} |",
+            "| {n} | {:.2} | {:.2}x | {:.3} | {:.2}x | {:.2} | {} |",
             cpu_of(n),
             cpu_of(n) / base,
+            ns_of(n),
+            ns_of(n) / base_ns,
             median(windows.iter().map(|w| w.fps).collect()),
             threads.join("; ")
         );
     }
     println!(
-        "all windows (% of a core): {}",
+        "all windows (% of a core by ticks, by schedstat): {}",
         results
             .iter()
             .map(|(n, ws)| format!(
