@@ -113,7 +113,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             Step::Produce => {
                 let now = Instant::now();
                 if !pacer.dirty() && !keyframe_wanted {
-                    if let Ok(data) = skips.next() {
+                    if let Ok(data) = skips.picture() {
                         pacer.produced(now);
                         stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
                         stats

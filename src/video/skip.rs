@@ -11,7 +11,7 @@
 //!
 //! Pure: bytes in, bytes out, no encoder or clock. Only what OpenH264's Constrained Baseline
 //! output needs is supported (CAVLC, one slice group, frames); anything else makes
-//! [`SkipFrames::next`] fail, and the caller encodes a real picture instead.
+//! [`SkipFrames::picture`] fail, and the caller encodes a real picture instead.
 
 use super::nal::{split_annex_b, NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS};
 
@@ -404,7 +404,7 @@ impl SkipFrames {
     /// One Annex-B access unit (a single P slice, every macroblock skipped) that shows the last
     /// picture again. Fails before the first IDR or for a stream it does not support; then
     /// encode a real frame instead.
-    pub fn next(&mut self) -> Result<Vec<u8>, SkipError> {
+    pub fn picture(&mut self) -> Result<Vec<u8>, SkipError> {
         if let Some(err) = &self.blocked {
             return Err(err.clone());
         }

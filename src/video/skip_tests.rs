@@ -115,7 +115,7 @@ impl Run {
 
     /// Writes a skip picture; it must decode to exactly the last picture.
     fn skip(&mut self) -> Vec<u8> {
-        let au = self.skips.next().expect("a skip picture");
+        let au = self.skips.picture().expect("a skip picture");
         let got = decode(&mut self.with_skips, &au).expect("skip picture decodes");
         let last = self.last.as_ref().expect("a picture before");
         assert!(got == *last, "a skip picture changed the picture");
@@ -188,9 +188,9 @@ fn skip_picture_is_a_non_reference_p_slice_continuing_frame_num() {
 #[test]
 fn nothing_to_repeat_before_the_first_picture() {
     let mut skips = SkipFrames::new();
-    assert_eq!(skips.next(), Err(SkipError::NoReference));
+    assert_eq!(skips.picture(), Err(SkipError::NoReference));
     skips.observe(&[0, 0, 0, 1, 0x67]); // a truncated SPS
-    assert!(matches!(skips.next(), Err(SkipError::Truncated(_))));
+    assert!(matches!(skips.picture(), Err(SkipError::Truncated(_))));
 }
 
 #[test]
