@@ -43,7 +43,7 @@ for _ in $(seq 100); do [[ -e /tmp/.X11-unix/X$N ]] && break; sleep 0.05; done
 "$BIN/examples/timecode" --display ":$N" >"$LOG/timecode.log" 2>&1 &
 PIDS+=($!)
 "$BIN/vnrit" --display ":$N" --bind 127.0.0.1 --port 0 --token "$TOKEN" --framerate 30 \
-  --no-audio --max-viewers 32 >"$LOG/vnrit.out" 2>"$LOG/vnrit.err" &
+  --no-audio --max-viewers 32 ${VNRIT_ARGS:-} >"$LOG/vnrit.out" 2>"$LOG/vnrit.err" &
 VNRIT=$!
 PIDS+=($VNRIT)
 PORT=""

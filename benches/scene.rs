@@ -8,7 +8,8 @@
 //! Run: `cargo build --release --example timecode && cargo bench --bench scene`.
 //! `SCENE_FRAMES` (default 150) sets how many frames are recorded, `SCENE_ROUNDS` (default 3)
 //! how often each setting runs (interleaved; the table shows medians over the rounds), and
-//! `SCENE_ONLY=text` runs the settings whose name contains `text` (handy under `perf record`).
+//! `SCENE_ONLY=text,slice` runs the settings whose name contains `text` or `slice` (handy
+//! under `perf record`).
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -136,7 +137,7 @@ struct Variant {
 fn variants() -> Vec<Variant> {
     vec![
         Variant {
-            name: "vnrit's tuning (no deblock, 2 threads)",
+            name: "vnrit now (no deblock, 2 thr, 2 TL)",
             change: |_| {},
         },
         Variant {
@@ -160,12 +161,44 @@ fn variants() -> Vec<Variant> {
             },
         },
         Variant {
+            name: "QP at least 26",
+            change: |p| p.iMinQp = 26,
+        },
+        Variant {
             name: "QP at least 28",
             change: |p| p.iMinQp = 28,
         },
         Variant {
+            name: "QP at least 30",
+            change: |p| p.iMinQp = 30,
+        },
+        Variant {
             name: "medium complexity",
             change: |p| p.iComplexityMode = openh264_sys2::MEDIUM_COMPLEXITY,
+        },
+        Variant {
+            name: "1 temporal layer (vnrit before)",
+            change: |p| p.iTemporalLayerNum = 1,
+        },
+        Variant {
+            name: "1 temporal layer, 1 thread",
+            change: |p| {
+                p.iTemporalLayerNum = 1;
+                p.iMultipleThreadIdc = 1;
+                p.sSpatialLayers[0].sSliceArgument.uiSliceMode = openh264_sys2::SM_SINGLE_SLICE;
+                p.sSpatialLayers[0].sSliceArgument.uiSliceNum = 1;
+            },
+        },
+        Variant {
+            name: "long-term references",
+            change: |p| {
+                p.bEnableLongTermReference = true;
+                p.iLTRRefNum = 1;
+            },
+        },
+        Variant {
+            name: "high complexity",
+            change: |p| p.iComplexityMode = openh264_sys2::HIGH_COMPLEXITY,
         },
         Variant {
             name: "no scene-change detection, QP>=24",
@@ -297,7 +330,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max(1);
     let chosen: Vec<Variant> = variants()
         .into_iter()
-        .filter(|v| only.as_deref().is_none_or(|o| v.name.contains(o)))
+        .filter(|v| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|o| v.name.contains(o)))
+        })
         .collect();
     let mut results: Vec<Vec<Outcome>> = chosen.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {

@@ -1,10 +1,12 @@
 //! Adaptive bitrate: what each viewer's link can carry, and how the shared encoder follows.
 //!
-//! Three parts, two of them pure:
+//! Four parts, three of them pure:
 //!
-//! * [`LinkStats`]: one viewer's bandwidth estimate (Google Congestion Control over TWCC, fed
-//!   by the session's interceptor chain), round-trip time and loss (from RTCP receiver
+//! * [`LinkStats`]: one viewer's bandwidth estimate (the [`estimator`] over TWCC feedback,
+//!   fed by the session's interceptor chain), round-trip time and loss (from RTCP receiver
 //!   reports). Lock-free; read by `/api/stats`, `/metrics`, the policy and the viewer's shaper.
+//! * [`estimator`]: one viewer's estimate from the fate of each packet (delivered rate,
+//!   standing queue, loss).
 //! * [`policy`]: turns every viewer's estimate into one encoder target bitrate and frame rate,
 //!   with hysteresis (fast decrease, slow increase), ignoring viewers far below the rest.
 //! * [`shaper`]: per viewer, drops frames (then recovers on a keyframe) when that viewer's link
@@ -12,6 +14,7 @@
 //!
 //! [`Viewers`] is the registry the pipeline reads the estimates from.
 
+pub mod estimator;
 pub mod policy;
 pub mod shaper;
 
@@ -32,17 +35,19 @@ pub struct AdaptiveConfig {
 
 impl AdaptiveConfig {
     /// Start, floor and ceiling (bit/s) of each viewer's bandwidth estimator, for an encoder
-    /// capped at `max_kbps`: it starts where the encoder can use the full rate, may rise above
-    /// the cap (so the cap, not the estimate, binds on a good link), and never falls under
-    /// `--min-bitrate`. That floor matters: webrtc-rs's GCC only leaves overuse on fresh delay
-    /// samples, and a sender it pinned at a few dozen kbit/s sends too few packets to give it
-    /// any, so it would stay there.
+    /// capped at `max_kbps`: it starts where the encoder can use the full rate and may rise
+    /// above the cap (so the cap, not the estimate, binds on a good link). The floor is far
+    /// under `--min-bitrate`: under it the policy lowers the frame rate, and the estimator
+    /// (see [`estimator`]) keeps probing from wherever it is, so a low floor cannot trap it.
     pub fn estimator_bounds(&self, max_kbps: u32) -> (f64, f64, f64) {
         let start = f64::from(max_kbps) * 1000.0 / policy::HEADROOM;
-        let floor = f64::from(self.min_kbps.min(max_kbps)) * 1000.0;
-        (start, floor, 2.0 * start)
+        let floor = (f64::from(self.min_kbps.min(max_kbps)) * 1000.0 / 4.0).max(ESTIMATE_FLOOR_BPS);
+        (start, floor.min(start), 2.0 * start)
     }
 }
+
+/// The lowest floor a viewer's bandwidth estimate is given, bit/s.
+pub const ESTIMATE_FLOOR_BPS: f64 = 50_000.0;
 
 /// Sentinel for "not measured yet" in the atomics below.
 const UNKNOWN: u64 = u64::MAX;

@@ -65,6 +65,9 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         bitrate_kbps: bitrate,
         idr_interval: cfg.idr_interval,
     })?;
+    // With adaptive bitrate the policy lowers the frame rate evenly when bits are short;
+    // OpenH264's own skipping would instead freeze a changing screen for seconds.
+    encoder.set_frame_skip(cfg.adaptive.is_none());
     stats.width.store(out_w, Ordering::Relaxed);
     stats.height.store(out_h, Ordering::Relaxed);
     tracing::info!(

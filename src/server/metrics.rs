@@ -249,7 +249,7 @@ fn link_families(out: &mut String, sessions: &[Arc<SessionStats>]) {
         out,
         "vnrit_session_bwe_bps",
         "gauge",
-        "Bandwidth estimate for a viewer (GCC over TWCC; adaptive bitrate only).",
+        "Bandwidth estimate for a viewer (TWCC feedback; adaptive bitrate only).",
         &per(&|s| s.link.bwe_kbps().map(|k| f64::from(k) * 1000.0)),
     );
     family(

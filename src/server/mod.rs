@@ -183,7 +183,7 @@ pub struct SessionReport {
     pub rtt_ms: Option<f64>,
     /// Fraction of packets lost (0..1) per the last receiver report (`null` until reported).
     pub loss: Option<f64>,
-    /// Bandwidth estimate (GCC over TWCC), kbit/s (`null` without adaptive bitrate).
+    /// Bandwidth estimate (over TWCC feedback), kbit/s (`null` without adaptive bitrate).
     pub bwe_kbps: Option<u32>,
     /// Frames not sent to this viewer because its link could not carry them.
     pub frames_dropped: u64,

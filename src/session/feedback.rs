@@ -1,8 +1,9 @@
 //! What the viewer's RTCP says about its link, published into the session's [`LinkStats`].
 //!
-//! * [`ReportingEstimator`] wraps the congestion controller (GCC over TWCC feedback) that
-//!   webrtc-rs keeps inside the interceptor chain, and publishes its estimate after every
-//!   update: the chain offers no getter.
+//! * [`ReportingEstimator`] is the congestion controller webrtc-rs keeps inside the
+//!   interceptor chain: it hands the fate of every packet the viewer's transport-wide feedback
+//!   resolved to vnrit's [`DeliveryEstimator`] (pure, in `abr::estimator`), publishes the
+//!   estimate after every update (the chain offers no getter), and paces at a multiple of it.
 //! * [`ReportWatcher`] is an interceptor between the sender-report generator and the wire. It
 //!   remembers when each outgoing sender report (SR) left and, for every reception report
 //!   about our video stream, records the loss fraction and the round-trip time
@@ -21,59 +22,84 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
+use crate::abr::estimator::{DeliveryEstimator, PacketFate};
 use crate::abr::LinkStats;
 
-/// The pacer runs this much faster than the estimate: the encoder target and the per-viewer
-/// shaper keep the average under the estimate, so the pacer only smooths bursts and its queue
-/// (which nothing can flush) never holds seconds of stale video.
-pub const PACING_FACTOR: f64 = 2.0;
+/// The pacer runs this much faster than the estimate while the link's capacity is known
+/// (after congestion, near the rate where it happened). The encoder target (85 % of the
+/// estimate) and the per-viewer shaper keep the average under the estimate, so the pacer only
+/// spreads each frame's burst, and at this rate a large frame does not overrun a small router
+/// buffer on a link the estimate has just measured.
+pub const PACING_FACTOR: f64 = 1.2;
+/// The pacer's factor while no congestion has been seen: frames leave faster (lower latency on
+/// a good link), and the estimate is then far under what the link carries anyway.
+pub const OPEN_PACING_FACTOR: f64 = 2.5;
+/// Most the pacer lets out at once after an idle spell (about three packets). Its default, a
+/// tenth of a second at the pacing rate, would put the head of every large frame on the wire
+/// at line rate after the quiet gap before it, and a router with a small buffer drops that.
+pub const PACER_BURST_BITS: f64 = 30_000.0;
 /// The pacer never runs slower than this, bit/s.
-pub const PACING_FLOOR_BPS: f64 = 500_000.0;
+pub const PACING_FLOOR_BPS: f64 = 250_000.0;
 
-/// Delegates to a real estimator, publishes its estimate into [`LinkStats`], and hands the
-/// chain (the pacer) [`PACING_FACTOR`] times that rate.
-pub struct ReportingEstimator<E> {
-    inner: E,
+/// Drives a [`DeliveryEstimator`] from the chain's packet reports, publishes its estimate into
+/// [`LinkStats`], and hands the chain (the pacer) [`PACING_FACTOR`] times that rate.
+pub struct ReportingEstimator {
+    inner: DeliveryEstimator,
     link: Arc<LinkStats>,
+    fates: Vec<PacketFate>,
 }
 
-impl<E: BandwidthEstimator> ReportingEstimator<E> {
+impl ReportingEstimator {
     /// Wraps `inner`, publishing to `link` (the initial estimate at once).
-    pub fn new(inner: E, link: Arc<LinkStats>) -> Self {
-        link.set_bwe_bps(inner.target_bitrate());
-        ReportingEstimator { inner, link }
-    }
-
-    fn publish(&self) {
-        let bps = self.inner.target_bitrate();
-        if self.link.bwe_kbps() != Some((bps / 1000.0) as u32) {
-            tracing::trace!("bandwidth estimate {:.0} kbit/s", bps / 1000.0);
+    pub fn new(inner: DeliveryEstimator, link: Arc<LinkStats>) -> Self {
+        link.set_bwe_bps(inner.estimate());
+        ReportingEstimator {
+            inner,
+            link,
+            fates: Vec::new(),
         }
-        self.link.set_bwe_bps(bps);
     }
 }
 
-impl<E: BandwidthEstimator> BandwidthEstimator for ReportingEstimator<E> {
+impl BandwidthEstimator for ReportingEstimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        self.inner.on_reports(now, reports);
-        self.publish();
+        self.fates.clear();
+        self.fates.extend(reports.iter().map(|r| PacketFate {
+            departure: r.departure,
+            arrival: if r.arrived { r.arrival } else { None },
+            size: r.size,
+        }));
+        let before = self.inner.estimate();
+        self.inner.on_feedback(now, &self.fates);
+        let after = self.inner.estimate();
+        if (after - before).abs() >= 1000.0 {
+            let s = self.inner.signals();
+            tracing::trace!(
+                "bandwidth estimate {:.0} -> {:.0} kbit/s (queue {:?}, loss {:?}, delivered {:?})",
+                before / 1000.0,
+                after / 1000.0,
+                s.standing_queue,
+                s.loss,
+                s.delivered_bps.map(|b| (b / 1000.0).round())
+            );
+        }
+        self.link.set_bwe_bps(after);
     }
 
     fn target_bitrate(&self) -> f64 {
-        (self.inner.target_bitrate() * PACING_FACTOR).max(PACING_FLOOR_BPS)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.inner.handle_timeout(now);
-        self.publish();
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
+        let factor = if self.inner.capacity().is_some() {
+            PACING_FACTOR
+        } else {
+            OPEN_PACING_FACTOR
+        };
+        (self.inner.estimate() * factor).max(PACING_FLOOR_BPS)
     }
 
     fn stats(&self) -> EstimatorStats {
-        self.inner.stats()
+        let mut stats = EstimatorStats::default();
+        stats.delay_based_bitrate = Some(self.inner.estimate());
+        stats.packet_loss = self.inner.signals().loss;
+        stats
     }
 }
 

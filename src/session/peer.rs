@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rtc::interceptor::{CongestionControlBuilder, Gcc, PacerBuilder, Slot, TwccSenderBuilder};
+use rtc::interceptor::{CongestionControlBuilder, PacerBuilder, Slot, TwccSenderBuilder};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -134,8 +134,8 @@ pub(super) type EstimatorBounds = (f64, f64, f64);
 
 /// The RTP/RTCP interceptor chain: webrtc-rs defaults (NACK, reports, TWCC headers), the one
 /// that hands PLI/FIR to the sender, the one that reads RTT and loss from receiver reports,
-/// and, with adaptive bitrate, send-side congestion control (GCC over TWCC, with a pacer) whose
-/// estimate is published into `link`.
+/// and, with adaptive bitrate, send-side congestion control (vnrit's estimator over TWCC,
+/// with a pacer) whose estimate is published into `link`.
 fn interceptors(
     media: &mut MediaEngine,
     link: &Arc<LinkStats>,
@@ -144,11 +144,12 @@ fn interceptors(
     // The defaults already negotiate transport-wide sequence numbers and transport-cc feedback.
     let mut registry = register_default_interceptors(Registry::new(), media)?;
     if let Some((start, floor, ceiling)) = estimator {
-        let gcc = feedback::ReportingEstimator::new(Gcc::new(start, floor, ceiling), link.clone());
+        let estimator = crate::abr::estimator::DeliveryEstimator::new(start, floor, ceiling);
+        let cc = feedback::ReportingEstimator::new(estimator, link.clone());
         registry = registry
             .with(
                 Slot::CongestionControl,
-                CongestionControlBuilder::new(gcc).build(),
+                CongestionControlBuilder::new(cc).build(),
             )
             .with(Slot::TwccSender, TwccSenderBuilder::new().build())
             // Paced from the start as the estimator will ask (the default is 1 Mbit/s), with a
@@ -156,7 +157,8 @@ fn interceptors(
             .with(
                 Slot::Pacer,
                 PacerBuilder::new()
-                    .with_target_bitrate(start * feedback::PACING_FACTOR)
+                    .with_target_bitrate(start * feedback::OPEN_PACING_FACTOR)
+                    .with_burst_bits(feedback::PACER_BURST_BITS)
                     .with_queue_limit(PACER_QUEUE_PACKETS)
                     .build(),
             );

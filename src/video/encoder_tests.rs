@@ -7,7 +7,7 @@ use openh264::encoder::Level;
 use openh264::formats::YUVSource;
 
 use super::{level_for, EncodedFrame, EncoderSettings, H264Encoder};
-use crate::video::nal::{split_annex_b, SpsHeader, NAL_IDR, NAL_PPS, NAL_SPS};
+use crate::video::nal::{split_annex_b, SpsHeader, NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS};
 use crate::video::{Converter, I420Frame};
 
 fn settings(width: u32, height: u32, kbps: u32) -> EncoderSettings {
@@ -382,10 +382,19 @@ fn screen_tuning_is_in_force_after_the_first_frame_and_frames_still_decode() {
     let mut frames = vec![enc.encode(&pattern(320, 240, 0), ms(0)).unwrap().unwrap()];
     assert!(frames[0].keyframe);
     let mut seen = None;
-    enc.set_raw_params(|p| seen = Some((p.iLoopFilterDisableIdc, p.iMaxBitrate, p.iTargetBitrate)))
-        .unwrap();
-    let (deblocking, peak, target) = seen.unwrap();
+    enc.set_raw_params(|p| {
+        seen = Some((
+            p.iLoopFilterDisableIdc,
+            p.iMaxBitrate,
+            p.iTargetBitrate,
+            p.iTemporalLayerNum,
+            p.iNumRefFrame,
+        ))
+    })
+    .unwrap();
+    let (deblocking, peak, target, layers, refs) = seen.unwrap();
     assert_eq!(deblocking, 1, "the deblocking filter must be off");
+    assert_eq!((layers, refs), (2, 1), "two temporal layers, one reference");
     assert_eq!(target, 1_000_000);
     assert_eq!(peak, 2_000_000, "the widened peak must survive the tuning");
     // set_raw_params rebuilt OpenH264, so the next frame is an IDR; the stream decodes on.
@@ -399,4 +408,97 @@ fn screen_tuning_is_in_force_after_the_first_frame_and_frames_still_decode() {
     }
     assert!(frames[1].keyframe, "a rebuilt encoder starts with an IDR");
     assert!(decode_last(&frames).is_some());
+}
+
+/// `nal_ref_idc` of every coded slice (IDR or not) in `f`.
+fn slice_ref_idcs(f: &EncodedFrame) -> Vec<u8> {
+    split_annex_b(&f.data)
+        .iter()
+        .filter(|n| matches!(n.nal_type(), NAL_SLICE | NAL_IDR))
+        .map(|n| n.payload[0] >> 5 & 3)
+        .collect()
+}
+
+#[test]
+fn every_second_p_frame_is_a_non_reference_frame_and_the_stream_decodes() {
+    let (w, h) = (640, 360);
+    let mut enc = H264Encoder::new(settings(w, h, 4000)).unwrap();
+    let mut frames = Vec::new();
+    for i in 0..13u64 {
+        frames.extend(enc.encode(&pattern(w, h, i as usize), ms(i * 33)).unwrap());
+    }
+    // Only plain AVC units: no SVC prefix NAL units or extensions a browser would trip on.
+    for f in &frames {
+        let types = nal_types(f);
+        assert!(
+            types
+                .iter()
+                .all(|t| matches!(*t, NAL_SLICE | NAL_IDR | NAL_SPS | NAL_PPS)),
+            "NAL types {types:?}"
+        );
+    }
+    // The first frame comes out coded with the tuning already in force.
+    let tuned: Vec<bool> = frames
+        .iter()
+        .map(|f| {
+            let idcs = slice_ref_idcs(f);
+            assert!(!idcs.is_empty());
+            assert!(idcs.iter().all(|&i| (i == 0) == (idcs[0] == 0)), "{idcs:?}");
+            idcs[0] != 0
+        })
+        .collect();
+    assert!(frames[0].keyframe && tuned[0], "the IDR is a reference");
+    assert!(
+        tuned.windows(2).all(|p| p[0] || p[1]),
+        "two non-reference frames in a row: {tuned:?}"
+    );
+    let non_ref = tuned.iter().filter(|r| !**r).count();
+    assert!(
+        non_ref * 3 >= tuned.len(),
+        "{non_ref} of {} non-reference",
+        tuned.len()
+    );
+    let last = decode_last(&frames).unwrap();
+    let src = pattern(w, h, 12);
+    let sse: f64 = src
+        .y
+        .iter()
+        .zip(&last.y)
+        .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
+        .sum();
+    let psnr = 10.0 * (255.0f64.powi(2) * src.y.len() as f64 / sse.max(1.0)).log10();
+    assert!(psnr > 35.0, "last frame decodes to {psnr:.1} dB");
+}
+
+#[test]
+fn idr_requests_bitrate_changes_and_skipped_frames_keep_the_stream_decodable() {
+    // Noise in a quarter of a small frame at low bitrates makes the rate control skip frames;
+    // IDRs and bitrate changes land on both temporal layers. OpenH264 aborts the process on
+    // some reference-list states, so surviving this loop is part of the test.
+    let (w, h) = (320, 240);
+    let mut enc = H264Encoder::new(settings(w, h, 200)).unwrap();
+    let mut frame = pattern(w, h, 0);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let (mut coded, mut dec) = (0, Decoder::new().unwrap());
+    for i in 0..120u64 {
+        for row in frame.y.chunks_exact_mut(w as usize).take(h as usize / 2) {
+            for v in &mut row[..w as usize / 2] {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *v = 16 + (seed >> 56) as u8 % 200;
+            }
+        }
+        if i % 7 == 3 {
+            enc.request_idr();
+        }
+        if i % 10 == 5 {
+            enc.set_bitrate([80, 400, 150, 1200][(i / 10 % 4) as usize]);
+        }
+        if let Some(f) = enc.encode(&frame, ms(i * 33)).unwrap() {
+            coded += 1;
+            dec.decode(&f.data).unwrap();
+        }
+    }
+    assert!(coded >= 20, "only {coded} of 120 frames coded");
 }
