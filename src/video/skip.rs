@@ -9,6 +9,11 @@
 //! macroblock predicts a zero motion vector (its first neighbour has none, every later one a
 //! zero one), so with deblocking disabled the picture is a pixel-exact copy of the reference.
 //!
+//! A skip picture can only repeat a *reference* picture. With two temporal layers every second
+//! encoder picture is non-reference; after one of those [`SkipFrames::picture`] fails, the
+//! pipeline encodes the unchanged scene once more (OpenH264 makes that a reference picture),
+//! and the keep-alives after it are skip pictures again.
+//!
 //! Pure: bytes in, bytes out, no encoder or clock. Only what OpenH264's Constrained Baseline
 //! output needs is supported (CAVLC, one slice group, frames); anything else makes
 //! [`SkipFrames::picture`] fail, and the caller encodes a real picture instead.

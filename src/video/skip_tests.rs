@@ -28,6 +28,21 @@ fn decode(decoder: &mut Decoder, access_unit: &[u8]) -> Option<Picture> {
     ))
 }
 
+/// Luma PSNR between two pictures of the same size, in dB.
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}
+
 /// A desktop-like picture with a box at a position that depends on `phase`.
 fn scene(w: u32, h: u32, phase: u32) -> I420Frame {
     let mut f = I420Frame::black(w, h);
@@ -61,6 +76,8 @@ struct Run {
     /// Decodes only the encoder's pictures: what the stream shows without skips.
     reference: Decoder,
     last: Option<Picture>,
+    /// The scene of the last real picture, so a keep-alive can encode it again.
+    last_phase: u32,
     t: u64,
     width: u32,
     height: u32,
@@ -81,6 +98,7 @@ impl Run {
             with_skips: Decoder::new().expect("decoder"),
             reference: Decoder::new().expect("decoder"),
             last: None,
+            last_phase: 0,
             t: 0,
             width,
             height,
@@ -110,7 +128,37 @@ impl Run {
             "a real picture after skip pictures differs from the stream without them"
         );
         self.last = Some(got);
+        self.last_phase = phase;
         au.data.to_vec()
+    }
+
+    /// What the pipeline does on a still screen: a skip picture when the last picture can be
+    /// repeated, otherwise the same scene encoded again (which OpenH264 makes a reference
+    /// picture, so the keep-alives after it are skip pictures). Either way the decoder must
+    /// keep showing the last scene. Returns whether it was a skip picture.
+    fn keep_alive(&mut self) -> bool {
+        match self.skips.picture() {
+            Ok(au) => {
+                let got = decode(&mut self.with_skips, &au).expect("skip picture decodes");
+                let last = self.last.as_ref().expect("a picture before");
+                assert!(got == *last, "a skip picture changed the picture");
+                true
+            }
+            Err(_) => {
+                let shown = self.last.clone().expect("a picture before");
+                let au = self.real(self.last_phase);
+                assert!(
+                    is_reference(&au),
+                    "the re-encoded keep-alive is a reference picture"
+                );
+                let again = self.last.as_ref().expect("the re-encoded picture");
+                assert!(
+                    psnr(&again.0, &shown.0) > 40.0,
+                    "the re-encoded keep-alive shows the same scene"
+                );
+                false
+            }
+        }
     }
 
     /// Writes a skip picture; it must decode to exactly the last picture.
@@ -123,6 +171,14 @@ impl Run {
     }
 }
 
+/// Whether every slice of an access unit is a reference slice (`nal_ref_idc` > 0).
+fn is_reference(au: &[u8]) -> bool {
+    split_annex_b(au)
+        .iter()
+        .filter(|n| matches!(n.nal_type(), NAL_SLICE | 5))
+        .all(|n| n.payload[0] & 0x60 != 0)
+}
+
 #[test]
 fn skip_pictures_repeat_the_last_picture_and_keep_the_stream_valid() {
     let mut run = Run::new(320, 240);
@@ -130,23 +186,61 @@ fn skip_pictures_repeat_the_last_picture_and_keep_the_stream_valid() {
     for _ in 0..3 {
         run.skip(); // right after an IDR, several in a row
     }
-    run.real(1);
-    run.real(2);
-    run.skip(); // after P pictures
-    run.real(2); // unchanged: OpenH264 refines
-    for _ in 0..5 {
-        run.skip();
+    // Two temporal layers: real pictures alternate non-reference and reference, so keep-alives
+    // after them are skip pictures or one re-encode followed by skip pictures.
+    for phase in 1..=6 {
+        run.real(phase);
+        for _ in 0..3 {
+            run.keep_alive();
+        }
+        assert!(
+            run.keep_alive(),
+            "skip pictures once a reference picture is last"
+        );
     }
-    run.real(3);
+    run.real(6); // unchanged: OpenH264 refines
+    for _ in 0..5 {
+        run.keep_alive();
+    }
     run.encoder.request_idr();
-    let idr = run.real(4);
+    let idr = run.real(7);
     assert!(split_annex_b(&idr).iter().any(|n| n.nal_type() == 5));
     run.skip(); // after a requested IDR
-    run.real(5);
-    run.real(6);
+    run.real(8);
+    run.real(9);
     assert_eq!(run.skips.skips_since_real(), 0);
-    run.skip();
-    assert_eq!(run.skips.skips_since_real(), 1);
+    run.keep_alive();
+    run.keep_alive();
+    assert!(run.skips.skips_since_real() >= 1);
+}
+
+#[test]
+fn a_still_screen_after_a_non_reference_picture_keeps_showing_it() {
+    // With two temporal layers every second picture is non-reference. A skip picture repeats
+    // the last *reference* picture, so repeating after a non-reference picture would show the
+    // screen as it was one picture earlier: the last change would vanish from the viewers.
+    let mut run = Run::new(320, 240);
+    run.real(0);
+    let mut phase = 1;
+    while is_reference(&run.real(phase)) {
+        phase += 1;
+        assert!(
+            phase < 6,
+            "OpenH264 made no non-reference picture in 5 frames"
+        );
+    }
+    assert!(
+        run.skips.picture().is_err(),
+        "no skip picture right after a non-reference picture"
+    );
+    assert!(
+        !run.keep_alive(),
+        "the first keep-alive encodes the scene again"
+    );
+    for _ in 0..4 {
+        assert!(run.keep_alive(), "then skip pictures repeat it");
+    }
+    run.real(phase + 1);
 }
 
 #[test]
@@ -157,7 +251,8 @@ fn skip_pictures_work_at_1080p_and_are_tiny() {
     // 8160 macroblocks in one Exp-Golomb run: a handful of bytes, not a re-encode.
     assert!(au.len() < 24, "{} bytes", au.len());
     run.real(1);
-    run.skip();
+    run.keep_alive();
+    assert!(run.keep_alive());
     run.real(1);
 }
 
