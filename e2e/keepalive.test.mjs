@@ -71,12 +71,25 @@ test('skip pictures keep a still desktop decoding without keyframes', { timeout:
   console.log(`# still screen: ${later.framesDecoded - start.framesDecoded} frames decoded; server: ${repeated} skip pictures, ${s1.frames_encoded - s0.frames_encoded} encodes`);
   // The keep-alives were skip pictures, not encodes.
   assert.ok(repeated >= 3, `server sent ${repeated} skip pictures`);
-  assert.equal(s1.frames_encoded, s0.frames_encoded, 'nothing was encoded on the still screen');
+  // At most one encode: when the last picture was a non-reference one (every second picture
+  // with two temporal layers) the scene is encoded once more as a reference picture.
+  const encodes = s1.frames_encoded - s0.frames_encoded;
+  assert.ok(encodes <= 1, `${encodes} encodes on the still screen (at most 1 expected)`);
   // The next real picture after the skip pictures decodes right.
   h.setRoot('#c03020');
   await waitForColour(page, '#c03020', { timeoutMs: 5000 });
   const after = await videoStats(page);
   assert.equal(after.pliCount, start.pliCount, 'the change needed no keyframe request either');
+  // Still again: the keep-alives must go on showing the new colour, not a picture from before
+  // the change (a skip picture repeats the last *reference* picture).
+  await waitFor(
+    async () => {
+      const s = await videoStats(page);
+      return s && s.framesDecoded >= after.framesDecoded + 3 ? s : null;
+    },
+    { timeoutMs: 20000, intervalMs: 500, what: 'three keep-alive frames after the change' },
+  );
+  await waitForColour(page, '#c03020', { timeoutMs: 1000 });
   await h.screenshot(page, 'after-skips');
   await page.close();
   assert.deepEqual(problems, []);
