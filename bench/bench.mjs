@@ -95,7 +95,8 @@ class Bench {
       display: this.xvfb.display,
       token: this.token,
       name: 'bench-vnrit',
-      extraArgs: ['--framerate', String(FRAMERATE)],
+      // VNRIT_ARGS adds server flags, e.g. VNRIT_ARGS=--adaptive-bitrate to compare policies.
+      extraArgs: ['--framerate', String(FRAMERATE), ...(process.env.VNRIT_ARGS || '').split(/\s+/).filter(Boolean)],
     });
     this.browser = await launchBrowser();
   }
@@ -284,7 +285,7 @@ function report(b, meta) {
   L.push(`# vnrit benchmark results`);
   L.push('');
   L.push(`${meta.date}, commit ${meta.commit}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ` +
-    `Xvfb ${SCREEN}, vnrit --framerate ${FRAMERATE} (default bitrate), headless Chromium viewers, ` +
+    `Xvfb ${SCREEN}, vnrit --framerate ${FRAMERATE} ${process.env.VNRIT_ARGS || ""} (default bitrate), headless Chromium viewers, ` +
     `${WINDOWS} windows of ${WINDOW_S} s per row (medians). Load average (1 min): ${f2(meta.loadStart)} at start, ${f2(meta.loadEnd)} at end.`);
   L.push('');
   L.push('| scene | viewers | vnrit CPU, % of a core | per window | VmRSS MiB | VmHWM MiB | captured fps | encoded fps | browser fps (median / slowest) | kbit/s |');

@@ -132,6 +132,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                             },
                             timestamp: now.duration_since(clock_origin),
                             seq,
+                            repeat: true,
                         }));
                         continue;
                     }
@@ -186,6 +187,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     encoded,
                     timestamp,
                     seq,
+                    repeat: false,
                 }));
             }
         }

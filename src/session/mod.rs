@@ -238,7 +238,7 @@ impl Session {
                 sdp = mux.rewrite_sdp(&sdp);
             }
             let tasks = tracks
-                .start(hub, audio_hub, peer.connected, stats.clone())
+                .start(hub, audio_hub, peer.connected, peer.timers, stats.clone())
                 .await?;
             Ok::<_, SessionError>((tasks, sdp))
         }

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rtc::interceptor::{CongestionControlBuilder, PacerBuilder, Slot, TwccSenderBuilder};
@@ -27,7 +26,7 @@ use webrtc::runtime::{Runtime, TokioRuntime};
 
 use super::ice::TurnAuth;
 use super::ports::{PortLease, PortPool};
-use super::timers::CoarseTimers;
+use super::timers::{CoarseTimers, TimerGrid};
 use super::udp_mux::{MuxConnection, UdpMux};
 use super::{
     feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent,
@@ -263,6 +262,8 @@ pub(super) struct Peer {
     pub port: Option<PortLease>,
     /// This connection's share of `--udp-port` (ufrag routing, candidate rewriting).
     pub mux: Option<Arc<MuxConnection>>,
+    /// When this connection's timers are coarse; the media tasks report what they send.
+    pub timers: Arc<TimerGrid>,
 }
 
 /// Builds one peer connection for `net`, reporting its events to `events`; `estimator` turns
@@ -281,20 +282,15 @@ pub(super) async fn build(
         Some(mux) => Some(mux.connection(ice_server_addrs(net).await)),
         None => None,
     };
-    // Without adaptive bitrate (whose pacer needs fine timers), a connected viewer's timers
-    // tick on the shared coarse grid of `timers`.
-    let coarse = estimator
-        .is_none()
-        .then(|| Arc::new(AtomicBool::new(false)));
-    let runtime = |mux: Option<&Arc<MuxConnection>>| -> Option<Arc<dyn Runtime>> {
-        let inner: Option<Arc<dyn Runtime>> = mux.map(|m| m.runtime());
-        match &coarse {
-            Some(flag) => Some(CoarseTimers::new(
-                inner.unwrap_or_else(|| Arc::new(TokioRuntime)),
-                flag.clone(),
-            )),
-            None => inner,
-        }
+    // A connected viewer's timers tick on the shared coarse grid of `timers`; with adaptive
+    // bitrate (whose pacer needs fine timers) only while no media flows.
+    let timers = TimerGrid::new(estimator.is_some());
+    let runtime = |mux: Option<&Arc<MuxConnection>>| -> Arc<dyn Runtime> {
+        let inner: Arc<dyn Runtime> = match mux {
+            Some(m) => m.runtime(),
+            None => Arc::new(TokioRuntime),
+        };
+        CoarseTimers::new(inner, timers.clone())
     };
     let handler = Arc::new(Handler {
         events,
@@ -302,13 +298,11 @@ pub(super) async fn build(
         stats,
         connected: connected_tx,
         mux: mux.clone(),
-        coarse: coarse.clone(),
+        timers: timers.clone(),
     });
     let Some(pool) = &net.ports else {
         let mut builder = builder(net, with_audio, handler, 0, &link, estimator)?;
-        if let Some(runtime) = runtime(mux.as_ref()) {
-            builder = builder.with_runtime(runtime);
-        }
+        builder = builder.with_runtime(runtime(mux.as_ref()));
         let pc = builder.build().await?;
         return Ok(Peer {
             pc: Arc::new(pc),
@@ -316,6 +310,7 @@ pub(super) async fn build(
             connected,
             port: None,
             mux,
+            timers,
         });
     };
     // One port of the range per connection: a port another program holds fails the build,
@@ -334,9 +329,7 @@ pub(super) async fn build(
             &link,
             estimator,
         )?;
-        if let Some(runtime) = runtime(None) {
-            attempt = attempt.with_runtime(runtime);
-        }
+        attempt = attempt.with_runtime(runtime(None));
         let attempt = attempt.build().await;
         match attempt {
             Ok(pc) => {
@@ -346,6 +339,7 @@ pub(super) async fn build(
                     connected,
                     port: Some(lease),
                     mux: None,
+                    timers,
                 })
             }
             Err(err) => {
@@ -415,8 +409,8 @@ struct Handler {
     input: InputChannel,
     stats: Arc<SessionStats>,
     connected: tokio::sync::watch::Sender<bool>,
-    /// Set while connected: the connection's timers tick on the coarse grid.
-    coarse: Option<Arc<AtomicBool>>,
+    /// When the connection's timers tick on the coarse grid.
+    timers: Arc<TimerGrid>,
 }
 
 #[async_trait::async_trait]
@@ -459,9 +453,7 @@ impl PeerConnectionEventHandler for Handler {
         };
         tracing::debug!(session = self.stats.id, "peer state {state:?}");
         self.stats.set_state(state);
-        if let Some(coarse) = &self.coarse {
-            coarse.store(state == PeerState::Connected, Ordering::Relaxed);
-        }
+        self.timers.set_connected(state == PeerState::Connected);
         let _ = self.connected.send(state == PeerState::Connected);
         let _ = self.events.send(SessionEvent::State(state)).await;
     }

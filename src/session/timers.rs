@@ -13,13 +13,16 @@
 //! never fire early, at most one grid step late; the deadlines of all connections fall on the
 //! same instants, so one wake-up serves every viewer, and the ICE tick stretches to about
 //! twice the grid. Writes (RTP, data channel) and reads do not go through timers and are not
-//! delayed. Not used with adaptive bitrate: its pacer needs millisecond timers.
+//! delayed. With adaptive bitrate the pacer releases packets on millisecond timers, so the
+//! grid applies only while no media flows: [`TimerGrid::media_sent`] marks every real video
+//! frame and audio packet, keep-alive pictures do not, and a second after the last one the
+//! connection goes back to the grid.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,19 +51,76 @@ pub fn round_up(deadline: Instant) -> Instant {
     origin + GRID * steps
 }
 
-/// A runtime that delegates everything to `inner`, rounding sleeps up to the grid while
-/// `coarse` is set.
+/// How long after the last real media write a paced connection returns to the grid.
+pub const QUIET_AFTER: Duration = Duration::from_secs(1);
+
+/// Milliseconds from the grid's origin to `t`.
+fn millis(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(origin()).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether one connection's timers may be coarse right now.
+#[derive(Debug)]
+pub struct TimerGrid {
+    connected: AtomicBool,
+    /// Packets are paced (adaptive bitrate): timers stay fine while media flows.
+    paced: bool,
+    /// [`millis`] of the last real media write.
+    last_media_ms: AtomicU64,
+}
+
+impl TimerGrid {
+    /// The state of a connection that is not up yet; `paced` when its packets go through a
+    /// pacer (adaptive bitrate).
+    pub fn new(paced: bool) -> Arc<Self> {
+        Arc::new(TimerGrid {
+            connected: AtomicBool::new(false),
+            paced,
+            last_media_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// The connection came up (`true`) or went down.
+    pub fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Ordering::Relaxed);
+    }
+
+    /// A real video frame or audio packet is about to be written (call before the write, so the
+    /// driver's next sleep is already fine).
+    pub fn media_sent(&self) {
+        if self.paced {
+            self.last_media_ms
+                .store(millis(Instant::now()), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether sleeps are rounded up to the grid now.
+    pub fn coarse(&self) -> bool {
+        self.coarse_at(Instant::now())
+    }
+
+    fn coarse_at(&self, now: Instant) -> bool {
+        if !self.connected.load(Ordering::Relaxed) {
+            return false;
+        }
+        !self.paced
+            || millis(now).saturating_sub(self.last_media_ms.load(Ordering::Relaxed))
+                >= QUIET_AFTER.as_millis() as u64
+    }
+}
+
+/// A runtime that delegates everything to `inner`, rounding sleeps up to the grid while its
+/// [`TimerGrid`] says so.
 #[derive(Debug)]
 pub struct CoarseTimers {
     inner: Arc<dyn Runtime>,
-    coarse: Arc<AtomicBool>,
+    grid: Arc<TimerGrid>,
 }
 
 impl CoarseTimers {
-    /// Wraps `inner`; sleeps are rounded while `coarse` is `true` (set it once the
-    /// connection is up, clear it when it is not).
-    pub fn new(inner: Arc<dyn Runtime>, coarse: Arc<AtomicBool>) -> Arc<Self> {
-        Arc::new(CoarseTimers { inner, coarse })
+    /// Wraps `inner`; sleeps are rounded while `grid` is coarse.
+    pub fn new(inner: Arc<dyn Runtime>, grid: Arc<TimerGrid>) -> Arc<Self> {
+        Arc::new(CoarseTimers { inner, grid })
     }
 }
 
@@ -106,7 +166,7 @@ impl Runtime for CoarseTimers {
     }
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        if !self.coarse.load(Ordering::Relaxed) || duration.is_zero() {
+        if duration.is_zero() || !self.grid.coarse() {
             return self.inner.sleep(duration);
         }
         let now = Instant::now();
@@ -152,17 +212,43 @@ mod tests {
 
     #[tokio::test]
     async fn coarse_sleeps_end_on_the_grid_and_never_early() {
-        let coarse = Arc::new(AtomicBool::new(true));
-        let rt = CoarseTimers::new(Arc::new(webrtc::runtime::TokioRuntime), coarse.clone());
+        let grid = TimerGrid::new(false);
+        grid.set_connected(true);
+        let rt = CoarseTimers::new(Arc::new(webrtc::runtime::TokioRuntime), grid.clone());
         let start = Instant::now();
         rt.sleep(Duration::from_millis(5)).await;
         let woke = Instant::now();
         assert!(woke - start >= Duration::from_millis(5), "never early");
         let expected = round_up(start + Duration::from_millis(5));
         assert!(woke >= expected, "not before the grid instant");
-        coarse.store(false, Ordering::Relaxed);
+        grid.set_connected(false);
         let start = Instant::now();
         rt.sleep(Duration::from_millis(1)).await;
         assert!(Instant::now() - start < GRID, "fine again once cleared");
+    }
+
+    #[test]
+    fn paced_connections_stay_fine_while_media_flows() {
+        let unpaced = TimerGrid::new(false);
+        assert!(
+            !unpaced.coarse(),
+            "never coarse before the connection is up"
+        );
+        unpaced.set_connected(true);
+        unpaced.media_sent();
+        assert!(
+            unpaced.coarse(),
+            "without a pacer, always coarse once connected"
+        );
+
+        let paced = TimerGrid::new(true);
+        paced.set_connected(true);
+        paced.media_sent();
+        let now = Instant::now();
+        assert!(!paced.coarse_at(now), "fine right after media");
+        assert!(!paced.coarse_at(now + QUIET_AFTER / 2));
+        assert!(paced.coarse_at(now + QUIET_AFTER + Duration::from_millis(2)));
+        paced.set_connected(false);
+        assert!(!paced.coarse_at(now + QUIET_AFTER * 2), "fine when down");
     }
 }
