@@ -35,6 +35,8 @@ pub struct VideoFrame {
     pub timestamp: Duration,
     /// Running number of the frame within this pipeline run.
     pub seq: u64,
+    /// A keep-alive that repeats the previous picture (nothing on screen changed).
+    pub repeat: bool,
 }
 
 /// Knobs the viewers turn on the running pipeline.

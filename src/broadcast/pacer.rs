@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-/// A still screen is re-sent this often, so browsers never see the stream stop.
+/// A still screen is re-sent this often, so browsers never see the stream stop (Chromium asks
+/// for a keyframe after 3 s without a decodable frame). After the first picture the pipeline
+/// sends a skip picture ([`crate::video::skip`]) rather than running the encoder.
 pub const KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// The longest the pipeline waits before it looks at stop and keyframe requests again.

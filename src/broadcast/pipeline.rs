@@ -14,7 +14,8 @@ use super::{Control, PipelineStats, VideoFrame};
 use crate::abr::{Policy, PolicyConfig, Viewers};
 use crate::capture::{CaptureError, Capturer};
 use crate::config::VideoConfig;
-use crate::video::{self, Converter, EncoderSettings, H264Encoder, VideoError};
+use crate::video::skip::SkipFrames;
+use crate::video::{self, Converter, EncodedFrame, EncoderSettings, H264Encoder, VideoError};
 
 /// Why the pipeline stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,8 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
     let mut adapted_at = Instant::now();
     let mut seq = 0u64;
     let mut keyframe_wanted = false;
+    // Keep-alives on a still screen repeat the last picture without running OpenH264.
+    let mut skips = SkipFrames::new();
     while !control.stopped() {
         keyframe_wanted |= control.take_keyframe_request();
         if let Some(policy) = policy.as_mut() {
@@ -112,6 +115,28 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             }
             Step::Produce => {
                 let now = Instant::now();
+                if !pacer.dirty() && !keyframe_wanted {
+                    if let Ok(data) = skips.picture() {
+                        pacer.produced(now);
+                        stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .bytes_encoded
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        seq += 1;
+                        let _ = tx.send(Arc::new(VideoFrame {
+                            encoded: EncodedFrame {
+                                data: data.into(),
+                                keyframe: false,
+                                width: out_w,
+                                height: out_h,
+                            },
+                            timestamp: now.duration_since(clock_origin),
+                            seq,
+                            repeat: true,
+                        }));
+                        continue;
+                    }
+                }
                 let i420 = if pacer.dirty() {
                     // Converted straight out of the shared memory segment: no copy.
                     let pixels = capturer.capture_pixels()?;
@@ -148,6 +173,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     pacer.damaged();
                     continue;
                 };
+                skips.observe(&encoded.data);
                 stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
                 stats
                     .bytes_encoded
@@ -161,6 +187,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     encoded,
                     timestamp,
                     seq,
+                    repeat: false,
                 }));
             }
         }

@@ -19,6 +19,9 @@ pub struct PipelineStats {
     pub keyframe_requests: AtomicU64,
     /// Frames the encoder's rate control skipped.
     pub frames_skipped: AtomicU64,
+    /// Keep-alive skip pictures sent on a still screen instead of encodes (not in
+    /// `frames_encoded`).
+    pub frames_repeated: AtomicU64,
     /// Frames lost by viewers that fell behind (summed over viewers).
     pub frames_dropped: AtomicU64,
     /// Bytes of H.264 produced.
@@ -78,6 +81,8 @@ pub struct StatsSnapshot {
     pub keyframe_requests: u64,
     /// Frames skipped by rate control.
     pub frames_skipped: u64,
+    /// Keep-alive skip pictures sent instead of encodes.
+    pub frames_repeated: u64,
     /// Frames lost by slow viewers.
     pub frames_dropped: u64,
     /// Bytes of H.264 produced.
@@ -106,6 +111,7 @@ impl PipelineStats {
             keyframes: self.keyframes.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
+            frames_repeated: self.frames_repeated.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
             bytes_encoded: self.bytes_encoded.load(Ordering::Relaxed),
             encode_ms_mean: if frames_encoded == 0 {

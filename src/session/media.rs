@@ -20,11 +20,25 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+use super::timers::TimerGrid;
 use super::{keyframe, peer, rtp, SessionError, SessionStats};
 use crate::abr::{Shaper, Verdict};
 use crate::audio::rtp::{opus_codec, OpusPacketizer};
 use crate::audio::{AudioHub, AudioSubscription};
 use crate::broadcast::{Hub, Subscription};
+
+/// What a media task knows of its connection: whether it is up, and its timer grid.
+struct Connection {
+    connected: tokio::sync::watch::Receiver<bool>,
+    timers: Arc<TimerGrid>,
+}
+
+impl Connection {
+    /// Waits until the connection is up; `false` when it went away first.
+    async fn up(&mut self) -> bool {
+        self.connected.wait_for(|c| *c).await.is_ok()
+    }
+}
 
 /// One outgoing track with its SSRC.
 struct Outgoing {
@@ -130,12 +144,14 @@ impl MediaTracks {
     }
 
     /// Starts feeding the negotiated tracks from the shared streams. Fails when the viewer did
-    /// not accept H.264 video. Audio is skipped when it was not negotiated.
+    /// not accept H.264 video. Audio is skipped when it was not negotiated. Real media writes
+    /// are reported to `timers`.
     pub async fn start(
         self,
         hub: &Hub,
         audio_hub: Option<&AudioHub>,
         connected: tokio::sync::watch::Receiver<bool>,
+        timers: Arc<TimerGrid>,
         stats: Arc<SessionStats>,
     ) -> Result<MediaTasks, SessionError> {
         let (video_pt, playout_delay) = self.video.negotiated().await?.ok_or_else(|| {
@@ -148,7 +164,10 @@ impl MediaTracks {
                     audio.track.clone(),
                     OpusPacketizer::new(audio.ssrc, pt),
                     audio_hub.subscribe(),
-                    connected.clone(),
+                    Connection {
+                        connected: connected.clone(),
+                        timers: timers.clone(),
+                    },
                     stats.clone(),
                 )));
             }
@@ -166,7 +185,7 @@ impl MediaTracks {
             self.video.track,
             rtp::H264Packetizer::new(self.video.ssrc, video_pt).with_playout_delay(playout_delay),
             subscription,
-            connected,
+            Connection { connected, timers },
             kf_rx,
             stats,
             steering,
@@ -205,13 +224,13 @@ async fn send_video(
     track: Arc<TrackLocalStaticRTP>,
     mut packetizer: rtp::H264Packetizer,
     mut frames: Subscription,
-    mut connected: tokio::sync::watch::Receiver<bool>,
+    mut connection: Connection,
     mut keyframe_requests: mpsc::Receiver<()>,
     stats: Arc<SessionStats>,
     _steering: crate::abr::ViewerGuard,
 ) {
     // Frames written before DTLS is up are lost; start at a fresh keyframe once connected.
-    if connected.wait_for(|c| *c).await.is_err() {
+    if !connection.up().await {
         return;
     }
     frames.resync();
@@ -267,6 +286,9 @@ async fn send_video(
                 continue;
             }
         };
+        if !frame.repeat {
+            connection.timers.media_sent();
+        }
         let mut bytes = 0u64;
         for packet in packets {
             bytes += packet.payload.len() as u64;
@@ -295,14 +317,15 @@ async fn send_audio(
     track: Arc<TrackLocalStaticRTP>,
     mut packetizer: OpusPacketizer,
     mut packets: AudioSubscription,
-    mut connected: tokio::sync::watch::Receiver<bool>,
+    mut connection: Connection,
     stats: Arc<SessionStats>,
 ) {
-    if connected.wait_for(|c| *c).await.is_err() {
+    if !connection.up().await {
         return;
     }
     while let Some(frame) = packets.next().await {
         let packet = packetizer.packetize(&frame);
+        connection.timers.media_sent();
         let bytes = packet.payload.len() as u64;
         if let Err(err) = track.write_rtp(packet).await {
             tracing::debug!(

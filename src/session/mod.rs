@@ -15,6 +15,7 @@ mod offer;
 mod peer;
 pub mod ports;
 pub mod rtp;
+mod timers;
 pub mod udp_mux;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -237,7 +238,7 @@ impl Session {
                 sdp = mux.rewrite_sdp(&sdp);
             }
             let tasks = tracks
-                .start(hub, audio_hub, peer.connected, stats.clone())
+                .start(hub, audio_hub, peer.connected, peer.timers, stats.clone())
                 .await?;
             Ok::<_, SessionError>((tasks, sdp))
         }

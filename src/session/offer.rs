@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use webrtc::peer_connection::RTCSessionDescription;
 
+use super::timers::TimerGrid;
 use super::{media, peer, PeerState, Session, SessionError, SessionEvent, SessionStats};
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
@@ -20,6 +21,7 @@ pub struct PendingOffer {
     session: Session,
     tracks: media::MediaTracks,
     connected: watch::Receiver<bool>,
+    timers: Arc<TimerGrid>,
 }
 
 impl Session {
@@ -46,6 +48,7 @@ impl Session {
             },
             tracks: media::MediaTracks::new(with_audio),
             connected: peer.connected,
+            timers: peer.timers,
         };
         let pc = pending.session.pc.clone();
         let offered = async {
@@ -103,6 +106,7 @@ impl PendingOffer {
             mut session,
             tracks,
             connected,
+            timers,
         } = self;
         let applied = async {
             let answer = RTCSessionDescription::answer(answer_sdp)
@@ -113,7 +117,7 @@ impl PendingOffer {
                 .await
                 .map_err(|e| SessionError::BadAnswer(e.to_string()))?;
             tracks
-                .start(hub, audio_hub, connected, session.stats.clone())
+                .start(hub, audio_hub, connected, timers, session.stats.clone())
                 .await
                 .map_err(|e| match e {
                     SessionError::BadOffer(msg) => SessionError::BadAnswer(msg),

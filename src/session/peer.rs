@@ -22,9 +22,11 @@ use webrtc::peer_connection::{
     RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     Registry, SettingEngine, SettingEngineBuilder,
 };
+use webrtc::runtime::{Runtime, TokioRuntime};
 
 use super::ice::TurnAuth;
 use super::ports::{PortLease, PortPool};
+use super::timers::{CoarseTimers, TimerGrid};
 use super::udp_mux::{MuxConnection, UdpMux};
 use super::{
     feedback, keyframe, IceCandidate, InputChannel, PeerState, SessionError, SessionEvent,
@@ -260,6 +262,8 @@ pub(super) struct Peer {
     pub port: Option<PortLease>,
     /// This connection's share of `--udp-port` (ufrag routing, candidate rewriting).
     pub mux: Option<Arc<MuxConnection>>,
+    /// When this connection's timers are coarse; the media tasks report what they send.
+    pub timers: Arc<TimerGrid>,
 }
 
 /// Builds one peer connection for `net`, reporting its events to `events`; `estimator` turns
@@ -278,18 +282,27 @@ pub(super) async fn build(
         Some(mux) => Some(mux.connection(ice_server_addrs(net).await)),
         None => None,
     };
+    // A connected viewer's timers tick on the shared coarse grid of `timers`; with adaptive
+    // bitrate (whose pacer needs fine timers) only while no media flows.
+    let timers = TimerGrid::new(estimator.is_some());
+    let runtime = |mux: Option<&Arc<MuxConnection>>| -> Arc<dyn Runtime> {
+        let inner: Arc<dyn Runtime> = match mux {
+            Some(m) => m.runtime(),
+            None => Arc::new(TokioRuntime),
+        };
+        CoarseTimers::new(inner, timers.clone())
+    };
     let handler = Arc::new(Handler {
         events,
         input: input.clone(),
         stats,
         connected: connected_tx,
         mux: mux.clone(),
+        timers: timers.clone(),
     });
     let Some(pool) = &net.ports else {
         let mut builder = builder(net, with_audio, handler, 0, &link, estimator)?;
-        if let Some(mux) = &mux {
-            builder = builder.with_runtime(mux.runtime());
-        }
+        builder = builder.with_runtime(runtime(mux.as_ref()));
         let pc = builder.build().await?;
         return Ok(Peer {
             pc: Arc::new(pc),
@@ -297,6 +310,7 @@ pub(super) async fn build(
             connected,
             port: None,
             mux,
+            timers,
         });
     };
     // One port of the range per connection: a port another program holds fails the build,
@@ -307,16 +321,16 @@ pub(super) async fn build(
         let lease = pool
             .lease(&taken)
             .ok_or(SessionError::PortsExhausted { first, last })?;
-        let attempt = builder(
+        let mut attempt = builder(
             net,
             with_audio,
             handler.clone(),
             lease.port(),
             &link,
             estimator,
-        )?
-        .build()
-        .await;
+        )?;
+        attempt = attempt.with_runtime(runtime(None));
+        let attempt = attempt.build().await;
         match attempt {
             Ok(pc) => {
                 return Ok(Peer {
@@ -325,6 +339,7 @@ pub(super) async fn build(
                     connected,
                     port: Some(lease),
                     mux: None,
+                    timers,
                 })
             }
             Err(err) => {
@@ -394,6 +409,8 @@ struct Handler {
     input: InputChannel,
     stats: Arc<SessionStats>,
     connected: tokio::sync::watch::Sender<bool>,
+    /// When the connection's timers tick on the coarse grid.
+    timers: Arc<TimerGrid>,
 }
 
 #[async_trait::async_trait]
@@ -436,6 +453,7 @@ impl PeerConnectionEventHandler for Handler {
         };
         tracing::debug!(session = self.stats.id, "peer state {state:?}");
         self.stats.set_state(state);
+        self.timers.set_connected(state == PeerState::Connected);
         let _ = self.connected.send(state == PeerState::Connected);
         let _ = self.events.send(SessionEvent::State(state)).await;
     }

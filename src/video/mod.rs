@@ -8,6 +8,9 @@
 //! * [`encoder`]: OpenH264 in screen-content real-time mode, Constrained Baseline, with
 //!   run-time bitrate changes, IDR on request and SPS/PPS in front of every IDR ([`H264Encoder`]).
 //!
+//! [`skip`] writes all-skipped P pictures that repeat the last picture without an encode
+//! (cheap keep-alives on a still screen).
+//!
 //! [`output_size`] decides the encoded size from the screen size and `--height`.
 
 pub mod convert;
@@ -15,6 +18,7 @@ pub mod encoder;
 pub mod frame;
 pub mod nal;
 pub mod scale;
+pub mod skip;
 
 pub use convert::Converter;
 pub use encoder::{EncodedFrame, EncoderSettings, H264Encoder};
