@@ -173,9 +173,9 @@ pub struct Cli {
 
     /// Follow each viewer's link: the shared encoder's bitrate tracks the viewers' bandwidth
     /// estimates between --min-bitrate and --bitrate, and a viewer far slower than the others
-    /// has frames dropped for it alone. Off by default (see README, "Adaptive bitrate");
-    /// `--adaptive-bitrate=false` keeps a constant --bitrate.
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+    /// has frames dropped for it alone. On by default (see README, "Adaptive bitrate");
+    /// `--adaptive-bitrate=false` keeps a constant --bitrate with no pacing.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub adaptive_bitrate: bool,
 
@@ -665,8 +665,12 @@ mod tests {
 
     #[test]
     fn adaptive_bitrate_is_a_switch() {
-        let off = parse(&[]).unwrap().into_config(None);
-        assert_eq!(off.video.adaptive, None, "off by default");
+        let on = parse(&[]).unwrap().into_config(None);
+        assert_eq!(
+            on.video.adaptive,
+            Some(AdaptiveConfig { min_kbps: 300 }),
+            "on by default"
+        );
         let on = parse(&["--adaptive-bitrate"]).unwrap().into_config(None);
         assert_eq!(on.video.adaptive, Some(AdaptiveConfig { min_kbps: 300 }));
         let on = parse(&["--adaptive-bitrate=true"])

@@ -295,6 +295,7 @@ fn metrics_parse_as_prometheus_text_and_move_while_streaming() {
     let idle = scrape(port);
     assert_eq!(value(&idle, "vnrit_viewers"), 0.0);
     assert_eq!(value(&idle, "vnrit_frames_encoded_total"), 0.0);
+    assert_eq!(value(&idle, "vnrit_frames_repeated_total"), 0.0);
 
     // One viewer that negotiates (its media never connects, but the shared stream starts).
     let url = format!("ws://127.0.0.1:{port}/ws?token=tok");

@@ -71,6 +71,13 @@ pub fn render(state: &AppState) -> String {
     );
     family(
         &mut out,
+        "vnrit_frames_repeated_total",
+        "counter",
+        "Keep-alive pictures that repeated the last one without an encode (still screen).",
+        &one(p.frames_repeated as f64),
+    );
+    family(
+        &mut out,
         "vnrit_frames_skipped_total",
         "counter",
         "Frames the encoder's rate control skipped.",
