@@ -19,44 +19,16 @@ fi
 source scripts/netns.sh
 enter_private_netns "$0" "$@"
 
-BIN=target/release
 COUNTS="${VIEWER_COUNTS:-1,5,10}"
 WINDOWS="${BENCH_WINDOWS:-5}"
 WINDOW_S="${BENCH_WINDOW_S:-4}"
-TOKEN="bench-$RANDOM$RANDOM"
-
-# A display number unlikely to clash with other users of this machine.
-N=$((300 + $$ % 500))
-while [[ -e /tmp/.X$N-lock ]]; do N=$((N + 1)); done
-LOG=$(mktemp -d /tmp/vnrit-viewers.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$LOG"
-}
-trap cleanup EXIT
-
-Xvfb ":$N" -screen 0 1920x1080x24 -noreset -nolisten tcp >"$LOG/xvfb.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [[ -e /tmp/.X11-unix/X$N ]] && break; sleep 0.05; done
+source bench/lib.sh
+bench_setup viewers
+start_xvfb
 "$BIN/examples/timecode" --display ":$N" >"$LOG/timecode.log" 2>&1 &
 PIDS+=($!)
-"$BIN/vnrit" --display ":$N" --bind 127.0.0.1 --port 0 --token "$TOKEN" --framerate 30 \
-  --no-audio --max-viewers 32 ${VNRIT_ARGS:-} >"$LOG/vnrit.out" 2>"$LOG/vnrit.err" &
-VNRIT=$!
-PIDS+=($VNRIT)
-PORT=""
-for _ in $(seq 200); do
-  PORT=$(sed -n 's|^vnrit: serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$LOG/vnrit.out" | head -1)
-  [[ -n "$PORT" ]] && break
-  sleep 0.1
-done
-if [[ -z "$PORT" ]]; then
-  echo "vnrit did not start:" >&2
-  cat "$LOG/vnrit.err" >&2
-  exit 1
-fi
+# shellcheck disable=SC2086 # VNRIT_ARGS holds several flags
+start_vnrit --max-viewers 32 ${VNRIT_ARGS:-}
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "vnrit pid $VNRIT on 127.0.0.1:$PORT, Xvfb :$N 1920x1080, moving scene, --framerate 30; load average $LOAD_START"

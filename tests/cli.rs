@@ -114,6 +114,46 @@ pub(crate) fn get(port: u16, path: &str, cookie: Option<&str>) -> (u16, String) 
     )
 }
 
+/// The body of a GET of `path` that must answer 200.
+pub(crate) fn get_ok(port: u16, path: &str) -> String {
+    let (status, text) = get(port, path, None);
+    assert_eq!(status, 200, "{text}");
+    text.split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `/metrics` (token `tok`) parsed as the Prometheus text format, and its raw text.
+pub(crate) fn metrics(port: u16) -> (prometheus_parse::Scrape, String) {
+    let body = get_ok(port, "/metrics?token=tok");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    (scrape, body)
+}
+
+/// The value of the sample `name` whose labels include `label` (if given); a histogram gives
+/// its count. Panics when there is none.
+pub(crate) fn sample(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    label: Option<(&str, &str)>,
+) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .find(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(ref b) => b.last().map(|b| b.count).unwrap_or(0.0),
+            _ => f64::NAN,
+        })
+        .unwrap_or_else(|| panic!("no {name} {label:?} in /metrics"))
+}
+
 /// Sends `head` (request line and headers, each ending in CRLF) and reads the whole reply.
 pub(crate) fn request(port: u16, head: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");

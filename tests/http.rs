@@ -261,30 +261,11 @@ a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack pli\r\n\
 a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
 
 fn scrape(port: u16) -> prometheus_parse::Scrape {
-    let (status, text) = get(port, "/metrics?token=tok", None);
-    assert_eq!(status, 200, "{text}");
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format")
+    crate::cli::metrics(port).0
 }
 
 fn value(scrape: &prometheus_parse::Scrape, name: &str) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name)
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            prometheus_parse::Value::Histogram(ref b) => b.last().map(|b| b.count).unwrap_or(0.0),
-            _ => f64::NAN,
-        })
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    crate::cli::sample(scrape, name, None)
 }
 
 #[test]

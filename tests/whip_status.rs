@@ -7,51 +7,15 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::cli::{get, serve_display};
+use crate::cli::{get_ok, metrics, sample, serve_display};
 
 /// `/api/stats` as JSON, and the raw text (for leak checks).
 fn stats(port: u16) -> (serde_json::Value, String) {
-    let (status, text) = get(port, "/api/stats?token=tok", None);
-    assert_eq!(status, 200, "{text}");
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
+    let body = get_ok(port, "/api/stats?token=tok");
     (
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
         body,
     )
-}
-
-/// `/metrics` parsed, and the raw text.
-fn metrics(port: u16) -> (prometheus_parse::Scrape, String) {
-    let (status, text) = get(port, "/metrics?token=tok", None);
-    assert_eq!(status, 200, "{text}");
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
-    (scrape, body)
-}
-
-/// The value of the sample `name` whose labels include `label` (if given).
-fn sample(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .find(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
-        .unwrap_or_else(|| panic!("no {name} {label:?} in /metrics"))
 }
 
 #[test]
