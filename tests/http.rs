@@ -28,9 +28,17 @@ fn upgrade(port: u16, query: &str, origin: Option<&str>, cookie: Option<&str>) -
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}{cookie}\r\n"
     )
     .expect("write");
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).unwrap_or(0);
-    (status_code(&String::from_utf8_lossy(&buf[..n])), s)
+    // Read the response head a byte at a time: the server may send its first WebSocket frame
+    // (the hello) in the same segment, and that must stay in the socket for the test to read.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    (status_code(&String::from_utf8_lossy(&head)), s)
 }
 
 #[test]
