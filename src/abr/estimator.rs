@@ -16,7 +16,10 @@
 //!   10-second minimum) among the packets of the last [`STANDING_WINDOW`]. A burst queues
 //!   and drains between frames, so its minimum stays near zero; a link that is overused never
 //!   drains, so the minimum rises. Above [`QUEUE_HIGH`], or with more than [`LOSS_HIGH`] of the
-//!   packets lost, the link is **congested**.
+//!   packets lost, the link is **congested**. A sender whose packets come in short bursts
+//!   (a viewer whose frames are being dropped) spans too little of the window to show a
+//!   standing queue; then a window in which *no* packet met a queue counts as clear, so such a
+//!   viewer's estimate can still grow once its link has room again.
 //! * **What can the link carry?** While a queue stands in it, the link is busy, so the
 //!   spacing at which queued packets *arrive* is its rate (its capacity). Without such packets,
 //!   the rate at which packets arrived over the last [`RATE_WINDOW`] (a congested link that
@@ -211,15 +214,19 @@ impl DeliveryEstimator {
             .collect();
         let spans =
             |v: &[(f64, f64)]| v.last().map_or(0.0, |l| l.0) - v.first().map_or(0.0, |f| f.0);
-        let standing_queue = (standing.len() >= 3
-            && spans(&standing) >= STANDING_WINDOW.as_secs_f64() / 2.0)
-            .then(|| {
-                let min = standing
-                    .iter()
-                    .map(|(_, q)| *q)
-                    .fold(f64::INFINITY, f64::min);
-                Duration::from_secs_f64(min.max(0.0))
-            });
+        let queues = standing.iter().map(|(_, q)| *q);
+        let (min, max) = queues.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), q| {
+            (lo.min(q), hi.max(q))
+        });
+        let standing_queue = if standing.len() < 3 {
+            None
+        } else if spans(&standing) >= STANDING_WINDOW.as_secs_f64() / 2.0 {
+            Some(Duration::from_secs_f64(min.max(0.0)))
+        } else {
+            // Bursts too short to show a standing queue: clear only if no packet met a queue
+            // (the largest delay is reported, so this never reads as congestion).
+            (max < QUEUE_LOW.as_secs_f64()).then(|| Duration::from_secs_f64(max.max(0.0)))
+        };
         let window: Vec<_> = fresh(newest - RATE_WINDOW.as_secs_f64()).collect();
         // Right after a decrease, wait until the packets sent since span half a window: the
         // first few still meet the queue the old rate left behind.

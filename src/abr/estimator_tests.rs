@@ -25,6 +25,8 @@ struct Sim {
     est: DeliveryEstimator,
     /// Drop every n-th packet regardless of the queue (0 = never).
     drop_every: usize,
+    /// The pacer sends this many times faster than the estimate.
+    pacing: f64,
     sent_count: usize,
 }
 
@@ -41,6 +43,7 @@ impl Sim {
             log: Vec::new(),
             est: DeliveryEstimator::new(start, 100_000.0, 20_000_000.0),
             drop_every: 0,
+            pacing: 1.2,
             sent_count: 0,
         }
     }
@@ -49,9 +52,9 @@ impl Sim {
         self.t0 + Duration::from_secs_f64(t)
     }
 
-    /// Sends a frame of `bits` produced at time `t`, paced at 1.2x the estimate.
+    /// Sends a frame of `bits` produced at time `t`, paced at `pacing` times the estimate.
     fn send_frame(&mut self, t: f64, bits: f64) {
-        let pace = 1.2 * self.est.estimate();
+        let pace = self.pacing * self.est.estimate();
         let mut left = bits;
         while left > 0.0 {
             let size = left.min(PACKET_BITS);
@@ -222,6 +225,37 @@ fn bursts_that_drain_between_frames_are_not_congestion() {
         2_200_000.0,
         "used and clear: it grew to the ceiling"
     );
+}
+
+/// A viewer whose frames are mostly dropped for it: one frame every half second, paced out at
+/// 10x the estimate (as before a link has shown its capacity), so each burst lasts ~40 ms.
+fn shaped(t: f64, estimate: f64) -> f64 {
+    if (t * 30.0).round() as u64 % 15 == 0 {
+        0.85 * estimate * 0.5
+    } else {
+        0.0
+    }
+}
+
+#[test]
+fn short_bursts_on_a_free_link_still_grow_the_estimate() {
+    // Too short to show a standing queue, but no packet met one: the link has room.
+    let mut sim = Sim::new(800_000.0, 20_000_000.0, 0.050);
+    sim.pacing = 10.0;
+    sim.run(0.0, 20.0, shaped);
+    assert!(
+        sim.est.estimate() > 2_000_000.0,
+        "stalled at {:.0} bit/s",
+        sim.est.estimate()
+    );
+    assert_eq!(sim.loss(0.0, 20.0), 0.0);
+
+    // The same bursts into a 1 Mbit/s link queue (and overflow it): no growth.
+    let mut sim = Sim::new(800_000.0, 1_000_000.0, 0.050);
+    sim.pacing = 10.0;
+    let samples = sim.run(0.0, 20.0, shaped);
+    let high = samples.iter().map(|(_, e)| *e).fold(0.0, f64::max);
+    assert!(high <= 800_000.0, "grew to {high:.0} bit/s on a full link");
 }
 
 #[test]
