@@ -11,17 +11,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Harness, startChild, startServer, waitFor } from './lib/harness.mjs';
+import { Harness, startServer, waitFor } from './lib/harness.mjs';
+import { startPlasma } from './lib/plasma.mjs';
 import { status } from './lib/page.mjs';
 
 const CAP_KBPS = 1000;
 const inNamespace = process.env.VNRIT_IN_NETNS === '1';
 
 let h;
-let frames;
 let page;
 
 /** Runs `tc` (only ever inside the private namespace); throws on failure. */
@@ -39,18 +36,7 @@ function uncap() {
 before(async () => {
   h = await Harness.start('abr', { server: false });
   h.server = await startServer({ display: h.display, token: h.token, name: 'abr-vnrit', extraArgs: ['--adaptive-bitrate', '--min-bitrate', '600', '--log-level', process.env.ABR_LOG ?? 'info'] });
-  frames = mkdtempSync(join(tmpdir(), 'vnrit-abr-'));
-  // Six different pictures cycled at 5 fps over the whole screen.
-  const files = [];
-  for (let i = 0; i < 6; i++) {
-    const file = join(frames, `p${i}.ppm`);
-    const r = spawnSync('convert', ['-seed', String(i + 1), '-size', '1280x720', 'plasma:fractal', '-depth', '8', file], {
-      timeout: 60000,
-    });
-    if (r.status !== 0) throw new Error(`convert failed: ${r.stderr}`);
-    files.push(file);
-  }
-  h.animation = startChild('abr-animate', 'animate', ['-display', h.display, '-geometry', '+0+0', '-delay', '20', '-loop', '0', ...files]);
+  h.animation = await startPlasma(h.display, 'abr-animate');
 });
 
 after(async () => {
@@ -58,7 +44,6 @@ after(async () => {
   await page?.close().catch(() => {});
   await h?.animation?.stop();
   await h?.close();
-  if (frames) rmSync(frames, { recursive: true, force: true });
 });
 
 /** Starts recording, in the page, the longest gap between decoded video frames. */

@@ -216,12 +216,17 @@ export async function startServer({ display, token, port, name = 'vnrit', extraA
   return { child, port, token, base, url: `${base}/?token=${encodeURIComponent(token)}` };
 }
 
-/** Launches headless Chromium with a fresh profile (playwright makes a new temp user-data-dir). */
-export async function launchBrowser() {
+/**
+ * Launches headless Chromium with a fresh profile (playwright makes a new temp user-data-dir).
+ * `executablePath` replaces /usr/bin/chromium, e.g. with a wrapper that starts it in another
+ * network namespace (playwright drives it over a pipe, which survives `ip netns exec`).
+ * @param {{executablePath?: string}} [opts]
+ */
+export async function launchBrowser({ executablePath = CHROMIUM } = {}) {
   const env = { ...process.env, PULSE_SERVER: 'unix:/nonexistent/vnrit-e2e-no-pulse' };
   delete env.DISPLAY;
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     headless: false, // --headless=new is in CHROMIUM_ARGS; playwright must not add its own flag
     args: CHROMIUM_ARGS,
     env,
