@@ -230,7 +230,7 @@ fn bursts_that_drain_between_frames_are_not_congestion() {
 /// A viewer whose frames are mostly dropped for it: one frame every half second, paced out at
 /// 10x the estimate (as before a link has shown its capacity), so each burst lasts ~40 ms.
 fn shaped(t: f64, estimate: f64) -> f64 {
-    if (t * 30.0).round() as u64 % 15 == 0 {
+    if ((t * 30.0).round() as u64).is_multiple_of(15) {
         0.85 * estimate * 0.5
     } else {
         0.0
