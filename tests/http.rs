@@ -58,11 +58,14 @@ fn default_token_is_generated_printed_and_required() {
 
 #[test]
 fn navigation_with_token_sets_cookie_and_redirects_without_it() {
-    let (_display, server) = serve_display(3, &["--token", "tok", "--session-ttl", "2h"]);
+    // Long enough that the cookie's random signature cannot contain it by chance ("tok" did,
+    // once in a few thousand runs).
+    const TOKEN: &str = "navigation-token-7f3a";
+    let (_display, server) = serve_display(3, &["--token", TOKEN, "--session-ttl", "2h"]);
     let port = server.port();
     let (status, text) = request(
         port,
-        "GET /?token=tok&x=1 HTTP/1.1\r\nAccept: text/html\r\n",
+        &format!("GET /?token={TOKEN}&x=1 HTTP/1.1\r\nAccept: text/html\r\n"),
     );
     assert_eq!(status, 303, "{text}");
     let lower = text.to_ascii_lowercase();
@@ -74,7 +77,7 @@ fn navigation_with_token_sets_cookie_and_redirects_without_it() {
     let cookie = session_cookie(&text);
     assert!(cookie.starts_with("vnrit_session=c."), "{cookie}");
     assert!(
-        !cookie.contains("tok"),
+        !cookie.contains(TOKEN),
         "the cookie carries the token: {cookie}"
     );
     // The cookie alone now admits the page, stats and the socket.
@@ -82,8 +85,11 @@ fn navigation_with_token_sets_cookie_and_redirects_without_it() {
     assert_eq!(get(port, "/api/stats", Some(&cookie)).0, 200);
     assert_eq!(upgrade(port, "", None, Some(&cookie)).0, 101);
     // The bare token, or the session under another name, does not.
-    assert_eq!(get(port, "/", Some("vnrit_session=tok")).0, 401);
-    assert_eq!(get(port, "/", Some("vnrit_token=tok")).0, 401);
+    assert_eq!(
+        get(port, "/", Some(&format!("vnrit_session={TOKEN}"))).0,
+        401
+    );
+    assert_eq!(get(port, "/", Some(&format!("vnrit_token={TOKEN}"))).0, 401);
     let value = cookie.trim_start_matches("vnrit_session=");
     assert_eq!(get(port, "/", Some(&format!("other={value}"))).0, 401);
 }
