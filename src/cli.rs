@@ -210,22 +210,19 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     }
 
     // The WHIP publisher is one more subscriber of the shared encode; /api/stats shows it.
-    let whip_status = config
-        .whip
-        .as_ref()
-        .map(|whip| crate::publish::PublishStatus::new(&whip.url));
-    let state = match &whip_status {
-        Some(status) => state.with_publish(status.clone()),
-        None => state,
+    let (whip, state) = match config.whip.clone() {
+        Some(whip) => {
+            tracing::info!(
+                "publishing to WHIP endpoint {}",
+                crate::publish::redact(&whip.url)
+            );
+            let (task, status) =
+                crate::publish::spawn(whip, hub.clone(), audio.clone(), net, whip_shutdown);
+            (Some(task), state.with_publish(status))
+        }
+        None => (None, state),
     };
     let stopper = state.clone();
-    let whip = config.whip.clone().zip(whip_status).map(|(whip, status)| {
-        tracing::info!(
-            "publishing to WHIP endpoint {}",
-            crate::publish::redact(&whip.url)
-        );
-        crate::publish::spawn(whip, hub.clone(), audio.clone(), net, whip_shutdown, status)
-    });
     let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {
         _ = shutdown_signal() => {

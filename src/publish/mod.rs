@@ -109,20 +109,22 @@ pub fn parse_whip_url(s: &str) -> Result<Url, String> {
 }
 
 /// Starts the publisher: it publishes, keeps the session alive, re-publishes with backoff, and
-/// on `shutdown` deletes the WHIP resource and ends. It keeps `status` up to date (make it
-/// with [`PublishStatus::new`] from the same URL).
+/// on `shutdown` deletes the WHIP resource and ends. Returns its task and the status it keeps
+/// up to date (for `/api/stats` and `/metrics`).
 pub fn spawn(
     config: WhipConfig,
     hub: Hub,
     audio: Option<AudioHub>,
     net: NetworkConfig,
     shutdown: watch::Receiver<bool>,
-    status: PublishStatus,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> (JoinHandle<()>, PublishStatus) {
+    let status = PublishStatus::new(&config.url);
+    let report = status.clone();
+    let task = tokio::spawn(async move {
         let why = run(config, hub, audio, net, shutdown, &status).await;
         status.lock().stopped(why, Instant::now());
-    })
+    });
+    (task, report)
 }
 
 /// Resolves once shutdown is asked for (or its sender is gone).
