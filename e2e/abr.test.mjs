@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { Harness, startServer, waitFor } from './lib/harness.mjs';
 import { startPlasma } from './lib/plasma.mjs';
 import { status } from './lib/page.mjs';
+import { scrape } from './lib/metrics.mjs';
 
 const CAP_KBPS = 1000;
 const inNamespace = process.env.VNRIT_IN_NETNS === '1';
@@ -87,19 +88,6 @@ async function sendRate(ms) {
   return ((b.bytes_sent - a.bytes_sent) * 8) / (Date.now() - t0);
 }
 
-/** Parses Prometheus text: `name{labels} value` lines into [{name, labels, value}]. */
-function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    assert.ok(m, `not a Prometheus sample line: ${line}`);
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
 test('metrics show RTT, loss and the bandwidth estimate of a connected viewer', { timeout: 90000 }, async () => {
   page = await h.browser.newPage({ viewport: { width: 1280, height: 720 } });
   await page.goto(h.server.url, { timeout: 15000 });
@@ -107,14 +95,12 @@ test('metrics show RTT, loss and the bandwidth estimate of a connected viewer', 
   const id = await waitFor(async () => (await session()).id, { timeoutMs: 5000, what: 'a connected session' });
   const metrics = await waitFor(
     async () => {
-      const res = await fetch(`${h.server.base}/metrics?token=${h.token}`);
-      assert.equal(res.status, 200);
-      const all = parseMetrics(await res.text()).filter((m) => m.labels.session === String(id));
-      const get = (name) => all.find((m) => m.name === name)?.value;
+      const { value } = await scrape(h.server);
+      const labels = { session: String(id) };
       const found = {
-        rtt: get('vnrit_session_rtt_seconds'),
-        loss: get('vnrit_session_loss_ratio'),
-        bwe: get('vnrit_session_bwe_bps'),
+        rtt: value('vnrit_session_rtt_seconds', labels),
+        loss: value('vnrit_session_loss_ratio', labels),
+        bwe: value('vnrit_session_bwe_bps', labels),
       };
       return Object.values(found).every((v) => v !== undefined) && found;
     },

@@ -10,7 +10,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 use x11rb::protocol::xproto::ConnectionExt;
 
-use crate::cli::{get, serve_display};
+use crate::cli::{sample, serve_display};
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -78,10 +78,8 @@ fn notices_until_marker(ws: &mut Socket) -> usize {
 }
 
 fn stats(port: u16) -> serde_json::Value {
-    let (status, text) = get(port, "/api/stats?token=tok", None);
-    assert_eq!(status, 200, "{text}");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    let body = crate::cli::get_ok(port, "/api/stats?token=tok");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 fn dropped(port: u16) -> u64 {
@@ -127,19 +125,17 @@ fn an_input_flood_is_dropped_counted_and_told_once_and_releases_still_pass() {
     assert!(second > first, "{second} after {first}");
 
     // The counter is in /metrics too, and the server still serves another viewer.
-    let (status, metrics) = get(port, "/metrics?token=tok", None);
-    assert_eq!(status, 200);
-    let total = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("vnrit_input_dropped_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no vnrit_input_dropped_total in {metrics}"));
+    let (scrape, metrics) = crate::cli::metrics(port);
+    let total = sample(&scrape, "vnrit_input_dropped_total", None);
     assert!(total >= second as f64, "{total} < {second}");
-    assert!(
-        metrics.contains(&format!(
-            "vnrit_session_input_dropped_total{{session=\"{}\"}} {second}",
-            stats(port)["sessions"][0]["id"]
-        )),
+    let session = stats(port)["sessions"][0]["id"].to_string();
+    assert_eq!(
+        sample(
+            &scrape,
+            "vnrit_session_input_dropped_total",
+            Some(("session", session.as_str()))
+        ),
+        second as f64,
         "{metrics}"
     );
     let (mut other, _) = tungstenite::connect(url.as_str()).expect("a second viewer");
