@@ -500,3 +500,41 @@ fn displays_started_at_once_from_the_same_number_get_different_numbers() {
         open(d, CaptureMethod::Auto);
     }
 }
+
+#[test]
+fn a_wake_up_cuts_the_damage_wait_short_but_damage_comes_first() {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixDatagram;
+
+    let display = start(14, 320, 240);
+    let painter = Painter::new(&display);
+    let mut cap = open(&display, CaptureMethod::Auto);
+    cap.capture().expect("capture");
+    let (tx, rx) = UnixDatagram::pair().expect("socket pair");
+
+    // Another thread wakes the sleeper after 200 ms of a 5 s wait on a still screen.
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        tx.send(&[1]).expect("wake");
+        tx
+    });
+    let t = Instant::now();
+    let damaged = cap
+        .wait_for_damage_or(Duration::from_secs(5), rx.as_fd())
+        .expect("wait");
+    let took = t.elapsed();
+    assert!(!damaged, "nothing was drawn");
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(2),
+        "woken after {took:?}"
+    );
+    let tx = waker.join().expect("waker thread");
+
+    // Still raised (nobody drained it) and the screen changed: the damage is reported.
+    painter.fill(0x00_ff_00, 10, 10, 20, 20);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(cap
+        .wait_for_damage_or(Duration::from_secs(5), rx.as_fd())
+        .expect("wait"));
+    drop(tx);
+}

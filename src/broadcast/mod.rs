@@ -9,6 +9,7 @@
 mod pacer;
 mod pipeline;
 mod stats;
+mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,16 +46,25 @@ pub struct Control {
     stop: AtomicBool,
     keyframe: AtomicBool,
     bitrate_kbps: AtomicU32,
+    /// Interrupts the pipeline's sleep for a keyframe request or a stop.
+    wake: wake::Wakeup,
 }
 
 impl Control {
     /// Asks for an IDR on the next encoded frame (many requests coalesce into one).
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Release);
+        self.wake.wake();
     }
 
     fn take_keyframe_request(&self) -> bool {
         self.keyframe.swap(false, Ordering::AcqRel)
+    }
+
+    /// Asks the pipeline thread to finish.
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.wake();
     }
 
     fn stopped(&self) -> bool {
@@ -136,7 +146,7 @@ impl Hub {
         });
         if restart && !state.shut_down {
             if let Some(old) = state.running.take() {
-                old.control.stop.store(true, Ordering::Release);
+                old.control.stop();
             }
             state.running = Some(self.start_pipeline());
         }
@@ -218,9 +228,9 @@ impl Hub {
             }
         };
         if let Some(running) = finished {
-            running.control.stop.store(true, Ordering::Release);
+            running.control.stop();
             tracing::info!("last viewer left; video pipeline stopping");
-            // The thread notices within one damage-wait slice; nobody needs to wait for it.
+            // The stop wakes the thread; nobody needs to wait for it.
         }
     }
 
@@ -280,7 +290,7 @@ impl Hub {
             state.running.take()
         };
         let Some(mut running) = running else { return };
-        running.control.stop.store(true, Ordering::Release);
+        running.control.stop();
         if let Some(thread) = running.thread.take() {
             let deadline = std::time::Instant::now() + wait;
             while !thread.is_finished() && std::time::Instant::now() < deadline {

@@ -1,8 +1,8 @@
 //! When to grab and encode the next frame: free of I/O and clocks, so it is tested directly.
 //!
 //! The pipeline tells the [`Pacer`] what happened (damage seen, frame sent) with the current
-//! time, and asks it what to do next: wait for damage (with a bounded timeout, so stop and
-//! keyframe requests are noticed), or produce a frame now. A still screen produces one
+//! time, and asks it what to do next: wait for damage (at most until the next keep-alive; stop
+//! and keyframe requests interrupt the wait), or produce a frame now. A still screen produces one
 //! keep-alive frame per [`KEEPALIVE`], a busy one at most the configured frame rate.
 
 use std::time::{Duration, Instant};
@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 /// for a keyframe after 3 s without a decodable frame). After the first picture the pipeline
 /// sends a skip picture ([`crate::video::skip`]) rather than running the encoder.
 pub const KEEPALIVE: Duration = Duration::from_secs(2);
-
-/// The longest the pipeline waits before it looks at stop and keyframe requests again.
-pub const MAX_WAIT: Duration = Duration::from_millis(50);
 
 /// What the pipeline should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +68,11 @@ impl Pacer {
         let keepalive_at = last + KEEPALIVE;
         let due = self.dirty || keyframe_wanted || now >= keepalive_at;
         if !due {
-            return Step::Wait(keepalive_at.saturating_duration_since(now).min(MAX_WAIT));
+            return Step::Wait(keepalive_at.saturating_duration_since(now));
         }
         let allowed_at = last + self.interval;
         if now < allowed_at {
-            return Step::Wait(allowed_at.saturating_duration_since(now).min(MAX_WAIT));
+            return Step::Wait(allowed_at.saturating_duration_since(now));
         }
         Step::Produce
     }
@@ -96,7 +93,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(30);
         p.produced(t0);
-        assert_eq!(p.step(t0, false), Step::Wait(MAX_WAIT));
+        assert_eq!(p.step(t0, false), Step::Wait(KEEPALIVE));
         assert_eq!(
             p.step(t0 + KEEPALIVE - Duration::from_millis(10), false),
             Step::Wait(Duration::from_millis(10))

@@ -1,7 +1,8 @@
 //! The pipeline thread: capture → convert/scale → encode → broadcast, paced by [`Pacer`].
 //!
 //! Runs on its own OS thread because every stage blocks (X11 round trips, SIMD conversion,
-//! OpenH264). It sleeps in `wait_for_damage` while the screen is still.
+//! OpenH264). It sleeps in `wait_for_damage_or` while the screen is still, until damage, the
+//! next keep-alive, or a keyframe request or stop raised on [`Control`]'s wake-up socket.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,6 +39,9 @@ pub(super) struct Job {
     pub stats: Arc<PipelineStats>,
     pub links: Viewers,
 }
+
+/// The longest sleep without a wake-up socket, so stop and keyframe requests are noticed.
+const POLL_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How often the adaptive-bitrate policy looks at the viewers' estimates.
 const ADAPT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -109,7 +113,14 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         }
         match pacer.step(Instant::now(), keyframe_wanted) {
             Step::Wait(timeout) => {
-                if capturer.wait_for_damage(timeout)? {
+                // Keyframe requests and stops raise `control.wake`; without it (no socket
+                // pair) the wait is cut into slices so they are still noticed.
+                let damaged = match control.wake.fd() {
+                    Some(wake) => capturer.wait_for_damage_or(timeout, wake)?,
+                    None => capturer.wait_for_damage(timeout.min(POLL_SLICE))?,
+                };
+                control.wake.clear();
+                if damaged {
                     pacer.damaged();
                 }
             }

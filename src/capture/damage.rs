@@ -6,7 +6,7 @@
 //! carries the sequence number of the last request of ours the server had handled when it
 //! sent the event, so events from before a clear are recognised and not reported twice.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use x11rb::connection::{Connection, RequestConnection};
@@ -56,8 +56,14 @@ impl DamageWatch {
         })
     }
 
-    /// Wait up to `timeout` for unreported damage; see [`super::Capturer::wait_for_damage`].
-    pub fn wait(&mut self, conn: &RustConnection, timeout: Duration) -> Result<bool, CaptureError> {
+    /// Wait up to `timeout` for unreported damage, or until `wake` (if given) is readable;
+    /// see [`super::Capturer::wait_for_damage_or`].
+    pub fn wait(
+        &mut self,
+        conn: &RustConnection,
+        timeout: Duration,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, CaptureError> {
         let deadline = Instant::now() + timeout;
         let fd = conn.stream().as_raw_fd();
         loop {
@@ -76,19 +82,24 @@ impl DamageWatch {
             // Round up, so a sub-millisecond remainder sleeps rather than spins.
             let ms = (deadline - now).as_micros().div_ceil(1000);
             let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-            let mut pfd = libc::pollfd {
+            let pollfd = |fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             };
-            // SAFETY: `pfd` is one valid pollfd that lives across the call; `fd` belongs to
-            // the connection, which outlives this function.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            let mut fds = [pollfd(fd), pollfd(wake.map_or(-1, |w| w.as_raw_fd()))];
+            // SAFETY: `fds` is an array of two valid pollfds that lives across the call (a
+            // negative fd is ignored by poll); both descriptors outlive this function.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
             if rc < 0 {
                 let err = std::io::Error::last_os_error();
                 if err.kind() != std::io::ErrorKind::Interrupted {
                     return Err(err.into());
                 }
+            }
+            if fds[1].revents != 0 {
+                // Woken: the caller has something else to look at first.
+                return Ok(false);
             }
             // Readable or hung up: the next drain reads the events, or reports the lost
             // connection as an error.

@@ -23,6 +23,7 @@ pub mod damage;
 pub mod getimage;
 pub mod shm;
 
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use x11rb::connection::Connection;
@@ -242,7 +243,18 @@ impl Capturer {
     /// Returns `Ok(true)` if anything changed since the last call to [`capture`](Self::capture)
     /// or `wait_for_damage` reported it, `Ok(false)` on timeout.
     pub fn wait_for_damage(&mut self, timeout: Duration) -> Result<bool, CaptureError> {
-        self.damage.wait(&self.conn, timeout)
+        self.damage.wait(&self.conn, timeout, None)
+    }
+
+    /// Like [`wait_for_damage`](Self::wait_for_damage), but also returns `Ok(false)` as soon
+    /// as `wake` is readable, so another thread can cut the sleep short (the caller clears
+    /// `wake`). A damage already pending is still reported first.
+    pub fn wait_for_damage_or(
+        &mut self,
+        timeout: Duration,
+        wake: BorrowedFd<'_>,
+    ) -> Result<bool, CaptureError> {
+        self.damage.wait(&self.conn, timeout, Some(wake))
     }
 
     /// The bounding box of the damage reported since the last [`capture`](Self::capture),

@@ -468,11 +468,13 @@ impl PeerConnectionEventHandler for Handler {
         let events = self.events.clone();
         let slot = self.input.clone();
         let id = self.stats.id;
+        let timers = self.timers.clone();
         tokio::spawn(async move {
             while let Some(event) = channel.poll().await {
                 match event {
                     DataChannelEvent::OnOpen => set_channel(&slot, Some(channel.clone())),
                     DataChannelEvent::OnMessage(msg) => {
+                        timers.input_received();
                         let sent = events.send(SessionEvent::Input(msg.data.freeze())).await;
                         if sent.is_err() {
                             break;
