@@ -3,7 +3,8 @@
 //! one QueryPointer per batch of events), so nothing runs while the pointer rests.
 //!
 //! Raw motion comes from every device, XTest included, but not from XWarpPointer; while pages
-//! watch, the X thread also checks the position every 250 ms to pick up warps.
+//! watch, the X thread also checks the position (every 250 ms while busy, every second when
+//! idle) to pick up warps.
 
 use std::collections::HashMap;
 use std::sync::Arc;

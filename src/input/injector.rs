@@ -3,8 +3,10 @@
 //!
 //! The thread sleeps in `poll(2)` on two descriptors, the X connection and a socket the
 //! sessions write a byte to after queueing a command, so it wakes for either. Only while
-//! pages are watching the cursor does it also wake every 250 ms, to notice pointer warps
-//! (XWarpPointer, e.g. `xdotool mousemove`), which produce no raw motion event.
+//! pages are watching the cursor does it also wake on a timer, to notice pointer warps
+//! (XWarpPointer, e.g. `xdotool mousemove`), which produce no raw motion event: every 250 ms
+//! for 5 s after any input or X event (programs mostly warp in answer to input), every second
+//! on an idle desktop.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
@@ -12,6 +14,7 @@ use std::os::fd::AsRawFd as _;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use x11rb::connection::{Connection, RequestConnection as _};
@@ -31,8 +34,13 @@ use super::keymap::Keymap;
 use super::keys::{self, sym, KeyAction};
 use super::{Cmd, InputError, InputEvent, Outgoing, Publisher, Shared};
 
-/// How often the pointer position is checked while pages watch, in milliseconds.
+/// How often the pointer position is checked while pages watch and the desktop is busy, in
+/// milliseconds.
 const WARP_CHECK_MS: i32 = 250;
+/// The same after [`BUSY_FOR`] without input or X events.
+const WARP_CHECK_IDLE_MS: i32 = 1000;
+/// How long after the last input or X event the desktop counts as busy.
+const BUSY_FOR: Duration = Duration::from_secs(5);
 /// Wheel clicks sent for one message, at most.
 const MAX_WHEEL_CLICKS: u32 = 20;
 
@@ -141,8 +149,10 @@ impl Injector {
         rx: &mpsc::Receiver<Cmd>,
         wake: &mut UnixStream,
     ) -> Result<(), ConnectionError> {
+        let mut busy_since = Instant::now();
         loop {
             while let Ok(cmd) = rx.try_recv() {
+                busy_since = Instant::now();
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 match cmd {
                     Cmd::Event { session, event } => self.event(session, event)?,
@@ -162,6 +172,7 @@ impl Injector {
             // nothing is left, so poll() below never sleeps on buffered events.
             loop {
                 while let Some(ev) = self.conn.poll_for_event()? {
+                    busy_since = Instant::now();
                     self.x_event(ev)?;
                 }
                 if !self.cursor.flush(&self.conn, &self.publish)? {
@@ -170,10 +181,10 @@ impl Injector {
             }
             self.conn.flush()?;
             // While pages watch, a slow check catches pointer warps (no raw motion for those).
-            let timeout = if self.publish.watched() {
-                WARP_CHECK_MS
-            } else {
-                -1
+            let timeout = match self.publish.watched() {
+                false => -1,
+                true if busy_since.elapsed() < BUSY_FOR => WARP_CHECK_MS,
+                true => WARP_CHECK_IDLE_MS,
             };
             if !wait_readable(self.conn.stream().as_raw_fd(), wake.as_raw_fd(), timeout)? {
                 self.cursor.check_position();
