@@ -231,10 +231,17 @@ fn ice_config(net: &NetworkConfig) -> RTCConfiguration {
         .build()
 }
 
-/// Transport-level settings (mDNS off: candidates carry plain addresses).
+/// How often the server sends its own ICE consent check on the selected pair (RFC 7675 asks
+/// for about 5 s; webrtc-rs defaults to 2 s). Losing the viewer is detected from what it
+/// sends (its receiver reports every second, its own checks), not from these.
+const ICE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Transport-level settings (mDNS off: candidates carry plain addresses, ICE consent checks
+/// every [`ICE_KEEPALIVE`]).
 fn setting_engine(_net: &NetworkConfig) -> SettingEngine {
     SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_ice_timeouts(None, None, Some(ICE_KEEPALIVE))
         .build()
 }
 

@@ -18,10 +18,11 @@
 //! - media or input in the last [`QUIET_AFTER`]: [`GRID`] (200 ms, the SCTP
 //!   delayed-acknowledgement time), or no rounding at all with adaptive bitrate, whose pacer
 //!   releases packets on millisecond timers;
-//! - idle (only keep-alive pictures, which do not count): [`IDLE_GRID`] (1 s, the sender-report
-//!   interval), so a still desktop's viewers wake once a second for their timers. The ICE
-//!   agent's keep-alive (every 2 s) and its disconnect check (5 s) are coarser than that, and
-//!   a real frame or an input message switches the connection back at once. (The first input
+//! - idle (only keep-alive pictures, which do not count): [`IDLE_GRID`] (2 s), so a still
+//!   desktop's viewers wake every 2 s for their timers, and sender reports go out at that
+//!   pace (RFC 3550 suggests 5 s). The ICE consent check (every 5 s, `peer.rs`) and the
+//!   disconnect check (5 s without anything from the viewer) are coarser than that, and a
+//!   real frame or an input message switches the connection back at once. (The first input
 //!   message after an idle second is delivered at once; only its SCTP acknowledgement may wait
 //!   for the idle step, if the driver sleeps before the message is seen.)
 
@@ -43,7 +44,7 @@ pub const GRID: Duration = Duration::from_millis(200);
 
 /// The step of an idle connection (no media nor input for [`QUIET_AFTER`]); a multiple of
 /// [`GRID`], so both grids share their instants.
-pub const IDLE_GRID: Duration = Duration::from_secs(1);
+pub const IDLE_GRID: Duration = Duration::from_secs(2);
 
 /// The shared origin of the grid, so all connections tick at the same instants.
 fn origin() -> Instant {
