@@ -5,27 +5,15 @@
 // and CPU per thread group, and the UDP datagrams per second in the namespace (only this test's
 // traffic is there). VNRIT_ARGS adds server flags. Needs root; run it in a private namespace:
 //   unshare -n -- bash -c 'ip link set lo up; node bench/idle-probe.mjs'
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { launchBrowser, startServer, startXvfb } from '../e2e/lib/harness.mjs';
+import { threads } from './lib/threads.mjs';
 
 const WINDOW_S = Number(process.env.PROBE_WINDOW_S || 20);
 const COUNTS = (process.env.PROBE_COUNTS || '1,3,1,3').split(',').map(Number);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function threads(pid) {
-  const out = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-      const name = /Name:\s*(.*)/.exec(st)[1];
-      const vol = Number(/voluntary_ctxt_switches:\s*(\d+)/.exec(st)[1]);
-      const [runNs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-      out.set(tid, { name, vol, runNs });
-    } catch {}
-  }
-  return out;
-}
 function udp() {
   const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
   const keys = lines[0].split(/\s+/);

@@ -8,8 +8,8 @@
 //   unshare -n -- bash -c 'ip link set lo up; node bench/moving-probe.mjs'
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { Child, ROOT, launchBrowser, startServer, startXvfb } from '../e2e/lib/harness.mjs';
+import { runNs } from './lib/threads.mjs';
 
 const WINDOW_S = Number(process.env.MV_WINDOW_S || 10);
 const WINDOWS = Number(process.env.MV_WINDOWS || 3);
@@ -27,16 +27,6 @@ const scene = new Child('mv-timecode', join(ROOT, 'target/release/examples/timec
 const browser = await launchBrowser();
 const pid = server.child.proc.pid;
 
-/** Run time of all of vnrit's threads, in nanoseconds. */
-function cpuNs() {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {} // the thread ended between the listing and the read
-  }
-  return total;
-}
 async function framesEncoded() {
   const res = await fetch(`${server.base}/api/stats?token=${token}`, { cache: 'no-store' });
   if (res.status !== 200) throw new Error(`/api/stats answered ${res.status}`);
@@ -48,9 +38,9 @@ try {
   await page.goto(server.url);
   await sleep(6000);
   for (let i = 0; i < WINDOWS; i++) {
-    const c0 = cpuNs(), f0 = await framesEncoded(), t0 = Date.now();
+    const c0 = runNs(pid), f0 = await framesEncoded(), t0 = Date.now();
     await sleep(WINDOW_S * 1000);
-    const c1 = cpuNs(), f1 = await framesEncoded(), t1 = Date.now();
+    const c1 = runNs(pid), f1 = await framesEncoded(), t1 = Date.now();
     const cpuMs = (c1 - c0) / 1e6;
     console.log(
       `moving, 1 viewer: cpu ${((cpuMs / (t1 - t0)) * 100).toFixed(1)} %, ` +
