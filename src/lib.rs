@@ -22,6 +22,8 @@
 //! * [`publish`] pushes the shared stream to a WHIP ingest (an SFU) with `--whip`.
 //! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
 //!   and clipboard.
+//! * [`wake`] lets other threads cut short the capture and input threads' sleep on their X
+//!   connection.
 
 pub mod abr;
 pub mod audio;
@@ -35,3 +37,4 @@ pub mod publish;
 pub mod server;
 pub mod session;
 pub mod video;
+pub mod wake;

@@ -9,7 +9,6 @@
 mod pacer;
 mod pipeline;
 mod stats;
-mod wake;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,6 +22,7 @@ pub use stats::{PipelineStats, StatsSnapshot, ENCODE_BUCKETS};
 use crate::abr::{AdaptiveConfig, Viewers};
 use crate::config::VideoConfig;
 use crate::video::EncodedFrame;
+use crate::wake::Wakeup;
 
 /// How many encoded frames a viewer may fall behind before it starts losing them.
 const QUEUE_FRAMES: usize = 8;
@@ -41,20 +41,43 @@ pub struct VideoFrame {
 }
 
 /// Knobs the viewers turn on the running pipeline.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Control {
     stop: AtomicBool,
     keyframe: AtomicBool,
     bitrate_kbps: AtomicU32,
-    /// Interrupts the pipeline's sleep for a keyframe request or a stop.
-    wake: wake::Wakeup,
+    /// Interrupts the pipeline's sleep for a keyframe request or a stop; `None` if the socket
+    /// pair could not be made (the pipeline then polls in short slices).
+    wake: Option<Wakeup>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        let wake = Wakeup::new()
+            .map_err(|e| {
+                tracing::warn!("no wake-up socket for the video pipeline ({e}); it will poll")
+            })
+            .ok();
+        Control {
+            stop: AtomicBool::new(false),
+            keyframe: AtomicBool::new(false),
+            bitrate_kbps: AtomicU32::new(0),
+            wake,
+        }
+    }
 }
 
 impl Control {
+    fn wake(&self) {
+        if let Some(w) = &self.wake {
+            w.wake();
+        }
+    }
+
     /// Asks for an IDR on the next encoded frame (many requests coalesce into one).
     pub fn request_keyframe(&self) {
         self.keyframe.store(true, Ordering::Release);
-        self.wake.wake();
+        self.wake();
     }
 
     fn take_keyframe_request(&self) -> bool {
@@ -64,7 +87,7 @@ impl Control {
     /// Asks the pipeline thread to finish.
     fn stop(&self) {
         self.stop.store(true, Ordering::Release);
-        self.wake.wake();
+        self.wake();
     }
 
     fn stopped(&self) -> bool {

@@ -115,11 +115,14 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             Step::Wait(timeout) => {
                 // Keyframe requests and stops raise `control.wake`; without it (no socket
                 // pair) the wait is cut into slices so they are still noticed.
-                let damaged = match control.wake.fd() {
-                    Some(wake) => capturer.wait_for_damage_or(timeout, wake)?,
+                let damaged = match &control.wake {
+                    Some(wake) => {
+                        let damaged = capturer.wait_for_damage_or(timeout, wake.fd())?;
+                        wake.clear();
+                        damaged
+                    }
                     None => capturer.wait_for_damage(timeout.min(POLL_SLICE))?,
                 };
-                control.wake.clear();
                 if damaged {
                     pacer.damaged();
                 }

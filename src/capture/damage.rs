@@ -6,7 +6,7 @@
 //! carries the sequence number of the last request of ours the server had handled when it
 //! sent the event, so events from before a clear are recognised and not reported twice.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use x11rb::connection::{Connection, RequestConnection};
@@ -65,7 +65,6 @@ impl DamageWatch {
         wake: Option<BorrowedFd<'_>>,
     ) -> Result<bool, CaptureError> {
         let deadline = Instant::now() + timeout;
-        let fd = conn.stream().as_raw_fd();
         loop {
             // Events may already sit in x11rb's buffer, where poll(2) cannot see them.
             self.drain(conn)?;
@@ -79,25 +78,9 @@ impl DamageWatch {
             if now >= deadline {
                 return Ok(false);
             }
-            // Round up, so a sub-millisecond remainder sleeps rather than spins.
-            let ms = (deadline - now).as_micros().div_ceil(1000);
-            let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-            let pollfd = |fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let mut fds = [pollfd(fd), pollfd(wake.map_or(-1, |w| w.as_raw_fd()))];
-            // SAFETY: `fds` is an array of two valid pollfds that lives across the call (a
-            // negative fd is ignored by poll); both descriptors outlive this function.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-            if rc < 0 {
-                let err = std::io::Error::last_os_error();
-                if err.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(err.into());
-                }
-            }
-            if fds[1].revents != 0 {
+            let ready =
+                crate::wake::wait_readable(conn.stream().as_fd(), wake, Some(deadline - now))?;
+            if ready.woken {
                 // Woken: the caller has something else to look at first.
                 return Ok(false);
             }

@@ -9,9 +9,7 @@
 //! on an idle desktop.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read as _;
-use std::os::fd::AsRawFd as _;
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsFd as _;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -33,12 +31,12 @@ use super::cursor::CursorWatch;
 use super::keymap::Keymap;
 use super::keys::{self, sym, KeyAction};
 use super::{Cmd, InputError, InputEvent, Outgoing, Publisher, Shared};
+use crate::wake::{wait_readable, Ready};
 
-/// How often the pointer position is checked while pages watch and the desktop is busy, in
-/// milliseconds.
-const WARP_CHECK_MS: i32 = 250;
+/// How often the pointer position is checked while pages watch and the desktop is busy.
+const WARP_CHECK: Duration = Duration::from_millis(250);
 /// The same after [`BUSY_FOR`] without input or X events.
-const WARP_CHECK_IDLE_MS: i32 = 1000;
+const WARP_CHECK_IDLE: Duration = Duration::from_secs(1);
 /// How long after the last input or X event the desktop counts as busy.
 const BUSY_FOR: Duration = Duration::from_secs(5);
 /// Wheel clicks sent for one message, at most.
@@ -129,8 +127,8 @@ impl Injector {
 
     /// The thread body: wait, carry out commands, follow events, until shutdown or the X
     /// server goes away.
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Cmd>, mut wake: UnixStream) {
-        let result = self.serve(&rx, &mut wake);
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        let result = self.serve(&rx);
         self.shared.alive.store(false, Ordering::Release);
         match result {
             Ok(()) => tracing::debug!("input: X thread stopped"),
@@ -144,11 +142,7 @@ impl Injector {
         }
     }
 
-    fn serve(
-        &mut self,
-        rx: &mpsc::Receiver<Cmd>,
-        wake: &mut UnixStream,
-    ) -> Result<(), ConnectionError> {
+    fn serve(&mut self, rx: &mpsc::Receiver<Cmd>) -> Result<(), ConnectionError> {
         let mut busy_since = Instant::now();
         loop {
             while let Ok(cmd) = rx.try_recv() {
@@ -182,15 +176,16 @@ impl Injector {
             self.conn.flush()?;
             // While pages watch, a slow check catches pointer warps (no raw motion for those).
             let timeout = match self.publish.watched() {
-                false => -1,
-                true if busy_since.elapsed() < BUSY_FOR => WARP_CHECK_MS,
-                true => WARP_CHECK_IDLE_MS,
+                false => None,
+                true if busy_since.elapsed() < BUSY_FOR => Some(WARP_CHECK),
+                true => Some(WARP_CHECK_IDLE),
             };
-            if !wait_readable(self.conn.stream().as_raw_fd(), wake.as_raw_fd(), timeout)? {
+            let wake = &self.shared.wake;
+            let ready = wait_readable(self.conn.stream().as_fd(), Some(wake.fd()), timeout)?;
+            if ready == Ready::default() {
                 self.cursor.check_position();
             }
-            let mut buf = [0u8; 256];
-            while matches!(wake.read(&mut buf), Ok(n) if n > 0) {}
+            wake.clear();
         }
     }
 
@@ -403,35 +398,6 @@ fn to_conn_err(e: x11rb::errors::ReplyError) -> ConnectionError {
         x11rb::errors::ReplyError::X11Error(x) => {
             tracing::warn!("input: X error {:?}", x.error_kind);
             ConnectionError::UnknownError
-        }
-    }
-}
-
-/// Block until either descriptor is readable (or has hung up): true; or until `timeout_ms`
-/// passed (negative: no limit): false.
-fn wait_readable(a: i32, b: i32, timeout_ms: i32) -> Result<bool, ConnectionError> {
-    let mut fds = [
-        libc::pollfd {
-            fd: a,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: b,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: `fds` is a valid array of two initialised pollfd structs that outlives the
-        // call, and its length is passed correctly.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if r >= 0 {
-            return Ok(r > 0);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(ConnectionError::IoError(err));
         }
     }
 }

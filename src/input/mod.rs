@@ -21,14 +21,14 @@ pub mod ratelimit;
 pub mod wire;
 
 use std::cell::Cell;
-use std::io::Write as _;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
+
+use crate::wake::Wakeup;
 
 pub use wire::{InputEvent, WireError};
 
@@ -161,7 +161,7 @@ pub(crate) enum Cmd {
 #[derive(Debug)]
 pub(crate) struct Shared {
     tx: Mutex<mpsc::Sender<Cmd>>,
-    wake: UnixStream,
+    wake: Wakeup,
     queued: AtomicUsize,
     alive: AtomicBool,
     next_session: AtomicU64,
@@ -199,8 +199,7 @@ impl Shared {
 
     /// Wake the X thread (it re-reads who is watching on every round).
     fn wake(&self) {
-        // A full socket already holds a wake-up; nothing else can go wrong that matters.
-        let _ = (&self.wake).write(&[1]);
+        self.wake.wake();
     }
 
     fn ask(&self, make: impl FnOnce(mpsc::Sender<()>) -> Cmd) -> Result<(), InputError> {
@@ -221,14 +220,11 @@ pub struct InputService {
 impl InputService {
     /// Connect to `display` (e.g. ":1") and start the X thread.
     pub fn start(display: &str) -> Result<InputService, InputError> {
-        let (wake_tx, wake_rx) = UnixStream::pair().map_err(InputError::Thread)?;
-        wake_tx.set_nonblocking(true).map_err(InputError::Thread)?;
-        wake_rx.set_nonblocking(true).map_err(InputError::Thread)?;
         let (tx, rx) = mpsc::channel();
         let (out_tx, out_rx) = broadcast::channel(64);
         let shared = Arc::new(Shared {
             tx: Mutex::new(tx),
-            wake: wake_tx,
+            wake: Wakeup::new().map_err(InputError::Thread)?,
             queued: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
             next_session: AtomicU64::new(1),
@@ -239,7 +235,7 @@ impl InputService {
         let injector = injector::Injector::connect(display, Arc::clone(&shared), out_tx)?;
         let thread = std::thread::Builder::new()
             .name("vnrit-input".into())
-            .spawn(move || injector.run(rx, wake_rx))
+            .spawn(move || injector.run(rx))
             .map_err(InputError::Thread)?;
         Ok(InputService {
             shared,
