@@ -61,3 +61,35 @@ test('after a server restart the page reconnects by itself and decodes again', {
   await page.close();
   assert.deepEqual(problems, []);
 });
+
+test('a page whose scripts failed to load reloads itself with backoff and then decodes', { timeout: 60000 }, async () => {
+  h.setRoot('#00ff00');
+  const page = await h.browser.newPage();
+  // The first two fetches of one imported module fail, as on a network blip mid-load.
+  let refused = 0;
+  await page.route('**/clipboard.js', (route) => (refused++ < 2 ? route.abort('failed') : route.continue()));
+  const warnings = [];
+  page.on('console', (m) => {
+    if (m.type() === 'warning' && m.text().startsWith('vnrit: app.js did not start')) warnings.push(m.text());
+  });
+  await page.goto(h.server.url, { timeout: 15000 });
+  const stuck = await waitFor(
+    async () => {
+      const s = await status(page);
+      return s?.state === 'error' ? s : null;
+    },
+    { timeoutMs: 5000, what: 'the page to say its scripts did not load' },
+  );
+  assert.match(stuck.text, /^the viewer did not load; retrying in 1 s$/);
+  await waitForColour(page, '#00ff00', { timeoutMs: 20000 });
+  assert.equal(refused, 3, 'two refused fetches, then the one that loaded');
+  // Backoff: the first retry waits 1 s, the second 2 s.
+  assert.deepEqual(
+    warnings.map((w) => w.match(/in (\d+) ms/)?.[1]),
+    ['1000', '2000'],
+    warnings.join('\n'),
+  );
+  await waitFor(async () => (await status(page))?.state === 'connected', { timeoutMs: 5000, what: 'status connected' });
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('vnrit-load-retries')), null, 'count cleared once loaded');
+  await page.close();
+});

@@ -20,11 +20,12 @@ mod stats;
 mod worker;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
+
+use crate::broadcast::on_demand::{OnDemand, Running, StopSwitch};
 
 pub use encoder::EncodeError;
 pub use pulse::PulseError;
@@ -97,7 +98,7 @@ struct Control {
     interrupt: Mutex<Option<pulse::Conn>>,
 }
 
-impl Control {
+impl StopSwitch for Control {
     fn stopped(&self) -> bool {
         *self.stop.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -114,7 +115,9 @@ impl Control {
             conn.shutdown();
         }
     }
+}
 
+impl Control {
     /// Sleeps up to `wait` unless stopped first; true when stopped.
     fn wait_stopped(&self, wait: Duration) -> bool {
         let guard = self.stop.lock().unwrap_or_else(|p| p.into_inner());
@@ -142,23 +145,11 @@ impl Control {
     }
 }
 
-struct Running {
-    control: Arc<Control>,
-    tx: broadcast::Sender<Arc<AudioFrame>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct State {
-    listeners: usize,
-    running: Option<Running>,
-    shut_down: bool,
-}
-
 struct Inner {
     config: AudioConfig,
     clock_origin: Instant,
     counters: Arc<stats::AudioCounters>,
-    state: Mutex<State>,
+    worker: OnDemand<Control, AudioFrame>,
 }
 
 /// Starts, shares and stops the audio pipeline. Cheap to clone.
@@ -176,38 +167,16 @@ impl AudioHub {
                 config,
                 clock_origin,
                 counters: Arc::new(stats::AudioCounters::default()),
-                state: Mutex::new(State {
-                    listeners: 0,
-                    running: None,
-                    shut_down: false,
-                }),
+                worker: OnDemand::new("audio"),
             }),
         }
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Joins the audio stream: starts the pipeline if it is not running. Never fails; without a
     /// PulseAudio server the subscription just waits for packets until one appears.
     pub fn subscribe(&self) -> AudioSubscription {
-        let mut state = self.state();
-        state.listeners += 1;
-        let restart = state.running.as_ref().is_none_or(|r| {
-            r.control.stopped() || r.thread.as_ref().is_none_or(|t| t.is_finished())
-        });
-        if restart && !state.shut_down {
-            if let Some(old) = state.running.take() {
-                old.control.stop();
-            }
-            state.running = Some(self.start());
-        }
-        let rx = match &state.running {
-            Some(running) => running.tx.subscribe(),
+        let rx = match self.inner.worker.join(|| self.start()) {
+            Some((rx, _)) => rx,
             None => {
                 // Shut down: a subscription that ends at once.
                 let (tx, rx) = broadcast::channel(1);
@@ -221,7 +190,7 @@ impl AudioHub {
         }
     }
 
-    fn start(&self) -> Running {
+    fn start(&self) -> Running<Control, AudioFrame> {
         let control = Arc::new(Control::default());
         let (tx, _) = broadcast::channel(QUEUE_FRAMES);
         let job = worker::Job {
@@ -250,7 +219,6 @@ impl AudioHub {
                 None
             }
         };
-        tracing::info!("audio pipeline started");
         Running {
             control,
             tx,
@@ -258,25 +226,9 @@ impl AudioHub {
         }
     }
 
-    fn leave(&self) {
-        let finished = {
-            let mut state = self.state();
-            state.listeners = state.listeners.saturating_sub(1);
-            if state.listeners == 0 {
-                state.running.take()
-            } else {
-                None
-            }
-        };
-        if let Some(running) = finished {
-            running.control.stop();
-            tracing::info!("last listener left; audio pipeline stopping");
-        }
-    }
-
     /// Number of subscriptions alive now.
     pub fn listeners(&self) -> usize {
-        self.state().listeners
+        self.inner.worker.subscribers()
     }
 
     /// The pipeline's counters.
@@ -287,23 +239,7 @@ impl AudioHub {
     /// Stops the pipeline for good (later subscriptions end at once) and waits up to `wait` for
     /// its thread to finish. The thread wakes at once from a read or a backoff wait.
     pub fn shutdown(&self, wait: Duration) {
-        let running = {
-            let mut state = self.state();
-            state.shut_down = true;
-            state.running.take()
-        };
-        let Some(mut running) = running else { return };
-        running.control.stop();
-        drop(running.tx);
-        if let Some(thread) = running.thread.take() {
-            let deadline = Instant::now() + wait;
-            while !thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
-        }
+        self.inner.worker.shutdown(wait);
     }
 }
 
@@ -335,6 +271,6 @@ impl AudioSubscription {
 
 impl Drop for AudioSubscription {
     fn drop(&mut self) {
-        self.hub.leave();
+        self.hub.inner.worker.leave();
     }
 }

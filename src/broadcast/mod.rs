@@ -6,13 +6,13 @@
 //! it loses the oldest frames, then waits for the next keyframe, which it requests. Keyframe
 //! requests from all viewers land in one flag and are coalesced by the pipeline.
 
+pub(crate) mod on_demand;
 mod pacer;
 mod pipeline;
 mod stats;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
@@ -23,6 +23,7 @@ use crate::abr::{AdaptiveConfig, Viewers};
 use crate::config::VideoConfig;
 use crate::video::EncodedFrame;
 use crate::wake::Wakeup;
+use on_demand::{OnDemand, Running, StopSwitch};
 
 /// How many encoded frames a viewer may fall behind before it starts losing them.
 const QUEUE_FRAMES: usize = 8;
@@ -83,8 +84,9 @@ impl Control {
     fn take_keyframe_request(&self) -> bool {
         self.keyframe.swap(false, Ordering::AcqRel)
     }
+}
 
-    /// Asks the pipeline thread to finish.
+impl StopSwitch for Control {
     fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         self.wake();
@@ -95,25 +97,13 @@ impl Control {
     }
 }
 
-struct Running {
-    control: Arc<Control>,
-    tx: broadcast::Sender<Arc<VideoFrame>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct State {
-    viewers: usize,
-    running: Option<Running>,
-    shut_down: bool,
-}
-
 struct Inner {
     display: String,
     clock_origin: Instant,
     video: VideoConfig,
     stats: Arc<PipelineStats>,
     fatal: mpsc::UnboundedSender<String>,
-    state: Mutex<State>,
+    worker: OnDemand<Control, VideoFrame>,
     links: Viewers,
 }
 
@@ -141,40 +131,16 @@ impl Hub {
                 stats: Arc::new(PipelineStats::default()),
                 fatal,
                 links: Viewers::default(),
-                state: Mutex::new(State {
-                    viewers: 0,
-                    running: None,
-                    shut_down: false,
-                }),
+                worker: OnDemand::new("video"),
             }),
         }
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave the counters half-updated in a way
-        // that matters more than stopping the server, so recover the guard.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Joins the stream as a viewer: starts the pipeline if it is not running and asks for a
     /// keyframe so the newcomer can start decoding at once.
     pub fn subscribe(&self) -> Subscription {
-        let mut state = self.state();
-        state.viewers += 1;
-        let restart = state.running.as_ref().is_none_or(|r| {
-            r.control.stopped() || r.thread.as_ref().is_none_or(|t| t.is_finished())
-        });
-        if restart && !state.shut_down {
-            if let Some(old) = state.running.take() {
-                old.control.stop();
-            }
-            state.running = Some(self.start_pipeline());
-        }
-        let (rx, control) = match &state.running {
-            Some(running) => (running.tx.subscribe(), running.control.clone()),
+        let (rx, control) = match self.inner.worker.join(|| self.start_pipeline()) {
+            Some(joined) => joined,
             None => {
                 // Shut down: a subscription that never yields a frame.
                 let (tx, rx) = broadcast::channel(1);
@@ -191,7 +157,7 @@ impl Hub {
         }
     }
 
-    fn start_pipeline(&self) -> Running {
+    fn start_pipeline(&self) -> Running<Control, VideoFrame> {
         let control = Arc::new(Control::default());
         control
             .bitrate_kbps
@@ -232,7 +198,6 @@ impl Hub {
                 None
             }
         };
-        tracing::info!("video pipeline started");
         Running {
             control,
             tx,
@@ -240,27 +205,10 @@ impl Hub {
         }
     }
 
-    fn leave(&self) {
-        let finished = {
-            let mut state = self.state();
-            state.viewers = state.viewers.saturating_sub(1);
-            if state.viewers == 0 {
-                state.running.take()
-            } else {
-                None
-            }
-        };
-        if let Some(running) = finished {
-            running.control.stop();
-            tracing::info!("last viewer left; video pipeline stopping");
-            // The stop wakes the thread; nobody needs to wait for it.
-        }
-    }
-
     /// Sets the target bitrate of the running pipeline (and of later runs) in kbit/s.
     pub fn set_bitrate(&self, kbps: u32) {
-        if let Some(running) = &self.state().running {
-            running.control.bitrate_kbps.store(kbps, Ordering::Relaxed);
+        if let Some(control) = self.inner.worker.control() {
+            control.bitrate_kbps.store(kbps, Ordering::Relaxed);
         }
     }
 
@@ -281,18 +229,18 @@ impl Hub {
 
     /// Asks the running pipeline for a keyframe.
     pub fn request_keyframe(&self) {
-        if let Some(running) = &self.state().running {
+        if let Some(control) = self.inner.worker.control() {
             self.inner
                 .stats
                 .keyframe_requests
                 .fetch_add(1, Ordering::Relaxed);
-            running.control.request_keyframe();
+            control.request_keyframe();
         }
     }
 
     /// Number of viewers subscribed now.
     pub fn viewers(&self) -> usize {
-        self.state().viewers
+        self.inner.worker.subscribers()
     }
 
     /// The pipeline's counters.
@@ -307,22 +255,7 @@ impl Hub {
 
     /// Stops the pipeline for good and waits (bounded) for its thread to finish.
     pub fn shutdown(&self, wait: Duration) {
-        let running = {
-            let mut state = self.state();
-            state.shut_down = true;
-            state.running.take()
-        };
-        let Some(mut running) = running else { return };
-        running.control.stop();
-        if let Some(thread) = running.thread.take() {
-            let deadline = std::time::Instant::now() + wait;
-            while !thread.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
-        }
+        self.inner.worker.shutdown(wait);
     }
 }
 
@@ -406,6 +339,6 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.leave();
+        self.hub.inner.worker.leave();
     }
 }

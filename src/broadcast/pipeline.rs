@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::on_demand::StopSwitch as _;
 use super::pacer::{Pacer, Step};
 use super::{Control, PipelineStats, VideoFrame};
 use crate::abr::{Policy, PolicyConfig, Viewers};
