@@ -165,6 +165,46 @@ test('the cursor overlay follows the X pointer', { timeout: 60000 }, async () =>
   await page.close();
 });
 
+/** Where the X pointer is, per xdotool. */
+function xdotoolLocation() {
+  const r = spawnSync('xdotool', ['getmouselocation'], { env: { ...process.env, DISPLAY: h.display }, encoding: 'utf8', timeout: 5000 });
+  const m = /x:(\d+) y:(\d+)/.exec(r.stdout);
+  if (!m) throw new Error(`xdotool getmouselocation: ${r.stdout}${r.stderr}`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+test('the relative-mouse button locks the pointer, and motion moves the X pointer by its deltas', { timeout: 60000 }, async () => {
+  const page = await openViewer();
+  const lock = page.locator('#tb-lock');
+  assert.equal(await lock.isVisible(), true, 'the button is shown on a desktop browser');
+  await lock.click();
+  await waitFor(() => page.evaluate(() => document.pointerLockElement === document.getElementById('screen')), {
+    timeoutMs: 5000,
+    what: 'the pointer locked to the video',
+  });
+  assert.equal(await lock.getAttribute('aria-pressed'), 'true');
+  assert.match((await page.locator('#status').textContent()) ?? '', /relative mouse/);
+  // Locked, the page position means nothing: only motion counts. The picture is 960 px wide
+  // for 1280 X pixels and 540 px high for 720, so 60x30 page pixels are 80x40 X pixels.
+  const box = await lock.boundingBox();
+  const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
+  await new Promise((r) => setTimeout(r, 300));
+  const start = xdotoolLocation();
+  await page.mouse.move(cx + 30, cy + 15);
+  await page.mouse.move(cx + 60, cy + 30);
+  const end = await waitFor(
+    () => {
+      const [x, y] = xdotoolLocation();
+      return Math.abs(x - start[0] - 80) <= 1 && Math.abs(y - start[1] - 40) <= 1 ? [x, y] : null;
+    },
+    { timeoutMs: 5000, what: `the X pointer 80,40 px from ${start} (at ${xdotoolLocation()})`, intervalMs: 50 },
+  );
+  assert.ok(end[0] > start[0] && end[1] > start[1]);
+  await page.evaluate(() => document.exitPointerLock());
+  await waitFor(async () => (await lock.getAttribute('aria-pressed')) === 'false', { timeoutMs: 5000, what: 'the button released' });
+  await page.close();
+});
+
 /** Events of `kind` ("KeyRelease", "ButtonRelease", ...) xev saw since `from`, as text. */
 function eventsSince(from, kind) {
   return xevOut

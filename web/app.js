@@ -313,6 +313,20 @@ function setupToolbar() {
     if (document.fullscreenElement) control.activate();
   });
 
+  // Relative mouse: the pointer is locked to the desktop and motion goes as deltas, for games,
+  // 3D apps and anything else that warps the pointer. The browser frees it on Escape.
+  const lock = $('tb-lock');
+  const touchOnly = matchMedia('(pointer: coarse)').matches && !matchMedia('(any-pointer: fine)').matches;
+  if (!('requestPointerLock' in Element.prototype) || touchOnly) lock.hidden = true;
+  lock.addEventListener('click', () => {
+    Promise.resolve(control.lockPointer()).catch((err) => status.error(`pointer lock refused: ${err.message}`));
+  });
+  document.addEventListener('pointerlockchange', () => {
+    const locked = document.pointerLockElement === video;
+    lock.setAttribute('aria-pressed', String(locked));
+    if (locked) status.note('relative mouse: Escape frees the pointer');
+  });
+
   setupSpecialKeys($('keys-menu'), /** @type {HTMLButtonElement} */ ($('tb-keys')), remote, () =>
     control.activate(),
   );
