@@ -1,6 +1,7 @@
 // vnrit bench (issue 2): server CPU share and memory with 1 and 3 headless Chromium viewers on
 // a still and a moving 1920x1080 desktop, the frame rate the browsers decode, and
-// glass-to-glass latency read back from a time code (examples/timecode.rs + page-probe.js).
+// glass-to-glass latency read back from a time code (examples/timecode.rs + page-probe.js),
+// in a row of its own: only there do the pages read the time code back.
 // Run through bench/run.sh (private network namespace). Prints a table of medians and writes
 // bench/results.md. BENCH_WINDOWS (default 3) and BENCH_WINDOW_S (default 10) set the sampling;
 // still rows use BENCH_STILL_WINDOW_S (default 30) because their CPU is a few 10 ms ticks.
@@ -173,12 +174,23 @@ class Bench {
     return sum;
   }
 
-  async measure(name) {
+  /**
+   * One row: WINDOWS windows after WARMUP_S. With `probe`, the pages read every frame's time
+   * code back (the latency row); without it they only show the video, as a user's page does.
+   */
+  async measure(name, { probe = false } = {}) {
     const vnrit = this.server.child.proc.pid;
     const xvfb = this.xvfb.child.proc.pid;
     const scene = this.scene.proc.pid;
     await sleep(WARMUP_S * 1000);
-    await Promise.all(this.pages.map((p) => p.evaluate(() => window.__bench.reset())));
+    await Promise.all(
+      this.pages.map((p) =>
+        p.evaluate((on) => {
+          window.__bench.reset();
+          window.__bench.probing = on;
+        }, probe),
+      ),
+    );
     const windows = [];
     const perThread = new Map();
     const load = [loadavg()[0]];
@@ -245,6 +257,7 @@ class Bench {
     const pick = (k) => median(windows.map((x) => x[k]));
     const phase = {
       name,
+      probe,
       viewers: this.pages.length,
       cpu: pick('cpu'),
       cpuFine: pick('cpuFine'),
@@ -286,6 +299,11 @@ class Bench {
   }
 }
 
+/** The scene column of a row. */
+function sceneOf(p) {
+  return p.probe ? 'moving, latency probe' : p.name.split('-')[0];
+}
+
 function report(b, meta) {
   const by = Object.fromEntries(b.phases.map((p) => [p.name, p]));
   const L = [];
@@ -298,7 +316,7 @@ function report(b, meta) {
   L.push('| scene | viewers | vnrit CPU, % of a core | by schedstat | per window | VmRSS MiB | VmHWM MiB | captured fps | encoded fps | browser fps (median / slowest) | kbit/s |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const p of b.phases) {
-    const [scene] = p.name.split('-');
+    const scene = sceneOf(p);
     L.push(`| ${scene} | ${p.viewers} | **${f1(p.cpu)}** | ${f2(p.cpuFine)} | ${p.cpuWindows.map(f1).join(' / ')} | ${f1(p.rss)} | ${f1(p.hwm)} | ` +
       `${f1(p.capturedFps)} | ${f1(p.encodedFps)} | ${f1(p.fpsMedian)} / ${f1(p.fpsMin)} | ${Math.round(p.kbps)} |`);
   }
@@ -311,7 +329,7 @@ function report(b, meta) {
   L.push('| scene | viewers | encode ms (wall) | video thread CPU ms/frame | video thread run-queue wait ms/frame (% of wall) | skipped | keyframes | dropped | Xvfb % | timecode % | Chromium (all viewers) % | machine busy % | load avg |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const p of b.phases) {
-    const [scene] = p.name.split('-');
+    const scene = sceneOf(p);
     L.push(`| ${scene} | ${p.viewers} | ${f1(p.encodeMs)} | ${f1(p.videoMsPerFrame)} | ${f1(p.videoWaitMsPerFrame)} (${f1(p.videoWaitPct)}%) | ${p.skipped} | ${p.keyframes} | ${p.dropped} | ` +
       `${f1(p.xvfb)} | ${f1(p.scene)} | ${f1(p.chromium)} | ${f1(p.machine)} | ${f2(p.load)} |`);
   }
@@ -326,14 +344,17 @@ function report(b, meta) {
   L.push('');
   L.push('## Glass-to-glass latency (presented wall-clock time - time code drawn), 1080p30, moving scene');
   L.push('');
+  L.push('Measured in the latency row, the only one whose pages read the time code back; the CPU rows above ' +
+    'other than that one have pages that only show the video.');
+  L.push('');
   L.push('Split with requestVideoFrameCallback\'s receiveTime: drawn -> last packet received (capture wait, encode, send) and ' +
     'received -> presented (jitter buffer, decode, render); Chromium\'s own getStats means of decode and jitter-buffer time.');
   L.push('');
   L.push('| run | viewer | frames presented | decoded | new codes | p50 ms | p95 ms | max ms | rejected | drawn->received p50 | received->presented p50 | decode ms | jitter buffer ms |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const p of b.phases.filter((x) => x.name.startsWith('moving'))) {
+  for (const p of b.phases.filter((x) => x.probe)) {
     p.latency.forEach((l, i) => {
-      L.push(`| moving, ${p.viewers} viewer(s) | ${i + 1} | ${l.presented} | ${l.decoded} | ${l.lat.length} | ` +
+      L.push(`| ${sceneOf(p)}, ${p.viewers} viewer(s) | ${i + 1} | ${l.presented} | ${l.decoded} | ${l.lat.length} | ` +
         `**${f1(quantile(l.lat, 0.5))}** | **${f1(quantile(l.lat, 0.95))}** | ${f1(Math.max(...l.lat))} | ${l.bad} | ` +
         `${f1(quantile(l.toReceive, 0.5))} | ${f1(quantile(l.afterReceive, 0.5))} | ${f1(p.decodeMs)} | ${f1(p.jitterMs)} |`);
     });
@@ -349,7 +370,7 @@ function report(b, meta) {
   const sorted = [...names].sort((x, y) => (b.threads.get('moving-1')?.get(y) ?? 0) - (b.threads.get('moving-1')?.get(x) ?? 0));
   for (const n of sorted) L.push(`| ${n} | ${cols.map((c) => f1(b.threads.get(c)?.get(n) ?? 0)).join(' | ')} |`);
   L.push('');
-  const l1 = by['moving-1'].latency[0].lat;
+  const l1 = by['latency-1'].latency[0].lat;
   L.push('## Against the targets of issue 2');
   L.push('');
   const row = (what, value, target, ok) => L.push(`| ${what} | ${value} | ${target} | ${ok ? 'met' : '**missed**'} |`);
@@ -388,6 +409,7 @@ async function main() {
     await b.measure('moving-3');
     await b.setViewers(1);
     await b.measure('moving-1');
+    await b.measure('latency-1', { probe: true });
   } finally {
     await b.close();
   }

@@ -3,7 +3,7 @@
 # bench/bench.mjs inside a private network namespace (as e2e/run.sh does), so WebRTC traffic
 # between vnrit and headless Chromium never leaves the machine. Prints a table of medians and
 # writes bench/results.md. Needs root (unshare -n) and `npm ci` done in e2e/.
-# Takes about 3 minutes; BENCH_WINDOWS (3) and BENCH_WINDOW_S (10) change the sampling.
+# Takes about 4 minutes; BENCH_WINDOWS (3) and BENCH_WINDOW_S (10) change the sampling.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
