@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ARTIFACTS, Harness, ROOT, startChild, waitFor, xrun } from './lib/harness.mjs';
+import { ARTIFACTS, Harness, ROOT, startChild, waitFor, xPointer, xrun } from './lib/harness.mjs';
 import { allNear, hexToRgb, samplePixels, waitForColour, watchConsole } from './lib/page.mjs';
 
 const PAGE_LIMIT = 150 * 1024;
@@ -374,14 +374,6 @@ test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl 
   assert.deepEqual(problems, []);
 });
 
-/** The X pointer position, from xdotool. */
-function xPointer() {
-  const r = spawnSync('xdotool', ['getmouselocation'], { env: { ...process.env, DISPLAY: h.display }, encoding: 'utf8', timeout: 5000 });
-  const m = /x:(\d+) y:(\d+)/.exec(r.stdout);
-  if (!m) throw new Error(`xdotool getmouselocation: ${r.stdout}${r.stderr}`);
-  return { x: Number(m[1]), y: Number(m[2]) };
-}
-
 test('phone: trackpad mode moves the pointer relatively, direct mode to the finger', { timeout: 60000 }, async () => {
   h.setRoot('#204020');
   const context = await h.browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
@@ -404,7 +396,7 @@ test('phone: trackpad mode moves the pointer relatively, direct mode to the fing
   const want = 640 + Math.round(((60 * 1.6) / v.rect.width) * 1280);
   const moved = await waitFor(
     () => {
-      const p = xPointer();
+      const p = xPointer(h.display);
       return Math.abs(p.x - want) <= 3 && Math.abs(p.y - 360) <= 3 ? p : null;
     },
     { timeoutMs: 5000, what: `the X pointer near (${want}, 360)` },
@@ -420,7 +412,7 @@ test('phone: trackpad mode moves the pointer relatively, direct mode to the fing
   await touch('touchEnd', []);
   await waitFor(
     () => {
-      const p = xPointer();
+      const p = xPointer(h.display);
       return Math.abs(p.x - 320) <= 4 && Math.abs(p.y - 540) <= 4 ? p : null;
     },
     { timeoutMs: 5000, what: 'the X pointer at the tapped point (320, 540)' },

@@ -41,12 +41,6 @@ export const viewer = {
 
 // For the browser console and the e2e tests: `vnrit.session.pc`, `vnrit.view.zoom`, ...
 globalThis.vnrit = viewer;
-// Loaded: boot.js's count of reloads after a failed load starts again.
-try {
-  sessionStorage.removeItem('vnrit-load-retries');
-} catch {
-  // storage disabled
-}
 
 const view = new View(stage, video);
 

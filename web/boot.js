@@ -2,8 +2,8 @@
 // If app.js or one of its imports failed to load (a network blip while the page loaded, a
 // proxy hiccup), the page would sit at "connecting…" forever. Once the page has loaded, this
 // checks that app.js ran; if it did not, it says so and reloads the page, waiting 1 s, then
-// 2 s, 4 s … up to 30 s between tries (the count lives in sessionStorage, and app.js clears
-// it when it starts).
+// 2 s, 4 s … up to 30 s between tries (the count lives in sessionStorage, and is cleared by
+// the first load where app.js ran).
 
 (() => {
   const KEY = 'vnrit-load-retries';
@@ -19,7 +19,15 @@
   };
 
   window.addEventListener('load', () => {
-    if (globalThis.vnrit) return; // app.js is running
+    if (globalThis.vnrit) {
+      // app.js is running: a later failed load starts counting again.
+      try {
+        sessionStorage.removeItem(KEY);
+      } catch {
+        // storage disabled
+      }
+      return;
+    }
     const n = retries();
     const wait = Math.min(FIRST_MS * 2 ** n, MAX_MS);
     try {

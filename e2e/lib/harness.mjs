@@ -183,13 +183,25 @@ export async function startXvfb(name = 'xvfb', { screen = '1280x720x24' } = {}) 
   return { display, child };
 }
 
-/** Runs an X client (xsetroot, xdotool, ...) against `display`, bounded to 10 s; throws on failure. */
+/**
+ * Runs an X client (xsetroot, xdotool, ...) against `display`, bounded to 10 s; throws on failure.
+ * @returns {string} what it printed
+ */
 export function xrun(display, cmd, args) {
   // xdotool takes the display from the environment only.
   const argv = cmd === 'xdotool' ? args : ['-display', display, ...args];
   const env = { ...process.env, DISPLAY: display };
   const r = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 10000, env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr}`);
+  return r.stdout;
+}
+
+/** Where the X pointer of `display` is, per xdotool. */
+export function xPointer(display) {
+  const out = xrun(display, 'xdotool', ['getmouselocation']);
+  const m = /x:(\d+) y:(\d+)/.exec(out);
+  if (!m) throw new Error(`xdotool getmouselocation: ${out}`);
+  return { x: Number(m[1]), y: Number(m[2]) };
 }
 
 /**
