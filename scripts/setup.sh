@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   xvfb x11-utils x11-xserver-utils x11-apps xdotool xclip imagemagick
   chromium chromium-driver pulseaudio pulseaudio-utils
+  xserver-xephyr
   nasm pkg-config iproute2 build-essential cmake
   coturn nftables
 )

@@ -6,6 +6,7 @@ mod http;
 mod input;
 mod input_clipboard;
 mod props;
+mod resize;
 mod whep;
 mod whep_client;
 mod whip_status;

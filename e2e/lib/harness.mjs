@@ -184,6 +184,29 @@ export async function startXvfb(name = 'xvfb', { screen = '1280x720x24' } = {}) 
 }
 
 /**
+ * Starts a resizable nested X server, `Xephyr :N -resizeable` (`screen` as WxH), inside a
+ * private host Xvfb big enough for its largest mode: Xvfb offers RandR one fixed mode, so a
+ * test of screen resizes (`xrandr -s WxH`) needs Xephyr. Returns both; stop nested first.
+ * @param {string} name
+ * @param {{screen?: string}} [opts]
+ */
+export async function startXephyr(name, { screen = '1024x768' } = {}) {
+  const host = await startXvfb(`${name}-host`, { screen: '1600x1200x24' });
+  const display = `:${freeDisplay()}`;
+  const env = { ...process.env, DISPLAY: host.display };
+  const args = [display, '-screen', `${screen}x24`, '-resizeable', '-ac', '-noreset', '-nolisten', 'tcp'];
+  const child = new Child(name, 'Xephyr', args, env);
+  await waitFor(
+    () => {
+      if (child.exited) throw new GaveUp(`Xephyr exited ${JSON.stringify(child.exited)}; see ${child.logPath}`);
+      return spawnSync('xdpyinfo', ['-display', display], { stdio: 'ignore', timeout: 5000 }).status === 0;
+    },
+    { timeoutMs: 15000, intervalMs: 100, what: `Xephyr on ${display}` },
+  );
+  return { display, child, host };
+}
+
+/**
  * Runs an X client (xsetroot, xdotool, ...) against `display`, bounded to 10 s; throws on failure.
  * @returns {string} what it printed
  */

@@ -59,26 +59,17 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         links,
     } = job;
     let mut capturer = Capturer::open(Some(&display_name), cfg.capture)?;
-    let (src_w, src_h) = capturer.size();
-    let (out_w, out_h) = video::output_size(src_w, src_h, cfg.height);
-    let mut converter = Converter::new(src_w, src_h, out_w, out_h)?;
     let mut bitrate = control.bitrate_kbps.load(Ordering::Relaxed);
-    let mut encoder = H264Encoder::new(EncoderSettings {
-        width: out_w,
-        height: out_h,
-        framerate: cfg.framerate as f32,
-        bitrate_kbps: bitrate,
-        idr_interval: cfg.idr_interval,
-    })?;
-    // With adaptive bitrate the policy lowers the frame rate evenly when bits are short;
-    // OpenH264's own skipping would instead freeze a changing screen for seconds.
-    encoder.set_frame_skip(cfg.adaptive.is_none());
-    stats.width.store(out_w, Ordering::Relaxed);
-    stats.height.store(out_h, Ordering::Relaxed);
+    let (src_w, src_h) = capturer.size();
+    let mut coder = Coder::new(src_w, src_h, &cfg, bitrate)?;
+    stats.width.store(coder.out_w, Ordering::Relaxed);
+    stats.height.store(coder.out_h, Ordering::Relaxed);
     tracing::info!(
-        "capturing {} at {src_w}x{src_h} via {:?}, encoding {out_w}x{out_h} at up to {} fps, {bitrate} kbit/s",
+        "capturing {} at {src_w}x{src_h} via {:?}, encoding {}x{} at up to {} fps, {bitrate} kbit/s",
         display_name,
         capturer.method(),
+        coder.out_w,
+        coder.out_h,
         cfg.framerate
     );
 
@@ -94,8 +85,6 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
     let mut adapted_at = Instant::now();
     let mut seq = 0u64;
     let mut keyframe_wanted = false;
-    // Keep-alives on a still screen repeat the last picture without running OpenH264.
-    let mut skips = SkipFrames::new();
     while !control.stopped() {
         keyframe_wanted |= control.take_keyframe_request();
         if let Some(policy) = policy.as_mut() {
@@ -131,7 +120,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             Step::Produce => {
                 let now = Instant::now();
                 if !pacer.dirty() && !keyframe_wanted {
-                    if let Ok(data) = skips.picture() {
+                    if let Ok(data) = coder.skips.picture() {
                         pacer.produced(now);
                         stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
                         stats
@@ -142,8 +131,8 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                             encoded: EncodedFrame {
                                 data: data.into(),
                                 keyframe: false,
-                                width: out_w,
-                                height: out_h,
+                                width: coder.out_w,
+                                height: coder.out_h,
                             },
                             timestamp: now.duration_since(clock_origin),
                             seq,
@@ -156,25 +145,39 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     // Converted straight out of the shared memory segment: no copy.
                     let pixels = capturer.capture_pixels()?;
                     stats.frames_captured.fetch_add(1, Ordering::Relaxed);
-                    converter.convert(pixels.data, pixels.stride)?
+                    if (pixels.width, pixels.height) != coder.converter.source_size() {
+                        // The screen was resized: new sizes, a new encoder (its first frame
+                        // is an IDR with the new parameter sets, which browsers follow).
+                        coder = Coder::new(pixels.width, pixels.height, &cfg, bitrate)?;
+                        stats.width.store(coder.out_w, Ordering::Relaxed);
+                        stats.height.store(coder.out_h, Ordering::Relaxed);
+                        tracing::info!(
+                            "screen now {}x{}, encoding {}x{}",
+                            pixels.width,
+                            pixels.height,
+                            coder.out_w,
+                            coder.out_h
+                        );
+                    }
+                    coder.converter.convert(pixels.data, pixels.stride)?
                 } else {
                     // Keep-alive or keyframe on a still screen: the last picture is current.
-                    converter.last()
+                    coder.converter.last()
                 };
                 let wanted = control.bitrate_kbps.load(Ordering::Relaxed);
                 if wanted != bitrate {
                     tracing::debug!("encoder target {bitrate} -> {wanted} kbit/s");
-                    encoder.set_bitrate(wanted);
+                    coder.encoder.set_bitrate(wanted);
                     bitrate = wanted;
                 }
                 stats.bitrate_kbps.store(bitrate, Ordering::Relaxed);
                 if keyframe_wanted {
-                    encoder.request_idr();
+                    coder.encoder.request_idr();
                     keyframe_wanted = false;
                 }
                 let timestamp = now.duration_since(clock_origin);
                 let t = Instant::now();
-                let encoded = encoder.encode(i420, timestamp)?;
+                let encoded = coder.encoder.encode(i420, timestamp)?;
                 let took = t.elapsed();
                 stats
                     .encode_micros
@@ -188,7 +191,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     pacer.damaged();
                     continue;
                 };
-                skips.observe(&encoded.data);
+                coder.skips.observe(&encoded.data);
                 stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
                 stats
                     .bytes_encoded
@@ -209,4 +212,44 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
     }
     tracing::info!("video pipeline stopped after {seq} frames");
     Ok(())
+}
+
+/// The stages that depend on the screen size: conversion (and scaling), the encoder, and
+/// the keep-alive pictures that repeat its output. Made anew when the screen is resized.
+struct Coder {
+    converter: Converter,
+    encoder: H264Encoder,
+    /// Keep-alives on a still screen repeat the last picture without running OpenH264.
+    skips: SkipFrames,
+    out_w: u32,
+    out_h: u32,
+}
+
+impl Coder {
+    fn new(
+        src_w: u32,
+        src_h: u32,
+        cfg: &VideoConfig,
+        bitrate_kbps: u32,
+    ) -> Result<Self, VideoError> {
+        let (out_w, out_h) = video::output_size(src_w, src_h, cfg.height);
+        let converter = Converter::new(src_w, src_h, out_w, out_h)?;
+        let mut encoder = H264Encoder::new(EncoderSettings {
+            width: out_w,
+            height: out_h,
+            framerate: cfg.framerate as f32,
+            bitrate_kbps,
+            idr_interval: cfg.idr_interval,
+        })?;
+        // With adaptive bitrate the policy lowers the frame rate evenly when bits are short;
+        // OpenH264's own skipping would instead freeze a changing screen for seconds.
+        encoder.set_frame_skip(cfg.adaptive.is_none());
+        Ok(Coder {
+            converter,
+            encoder,
+            skips: SkipFrames::new(),
+            out_w,
+            out_h,
+        })
+    }
 }

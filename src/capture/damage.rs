@@ -1,5 +1,8 @@
 //! Change detection with the X DAMAGE extension: a bounding-box damage object on the root
 //! window, read by sleeping in `poll(2)` on the connection's socket (no busy polling).
+//! The same event stream carries the root window's `ConfigureNotify`, which says the screen
+//! changed size (a RandR resize); it counts as damage, and [`DamageWatch::take_resize`]
+//! hands the new size to the capturer.
 //!
 //! Damage is cleared on the server (`DamageSubtract`) whenever it is reported, so the next
 //! drawing raises a fresh event. Each clear is a request with a sequence number; an event
@@ -12,7 +15,9 @@ use std::time::{Duration, Instant};
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::damage::{self, ConnectionExt as _, Damage, ReportLevel};
 use x11rb::protocol::xfixes::Region;
-use x11rb::protocol::xproto::{Rectangle, Window};
+use x11rb::protocol::xproto::{
+    ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Rectangle, Window,
+};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 use x11rb::NONE;
@@ -22,6 +27,9 @@ use super::{CaptureError, DamageRect};
 /// Damage tracking state for one root window.
 pub struct DamageWatch {
     damage: Damage,
+    root: Window,
+    /// The screen size from the latest root `ConfigureNotify` not yet taken.
+    resized: Option<(u16, u16)>,
     /// Damage arrived that has not been reported yet.
     pending: bool,
     /// Sequence number of the last clear: events older than this were already reported.
@@ -33,8 +41,8 @@ pub struct DamageWatch {
 }
 
 impl DamageWatch {
-    /// Create a damage object on `root`. Fails with [`CaptureError::MissingExtension`] when
-    /// the server lacks DAMAGE.
+    /// Create a damage object on `root` and listen for its size changes. Fails with
+    /// [`CaptureError::MissingExtension`] when the server lacks DAMAGE.
     pub fn new(conn: &RustConnection, root: Window) -> Result<Self, CaptureError> {
         if conn
             .extension_information(damage::X11_EXTENSION_NAME)?
@@ -47,8 +55,16 @@ impl DamageWatch {
         let id = conn.generate_id()?;
         conn.damage_create(id, root, ReportLevel::BOUNDING_BOX)?
             .check()?;
+        // Other clients may select events on the root too: each client has its own mask.
+        conn.change_window_attributes(
+            root,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+        )?
+        .check()?;
         Ok(DamageWatch {
             damage: id,
+            root,
+            resized: None,
             pending: false,
             reported_seq: 0,
             captured_seq: 0,
@@ -115,6 +131,12 @@ impl DamageWatch {
         })
     }
 
+    /// The screen's new size, `(width, height)`, if the root window was resized since the
+    /// last call (as far as events read so far show).
+    pub fn take_resize(&mut self) -> Option<(u16, u16)> {
+        self.resized.take()
+    }
+
     /// Free the damage object on the server (best effort).
     pub fn destroy(&self, conn: &RustConnection) {
         if let Ok(cookie) = conn.damage_destroy(self.damage) {
@@ -144,6 +166,12 @@ impl DamageWatch {
                     if seq >= self.reported_seq {
                         self.pending = true;
                     }
+                }
+                Event::ConfigureNotify(c) if c.window == self.root => {
+                    // A new size: everything on screen is new to the viewers.
+                    self.resized = Some((c.width, c.height));
+                    self.bounds = Some((0, 0, c.width.into(), c.height.into()));
+                    self.pending = true;
                 }
                 Event::Error(e) => {
                     tracing::warn!(error = ?e.error_kind, major = e.major_opcode, "X error on the capture connection");

@@ -11,10 +11,11 @@
 //! without it there is no cheap way to know when to grab, and [`Capturer::open`] fails with
 //! [`CaptureError::MissingExtension`] rather than silently polling.
 //!
+//! A RandR resize of the screen is followed: the root window's `ConfigureNotify` (or, if a
+//! grab fails first because the screen shrank, a `GetGeometry` round trip) gives the new
+//! size, the next grab has it, and the MIT-SHM segment is re-made to fit.
+//!
 //! Limitations:
-//! * The screen size is read once at [`Capturer::open`]. A RandR resize afterwards is not
-//!   followed: grabs keep the old size (and fail with an X error if the screen shrank).
-//!   Reopen the capturer to pick up a new size.
 //! * Only 24/32-bit TrueColor screens in little-endian image byte order (every Xvfb and
 //!   x86/ARM X server) are supported; others fail at open with [`CaptureError::UnsupportedFormat`].
 //! * A grab waits for the server's reply without a timeout: a stopped (SIGSTOP) server blocks it.
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use x11rb::connection::Connection;
 use x11rb::errors::{ConnectError, ConnectionError, ReplyError, ReplyOrIdError};
-use x11rb::protocol::xproto::{ImageOrder, Screen, Setup, VisualClass, Window};
+use x11rb::protocol::xproto::{ConnectionExt as _, ImageOrder, Screen, Setup, VisualClass, Window};
 use x11rb::rust_connection::RustConnection;
 
 use damage::DamageWatch;
@@ -158,6 +159,8 @@ enum Grabber {
 /// (and live on) a pipeline thread.
 pub struct Capturer {
     conn: RustConnection,
+    /// The display name as given to [`Capturer::open`] (MIT-SHM checks it is local).
+    display: Option<String>,
     root: Window,
     width: u16,
     height: u16,
@@ -204,6 +207,7 @@ impl Capturer {
         };
         let capturer = Capturer {
             conn,
+            display: display.map(str::to_owned),
             root,
             width,
             height,
@@ -226,7 +230,8 @@ impl Capturer {
         Ok(capturer)
     }
 
-    /// The captured screen's size in pixels, `(width, height)`.
+    /// The captured screen's size in pixels, `(width, height)`: the size at open, or after
+    /// a resize, the size of the last grab.
     pub fn size(&self) -> (u32, u32) {
         (self.width.into(), self.height.into())
     }
@@ -266,20 +271,86 @@ impl Capturer {
     /// Grab the whole screen now (this also clears pending damage). Returns the frame; its
     /// buffer is reused by the next call.
     pub fn capture(&mut self) -> Result<&Frame, CaptureError> {
+        self.grab()?;
+        if let Grabber::Shm(g) = &self.grabber {
+            let (pixels, stride) = g.pixels();
+            self.frame.width = self.width.into();
+            self.frame.height = self.height.into();
+            self.frame.stride = stride;
+            self.frame.data.clear();
+            self.frame.data.extend_from_slice(pixels);
+        }
+        Ok(&self.frame)
+    }
+
+    /// Clears the damage, follows a resize, and grabs into the segment (MIT-SHM) or `frame`.
+    fn grab(&mut self) -> Result<(), CaptureError> {
         // Clear damage before grabbing: drawing after this point raises fresh damage, so no
         // change can slip between the grab and the next wait.
         self.damage.mark_captured(&self.conn)?;
+        if let Some((width, height)) = self.damage.take_resize() {
+            self.resize(width, height)?;
+        }
+        match self.fetch() {
+            // A screen that shrank before its ConfigureNotify was read fails a grab of the
+            // old size (BadMatch): ask the server for the size and, if it changed, retry.
+            Err(CaptureError::Protocol(why)) => {
+                let geometry = self.conn.get_geometry(self.root)?.reply()?;
+                if (geometry.width, geometry.height) == (self.width, self.height) {
+                    return Err(CaptureError::Protocol(why));
+                }
+                self.resize(geometry.width, geometry.height)?;
+                self.fetch()
+            }
+            other => other,
+        }
+    }
+
+    fn fetch(&mut self) -> Result<(), CaptureError> {
         match &mut self.grabber {
-            Grabber::Shm(g) => g.grab(&self.conn, self.root, &mut self.frame)?,
+            Grabber::Shm(g) => g.fetch(&self.conn, self.root),
             Grabber::GetImage => getimage::grab(
                 &self.conn,
                 self.root,
                 self.width,
                 self.height,
                 &mut self.frame,
-            )?,
+            ),
         }
-        Ok(&self.frame)
+    }
+
+    /// Adopts a new screen size: later grabs have it, and MIT-SHM gets a segment that fits
+    /// (GetImage from now on if that fails, so the picture keeps coming).
+    fn resize(&mut self, width: u16, height: u16) -> Result<(), CaptureError> {
+        if (width, height) == (self.width, self.height) || width == 0 || height == 0 {
+            return Ok(());
+        }
+        tracing::info!(
+            from = %format_args!("{}x{}", self.width, self.height),
+            to = %format_args!("{width}x{height}"),
+            "the screen was resized"
+        );
+        if let Grabber::Shm(old) = &self.grabber {
+            old.detach(&self.conn);
+            self.grabber =
+                match shm::ShmGrabber::new(&self.conn, self.display.as_deref(), width, height) {
+                    Ok(g) => Grabber::Shm(g),
+                    Err(CaptureError::ShmUnavailable(why)) => {
+                        tracing::warn!(
+                            "MIT-SHM unavailable after the resize ({why}); capturing with GetImage"
+                        );
+                        Grabber::GetImage
+                    }
+                    Err(e) => return Err(e),
+                };
+        }
+        self.width = width;
+        self.height = height;
+        self.frame.width = width.into();
+        self.frame.height = height.into();
+        self.frame.stride = usize::from(width) * 4;
+        self.frame.data.clear();
+        Ok(())
     }
 }
 
@@ -303,34 +374,17 @@ impl Capturer {
     /// or into the reply buffer (GetImage). It borrows the capturer, so no other grab can
     /// overwrite the pixels while they are read. Saves an 8 MB copy per 1080p frame.
     pub fn capture_pixels(&mut self) -> Result<Pixels<'_>, CaptureError> {
-        self.damage.mark_captured(&self.conn)?;
-        let (width, height) = (u32::from(self.width), u32::from(self.height));
-        match &mut self.grabber {
-            Grabber::Shm(g) => {
-                let (data, stride) = g.grab_in_place(&self.conn, self.root)?;
-                Ok(Pixels {
-                    width,
-                    height,
-                    stride,
-                    data,
-                })
-            }
-            Grabber::GetImage => {
-                getimage::grab(
-                    &self.conn,
-                    self.root,
-                    self.width,
-                    self.height,
-                    &mut self.frame,
-                )?;
-                Ok(Pixels {
-                    width,
-                    height,
-                    stride: self.frame.stride,
-                    data: &self.frame.data,
-                })
-            }
-        }
+        self.grab()?;
+        let (data, stride) = match &self.grabber {
+            Grabber::Shm(g) => g.pixels(),
+            Grabber::GetImage => (&self.frame.data[..], self.frame.stride),
+        };
+        Ok(Pixels {
+            width: self.width.into(),
+            height: self.height.into(),
+            stride,
+            data,
+        })
     }
 }
 

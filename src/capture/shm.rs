@@ -1,5 +1,5 @@
 //! The fast grab: MIT-SHM. The X server writes the screen into a System V shared memory
-//! segment that this process has mapped, and one copy moves it into the [`Frame`].
+//! segment that this process has mapped, and the pixels are read straight from there.
 //!
 //! [`ShmSegment`] owns the segment: it is created with mode 0600, marked for removal
 //! (`IPC_RMID`) as soon as the X server has attached it, and detached on drop, so it cannot
@@ -15,7 +15,7 @@ use x11rb::protocol::xproto::{ImageFormat, Window};
 use x11rb::rust_connection::RustConnection;
 use x11rb::x11_utils::X11Error;
 
-use super::{CaptureError, Frame};
+use super::CaptureError;
 
 /// A System V shared memory segment mapped into this process.
 pub struct ShmSegment {
@@ -151,46 +151,35 @@ impl ShmGrabber {
         })
     }
 
-    /// Grab the whole root window into `frame` (one copy out of the segment).
-    pub fn grab(
-        &mut self,
-        conn: &RustConnection,
-        root: Window,
-        frame: &mut Frame,
-    ) -> Result<(), CaptureError> {
-        let (w, h) = (self.width, self.height);
-        let (pixels, stride) = self.grab_in_place(conn, root)?;
-        frame.width = w.into();
-        frame.height = h.into();
-        frame.stride = stride;
-        frame.data.clear();
-        frame.data.extend_from_slice(pixels);
-        Ok(())
-    }
-
-    /// Grab the whole root window and return the pixels where the X server wrote them,
-    /// with the row stride. The slice borrows the grabber, so the next grab (the only thing
-    /// that makes the server write to the segment) cannot happen while it is read.
-    pub fn grab_in_place(
-        &mut self,
-        conn: &RustConnection,
-        root: Window,
-    ) -> Result<(&[u8], usize), CaptureError> {
+    /// Grab the whole root window into the segment; [`pixels`](Self::pixels) then reads it.
+    pub fn fetch(&mut self, conn: &RustConnection, root: Window) -> Result<(), CaptureError> {
         let (w, h) = (self.width, self.height);
         let format = u8::from(ImageFormat::Z_PIXMAP);
         let reply = conn
             .shm_get_image(root, 0, 0, w, h, !0, format, self.xid, 0)?
             .reply()?;
-        let stride = usize::from(w) * 4;
-        let needed = stride * usize::from(h);
+        let needed = self.stride() * usize::from(h);
         let written = usize::try_from(reply.size).unwrap_or(usize::MAX);
-        let segment = self.seg.as_slice();
-        if written < needed || segment.len() < needed {
+        if written < needed || self.seg.as_slice().len() < needed {
             return Err(CaptureError::Protocol(format!(
                 "ShmGetImage wrote {written} bytes, expected {needed}"
             )));
         }
-        Ok((&segment[..needed], stride))
+        Ok(())
+    }
+
+    /// The pixels of the last [`fetch`](Self::fetch), where the X server wrote them, with the
+    /// row stride. The slice borrows the grabber, so the next fetch (the only thing that
+    /// makes the server write to the segment) cannot happen while it is read.
+    pub fn pixels(&self) -> (&[u8], usize) {
+        let stride = self.stride();
+        let needed = stride * usize::from(self.height);
+        let segment = self.seg.as_slice();
+        (&segment[..needed.min(segment.len())], stride)
+    }
+
+    fn stride(&self) -> usize {
+        usize::from(self.width) * 4
     }
 
     /// Ask the X server to detach the segment (best effort; closing the connection does it too).

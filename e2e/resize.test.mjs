@@ -1,0 +1,90 @@
+// vnrit e2e: the desktop changes size while a page watches (RandR, as a user's display
+// settings or a VM's guest agent do). The page follows each new size without a reload and
+// shows the new picture, /api/stats reports the new size from the same single pipeline, the
+// pointer still lands where the page points, and the server never stops. Xvfb offers one
+// fixed mode, so the desktop here is a resizable Xephyr inside a private Xvfb.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { launchBrowser, startServer, startXephyr, waitFor, xPointer, xrun } from './lib/harness.mjs';
+import { waitForColour, watchConsole } from './lib/page.mjs';
+
+let x;
+let server;
+let browser;
+
+before(async () => {
+  x = await startXephyr('resize-xephyr', { screen: '1024x768' });
+  server = await startServer({ display: x.display, token: randomBytes(12).toString('hex'), name: 'resize-vnrit' });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await server?.child.stop();
+  await x?.child.stop();
+  await x?.host.child.stop();
+});
+
+async function apiStats() {
+  const res = await fetch(`${server.base}/api/stats?token=${server.token}`, { cache: 'no-store' });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** The decoded picture's size, as the page's video element reports it. */
+function videoSize(page) {
+  return page.evaluate(() => {
+    const v = document.getElementById('screen');
+    return { w: v.videoWidth, h: v.videoHeight };
+  });
+}
+
+test('the page follows the desktop through a shrink and a growth, pointer included', { timeout: 90000 }, async () => {
+  xrun(x.display, 'xsetroot', ['-solid', '#ff0000']);
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const problems = watchConsole(page);
+  await page.goto(server.url, { timeout: 15000 });
+  await waitForColour(page, '#ff0000', { timeoutMs: 15000 });
+  assert.deepEqual(await videoSize(page), { w: 1024, h: 768 });
+
+  for (const [w, h, colour] of [
+    [800, 600, '#00ff00'],
+    [1280, 1024, '#0000ff'],
+  ]) {
+    xrun(x.display, 'xrandr', ['-s', `${w}x${h}`]);
+    xrun(x.display, 'xsetroot', ['-solid', colour]);
+    await waitFor(
+      async () => {
+        const s = await videoSize(page);
+        return s.w === w && s.h === h;
+      },
+      { timeoutMs: 10000, what: `the page's video at ${w}x${h}` },
+    );
+    await waitForColour(page, colour, { timeoutMs: 10000 });
+    const stats = await apiStats();
+    assert.deepEqual([stats.width, stats.height, stats.encoders, stats.viewers], [w, h, 1, 1], JSON.stringify(stats));
+
+    // Three quarters across and down the picture is three quarters across the new screen.
+    const r = await page.evaluate(() => ({ ...window.vnrit.view.rect }));
+    await page.mouse.move(r.left + r.width * 0.75, r.top + r.height * 0.75);
+    const [wantX, wantY] = [Math.round(w * 0.75), Math.round(h * 0.75)];
+    await waitFor(
+      () => {
+        const p = xPointer(x.display);
+        return Math.abs(p.x - wantX) <= 3 && Math.abs(p.y - wantY) <= 3 ? p : null;
+      },
+      { timeoutMs: 5000, what: `the X pointer near (${wantX}, ${wantY}) on the ${w}x${h} screen` },
+    );
+  }
+
+  assert.equal(server.child.exited, null, 'vnrit kept running');
+  const log = readFileSync(server.child.logPath, 'utf8');
+  assert.equal(log.match(/the screen was resized/g)?.length, 2, 'one resize logged per xrandr');
+  assert.doesNotMatch(log, /ERROR|pipeline stopped/, 'no pipeline error or restart');
+  assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no reload');
+  await page.close();
+  assert.deepEqual(problems, []);
+});
