@@ -12,6 +12,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Child, ROOT, launchBrowser, startServer, startXvfb, waitFor } from '../e2e/lib/harness.mjs';
+import { statTicks, threads } from './lib/threads.mjs';
 
 const WINDOWS = Number(process.env.BENCH_WINDOWS || 3);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S || 10);
@@ -41,31 +42,6 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 /** utime+stime of a process (all its threads), in clock ticks. */
 function procTicks(pid) {
   return statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')).ticks;
-}
-
-/** {name, ticks} from one /proc stat line (the name may hold spaces and parentheses). */
-function statTicks(line) {
-  const open = line.indexOf('(');
-  const close = line.lastIndexOf(')');
-  const fields = line.slice(close + 2).split(' ');
-  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-  return { name: line.slice(open + 1, close), ticks: Number(fields[11]) + Number(fields[12]) };
-}
-
-/** Map tid -> {name, ticks, waitNs} for every thread of `pid`. */
-function threadTicks(pid) {
-  const out = new Map();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const t = statTicks(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
-      // schedstat: ns on the CPU, ns runnable but waiting for a CPU, time slices
-      const [runNs, waitNs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
-      out.set(tid, { ...t, runNs, waitNs });
-    } catch {
-      // the thread ended between readdir and read
-    }
-  }
-  return out;
 }
 
 /** VmRSS and VmHWM of `pid`, in MiB. */
@@ -197,13 +173,13 @@ class Bench {
     for (let w = 0; w < WINDOWS; w++) {
       const t0 = performance.now();
       const c0 = { vnrit: procTicks(vnrit), xvfb: procTicks(xvfb), scene: procTicks(scene), chromium: this.chromiumTicks(), m: machineTicks() };
-      const th0 = threadTicks(vnrit);
+      const th0 = threads(vnrit);
       const s0 = await this.stats();
       const v0 = await this.videoStats();
       await sleep((name.startsWith('still') ? STILL_WINDOW_S : WINDOW_S) * 1000);
       const v1 = await this.videoStats();
       const s1 = await this.stats();
-      const th1 = threadTicks(vnrit);
+      const th1 = threads(vnrit);
       const c1 = { vnrit: procTicks(vnrit), xvfb: procTicks(xvfb), scene: procTicks(scene), chromium: this.chromiumTicks(), m: machineTicks() };
       const secs = (performance.now() - t0) / 1000;
       const pct = (a, b) => ((b - a) / CLK_TCK / secs) * 100;
