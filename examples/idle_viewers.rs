@@ -9,6 +9,7 @@
 //! Run: `cargo run --release --example idle_viewers -- --port P --token T --server-pid PID
 //! [--counts 0,1,3] [--rounds 3] [--window-s 60] [--warmup-s 4]`. Everything is on 127.0.0.1.
 
+mod common;
 #[path = "../tests/whep_client.rs"]
 mod whep_client;
 
@@ -18,21 +19,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::{clock_ticks, median, process_ticks, stat_ticks};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use whep_client::{OnPacket, WhepClient};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
 struct Options {
-    /// vnrit's HTTP port on 127.0.0.1.
-    #[arg(long)]
-    port: u16,
-    /// Bearer token (full or view token).
-    #[arg(long)]
-    token: String,
-    /// The vnrit process to measure.
-    #[arg(long)]
-    server_pid: u32,
+    #[command(flatten)]
+    target: common::Target,
     /// Viewer counts to measure; the first non-zero one is the ratio's base.
     #[arg(long, value_delimiter = ',', default_value = "0,1,3")]
     counts: Vec<usize>,
@@ -42,9 +37,6 @@ struct Options {
     /// Length of one window in seconds.
     #[arg(long, default_value_t = 60.0)]
     window_s: f64,
-    /// Settling time after all viewers connected, in seconds.
-    #[arg(long, default_value_t = 4.0)]
-    warmup_s: f64,
 }
 
 /// CPU ticks and context switches of one thread (or a group of same-named threads).
@@ -56,17 +48,9 @@ struct ThreadSample {
     run_ns: u64,
 }
 
-/// utime + stime of a `/proc/.../stat` line, in clock ticks.
-fn stat_ticks(stat: &str) -> Option<u64> {
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 /// The process's ticks, and per thread name the summed ticks and context switches.
 fn sample(pid: u32) -> Option<(u64, BTreeMap<String, ThreadSample>)> {
-    let total = stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    let total = process_ticks(pid)?;
     let mut threads: BTreeMap<String, ThreadSample> = BTreeMap::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
         .ok()?
@@ -105,29 +89,6 @@ fn sample(pid: u32) -> Option<(u64, BTreeMap<String, ThreadSample>)> {
     Some((total, threads))
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf only reads a system constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// One window's results.
 #[derive(Default)]
 struct Window {
@@ -152,7 +113,7 @@ async fn measure(o: &Options, n: usize) -> Result<Window, String> {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
         });
-        let client = WhepClient::connect(o.port, &o.token, on_packet)
+        let client = WhepClient::connect(o.target.port, &o.target.token, on_packet)
             .await
             .map_err(|e| format!("viewer {i}: {e}"))?;
         clients.push(client);
@@ -163,13 +124,13 @@ async fn measure(o: &Options, n: usize) -> Result<Window, String> {
             return Err(format!("viewer {i} did not connect within 20 s"));
         }
     }
-    tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;
+    tokio::time::sleep(Duration::from_secs_f64(o.target.warmup_s)).await;
     let hz = clock_ticks();
     let t0 = Instant::now();
-    let (ticks0, threads0) = sample(o.server_pid).ok_or("vnrit is gone")?;
+    let (ticks0, threads0) = sample(o.target.server_pid).ok_or("vnrit is gone")?;
     let frames0: Vec<u64> = frames.iter().map(|f| f.load(Ordering::Relaxed)).collect();
     tokio::time::sleep(Duration::from_secs_f64(o.window_s)).await;
-    let (ticks1, threads1) = sample(o.server_pid).ok_or("vnrit is gone")?;
+    let (ticks1, threads1) = sample(o.target.server_pid).ok_or("vnrit is gone")?;
     let secs = t0.elapsed().as_secs_f64();
     let fps = median(
         frames

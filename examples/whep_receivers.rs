@@ -6,6 +6,7 @@
 //! Run: `cargo run --release --example whep_receivers -- --port P --token T --server-pid PID
 //! [--counts 1,5,10] [--windows 5] [--window-s 4] [--warmup-s 4]`. Everything is on 127.0.0.1.
 
+mod common;
 #[path = "../tests/whep_client.rs"]
 mod whep_client;
 
@@ -14,21 +15,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use common::{clock_ticks, median, process_ticks};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use whep_client::{OnPacket, WhepClient};
 
 /// Command-line options.
 #[derive(Debug, Parser)]
 struct Options {
-    /// vnrit's HTTP port on 127.0.0.1.
-    #[arg(long)]
-    port: u16,
-    /// Bearer token (full or view token).
-    #[arg(long)]
-    token: String,
-    /// The vnrit process to measure.
-    #[arg(long)]
-    server_pid: u32,
+    #[command(flatten)]
+    target: common::Target,
     /// Viewer counts to measure, in order.
     #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
     counts: Vec<usize>,
@@ -38,9 +33,6 @@ struct Options {
     /// Length of one window in seconds.
     #[arg(long, default_value_t = 4.0)]
     window_s: f64,
-    /// Settling time after all viewers connected, in seconds.
-    #[arg(long, default_value_t = 4.0)]
-    warmup_s: f64,
 }
 
 /// Per-viewer counters.
@@ -52,11 +44,7 @@ struct Counters {
 
 /// utime + stime of `pid` in clock ticks, and its RSS in KiB.
 fn proc_sample(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let ticks = process_ticks(pid)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss = status
         .lines()
@@ -64,29 +52,6 @@ fn proc_sample(pid: u32) -> Option<(u64, u64)> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())?;
     Some((ticks, rss))
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf only reads a system constant.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// One table row.
@@ -122,7 +87,7 @@ async fn measure(o: &Options, n: usize) -> Result<Row, String> {
                 }
             }
         });
-        let client = WhepClient::connect(o.port, &o.token, on_packet)
+        let client = WhepClient::connect(o.target.port, &o.target.token, on_packet)
             .await
             .map_err(|e| format!("viewer {i}: {e}"))?;
         clients.push(client);
@@ -133,13 +98,13 @@ async fn measure(o: &Options, n: usize) -> Result<Row, String> {
             return Err(format!("viewer {i} did not connect within 20 s"));
         }
     }
-    tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;
+    tokio::time::sleep(Duration::from_secs_f64(o.target.warmup_s)).await;
     let hz = clock_ticks();
     let (mut cpu, mut rss, mut fps, mut kbps) = (vec![], vec![], vec![], vec![]);
     let mut fps_min = f64::INFINITY;
     for _ in 0..o.windows {
         let t0 = Instant::now();
-        let (ticks0, _) = proc_sample(o.server_pid).ok_or("vnrit is gone")?;
+        let (ticks0, _) = proc_sample(o.target.server_pid).ok_or("vnrit is gone")?;
         let before: Vec<(u64, u64)> = counters
             .iter()
             .map(|c| {
@@ -150,7 +115,7 @@ async fn measure(o: &Options, n: usize) -> Result<Row, String> {
             })
             .collect();
         tokio::time::sleep(Duration::from_secs_f64(o.window_s)).await;
-        let (ticks1, rss_kib) = proc_sample(o.server_pid).ok_or("vnrit is gone")?;
+        let (ticks1, rss_kib) = proc_sample(o.target.server_pid).ok_or("vnrit is gone")?;
         let secs = t0.elapsed().as_secs_f64();
         cpu.push((ticks1 - ticks0) as f64 / hz / secs * 100.0);
         rss.push(rss_kib as f64 / 1024.0);
