@@ -2,13 +2,15 @@
 // settings or a VM's guest agent do). The page follows each new size without a reload and
 // shows the new picture, /api/stats reports the new size from the same single pipeline, the
 // pointer still lands where the page points, and the server never stops. Xvfb offers one
-// fixed mode, so the desktop here is a resizable Xephyr inside a private Xvfb.
+// fixed mode, so the desktop here is a resizable Xephyr inside a private Xvfb. Then a screen
+// larger than the encoder takes (two 2560x1440 monitors side by side) streams scaled down to
+// fit, with no flag, and the pointer still maps onto the whole screen.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { launchBrowser, startServer, startXephyr, waitFor, xPointer, xrun } from './lib/harness.mjs';
+import { launchBrowser, startServer, startXephyr, startXvfb, waitFor, xPointer, xrun } from './lib/harness.mjs';
 import { waitForColour, watchConsole } from './lib/page.mjs';
 
 let x;
@@ -28,8 +30,8 @@ after(async () => {
   await x?.host.child.stop();
 });
 
-async function apiStats() {
-  const res = await fetch(`${server.base}/api/stats?token=${server.token}`, { cache: 'no-store' });
+async function apiStats(of = server) {
+  const res = await fetch(`${of.base}/api/stats?token=${of.token}`, { cache: 'no-store' });
   assert.equal(res.status, 200);
   return res.json();
 }
@@ -40,6 +42,21 @@ function videoSize(page) {
     const v = document.getElementById('screen');
     return { w: v.videoWidth, h: v.videoHeight };
   });
+}
+
+/** Three quarters across and down the picture must be three quarters across the `w`x`h` screen. */
+async function pointAtThreeQuarters(page, display, w, h) {
+  const r = await page.evaluate(() => ({ ...window.vnrit.view.rect }));
+  await page.mouse.move(r.left + r.width * 0.75, r.top + r.height * 0.75);
+  const [wantX, wantY] = [Math.round(w * 0.75), Math.round(h * 0.75)];
+  const slack = Math.max(3, Math.ceil(w / r.width)); // one page pixel covers this many screen pixels
+  await waitFor(
+    () => {
+      const p = xPointer(display);
+      return Math.abs(p.x - wantX) <= slack && Math.abs(p.y - wantY) <= slack ? p : null;
+    },
+    { timeoutMs: 5000, what: `the X pointer near (${wantX}, ${wantY}) on the ${w}x${h} screen` },
+  );
 }
 
 test('the page follows the desktop through a shrink and a growth, pointer included', { timeout: 90000 }, async () => {
@@ -67,17 +84,7 @@ test('the page follows the desktop through a shrink and a growth, pointer includ
     const stats = await apiStats();
     assert.deepEqual([stats.width, stats.height, stats.encoders, stats.viewers], [w, h, 1, 1], JSON.stringify(stats));
 
-    // Three quarters across and down the picture is three quarters across the new screen.
-    const r = await page.evaluate(() => ({ ...window.vnrit.view.rect }));
-    await page.mouse.move(r.left + r.width * 0.75, r.top + r.height * 0.75);
-    const [wantX, wantY] = [Math.round(w * 0.75), Math.round(h * 0.75)];
-    await waitFor(
-      () => {
-        const p = xPointer(x.display);
-        return Math.abs(p.x - wantX) <= 3 && Math.abs(p.y - wantY) <= 3 ? p : null;
-      },
-      { timeoutMs: 5000, what: `the X pointer near (${wantX}, ${wantY}) on the ${w}x${h} screen` },
-    );
+    await pointAtThreeQuarters(page, x.display, w, h);
   }
 
   assert.equal(server.child.exited, null, 'vnrit kept running');
@@ -87,4 +94,28 @@ test('the page follows the desktop through a shrink and a growth, pointer includ
   assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1, 'no reload');
   await page.close();
   assert.deepEqual(problems, []);
+});
+
+test('a 5120x1440 screen streams scaled down to 3840x1080 with no flag, pointer included', { timeout: 90000 }, async () => {
+  const wide = await startXvfb('resize-wide-xvfb', { screen: '5120x1440x24' });
+  let wideServer;
+  try {
+    wideServer = await startServer({ display: wide.display, token: randomBytes(12).toString('hex'), name: 'resize-wide-vnrit' });
+    xrun(wide.display, 'xsetroot', ['-solid', '#ffff00']);
+    const page = await browser.newPage({ viewport: { width: 1400, height: 600 } });
+    const problems = watchConsole(page);
+    await page.goto(wideServer.url, { timeout: 15000 });
+    await waitForColour(page, '#ffff00', { timeoutMs: 15000 });
+    assert.deepEqual(await videoSize(page), { w: 3840, h: 1080 });
+    const stats = await apiStats(wideServer);
+    assert.deepEqual([stats.width, stats.height], [3840, 1080], JSON.stringify(stats));
+    await pointAtThreeQuarters(page, wide.display, 5120, 1440);
+    const log = readFileSync(wideServer.child.logPath, 'utf8');
+    assert.match(log, /larger than the encoder takes .* scaling it down to 3840x1080/);
+    await page.close();
+    assert.deepEqual(problems, []);
+  } finally {
+    await wideServer?.child.stop();
+    await wide.child.stop();
+  }
 });

@@ -50,7 +50,8 @@ pub struct Cli {
     pub bitrate: u32,
 
     /// Downscale the stream to this height in pixels, keeping the aspect ratio, e.g.
-    /// `--height 720`. 0 streams at the desktop's native size.
+    /// `--height 720`. 0 streams at the desktop's native size (a screen larger than
+    /// 3840x2160 pixels, or wider or taller than 3840, is always scaled down to fit).
     #[arg(long, default_value_t = 0, value_parser = parse_height, value_name = "PIXELS")]
     pub height: u32,
 

@@ -102,26 +102,47 @@ pub enum VideoError {
 /// Largest side the video stage accepts (OpenH264's limit).
 pub const MAX_SIDE: u32 = 3840;
 
+/// Most pixels in one encoded picture: those of 3840x2160, so that every picture fits the
+/// frame size of H.264 level 5.1 (36 864 macroblocks), which browsers decode.
+pub const MAX_PIXELS: u32 = 3840 * 2160;
+
 /// Output size for a source of `src_w`x`src_h` with `--height height` (0 = native).
 ///
 /// Keeps the aspect ratio, never upscales, and makes both sides even by rounding down
 /// (H.264 4:2:0 needs even sizes); the result is at least 2x2. A native odd size is
-/// cropped by one pixel rather than scaled.
+/// cropped by one pixel rather than scaled. A screen larger than the encoder takes (a side
+/// over [`MAX_SIDE`] or more than [`MAX_PIXELS`], e.g. two 2560x1440 monitors side by side)
+/// is scaled down to fit, so it streams without `--height`.
 pub fn output_size(src_w: u32, src_h: u32, height: u32) -> (u32, u32) {
     let even = |v: u32| (v & !1).max(2);
-    if height == 0 || height >= src_h || src_w == 0 || src_h == 0 {
-        return (even(src_w), even(src_h));
+    let (w, h) = if height == 0 || height >= src_h || src_w == 0 || src_h == 0 {
+        (even(src_w), even(src_h))
+    } else {
+        let h = even(height);
+        (even(width_for(src_w, src_h, h).min(src_w)), h)
+    };
+    let (fw, fh) = (f64::from(w), f64::from(h));
+    let fit = (f64::from(MAX_SIDE) / fw)
+        .min(f64::from(MAX_SIDE) / fh)
+        .min((f64::from(MAX_PIXELS) / (fw * fh)).sqrt());
+    if fit >= 1.0 {
+        return (w, h);
     }
-    let h = even(height);
-    // Width for the target height, rounded to the nearest pixel before rounding down to even.
-    let w = (u64::from(src_w) * u64::from(h) + u64::from(src_h) / 2) / u64::from(src_h);
-    let w = u32::try_from(w).unwrap_or(src_w).min(src_w);
-    (even(w), h)
+    // Both casts are of values under MAX_SIDE (fit < 1).
+    let h = even((fh * fit).floor() as u32);
+    let w = even(width_for(src_w, src_h, h).min((fw * fit).floor() as u32));
+    (w, h)
+}
+
+/// The width that keeps `src_w`:`src_h` at height `h`, rounded to the nearest pixel.
+fn width_for(src_w: u32, src_h: u32, h: u32) -> u32 {
+    let w = (u64::from(src_w) * u64::from(h) + u64::from(src_h) / 2) / u64::from(src_h.max(1));
+    u32::try_from(w).unwrap_or(src_w)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::output_size;
+    use super::{output_size, MAX_PIXELS, MAX_SIDE};
 
     #[test]
     fn native_size_is_kept() {
@@ -151,6 +172,39 @@ mod tests {
     fn never_upscales() {
         assert_eq!(output_size(1280, 720, 1080), (1280, 720));
         assert_eq!(output_size(800, 600, 4000), (800, 600));
+    }
+
+    #[test]
+    fn screens_larger_than_the_encoder_takes_are_scaled_down_to_fit() {
+        // Two 2560x1440 monitors side by side: the width limit.
+        assert_eq!(output_size(5120, 1440, 0), (3840, 1080));
+        // 8K: both limits.
+        assert_eq!(output_size(7680, 4320, 0), (3840, 2160));
+        // A square 3840x3840: the pixel limit (3840 * 0.75 = 2880).
+        assert_eq!(output_size(3840, 3840, 0), (2880, 2880));
+        // Portrait 4K is exactly at both limits: kept.
+        assert_eq!(output_size(2160, 3840, 0), (2160, 3840));
+        // --height first, then the limit: 7680x2160 at 1440 would be 5120 wide.
+        assert_eq!(output_size(7680, 2160, 1440), (3840, 1080));
+        for (w, h) in [
+            (5120, 1440),
+            (7680, 4320),
+            (3840, 3840),
+            (6000, 1001),
+            (15360, 480),
+        ] {
+            let (ow, oh) = output_size(w, h, 0);
+            assert!(
+                ow <= MAX_SIDE && oh <= MAX_SIDE && ow * oh <= MAX_PIXELS,
+                "{w}x{h} -> {ow}x{oh}"
+            );
+            assert!(ow % 2 == 0 && oh % 2 == 0, "{w}x{h} -> {ow}x{oh}");
+            let (a, b) = (f64::from(w) / f64::from(h), f64::from(ow) / f64::from(oh));
+            assert!(
+                (a - b).abs() / a < 0.01,
+                "{w}x{h} -> {ow}x{oh}: aspect {a:.3} vs {b:.3}"
+            );
+        }
     }
 
     #[test]
