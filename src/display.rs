@@ -234,7 +234,9 @@ fn socket_path(number: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/.X11-unix/X{number}"))
 }
 
-fn is_free(number: u32) -> bool {
+/// Whether X display `:number` looks free on this machine: no `/tmp/.X{number}-lock` lock
+/// file and no `/tmp/.X11-unix/X{number}` socket.
+pub fn is_free(number: u32) -> bool {
     !lock_path(number).exists() && !socket_path(number).exists()
 }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use vnrit::capture::{CaptureError, CaptureMethod, Capturer, DamageRect, Frame};
-use vnrit::display::VirtualDisplay;
+use vnrit::display::{self, VirtualDisplay};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
     ChangeGCAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, Gcontext, Rectangle, Window,
@@ -455,10 +455,7 @@ fn dropping_the_display_kills_xvfb_and_removes_its_files() {
 #[test]
 fn opening_a_display_that_does_not_exist_says_so() {
     let number = (first_display(10)..first_display(10) + 200)
-        .find(|n| {
-            !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-        })
+        .find(|n| display::is_free(*n))
         .expect("a free display number");
     let name = format!(":{number}");
     match Capturer::open(Some(&name), CaptureMethod::Auto) {

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vnrit::capture::{CaptureMethod, Capturer};
-use vnrit::display::VirtualDisplay;
+use vnrit::display::{self, VirtualDisplay};
 
 /// Xephyr on its own display number, inside a host Xvfb; both stop on drop.
 struct Nested {
@@ -22,10 +22,7 @@ impl Nested {
         let host = VirtualDisplay::start(1600, 1200, first)
             .unwrap_or_else(|e| panic!("host Xvfb should start: {e}"));
         let number = (host.number() + 1..host.number() + 200)
-            .find(|n| {
-                !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                    && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            })
+            .find(|n| display::is_free(*n))
             .expect("a free display number");
         let name = format!(":{number}");
         let child = Command::new("Xephyr")

@@ -233,12 +233,7 @@ impl Coder {
         bitrate_kbps: u32,
     ) -> Result<Self, VideoError> {
         let (out_w, out_h) = video::output_size(src_w, src_h, cfg.height);
-        let asked_h = if cfg.height == 0 {
-            src_h
-        } else {
-            cfg.height.min(src_h)
-        };
-        if out_h < (asked_h & !1) {
+        if (out_w, out_h) != video::requested_size(src_w, src_h, cfg.height) {
             tracing::info!(
                 "the screen ({src_w}x{src_h}) is larger than the encoder takes (sides up to {}, \
                  pictures up to 3840x2160 pixels): scaling it down to {out_w}x{out_h}",

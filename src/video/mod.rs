@@ -106,21 +106,28 @@ pub const MAX_SIDE: u32 = 3840;
 /// frame size of H.264 level 5.1 (36 864 macroblocks), which browsers decode.
 pub const MAX_PIXELS: u32 = 3840 * 2160;
 
-/// Output size for a source of `src_w`x`src_h` with `--height height` (0 = native).
+/// The size `--height height` asks for from a source of `src_w`x`src_h` (0 = native),
+/// before the encoder's limits: see [`output_size`].
 ///
 /// Keeps the aspect ratio, never upscales, and makes both sides even by rounding down
 /// (H.264 4:2:0 needs even sizes); the result is at least 2x2. A native odd size is
-/// cropped by one pixel rather than scaled. A screen larger than the encoder takes (a side
-/// over [`MAX_SIDE`] or more than [`MAX_PIXELS`], e.g. two 2560x1440 monitors side by side)
-/// is scaled down to fit, so it streams without `--height`.
-pub fn output_size(src_w: u32, src_h: u32, height: u32) -> (u32, u32) {
-    let even = |v: u32| (v & !1).max(2);
-    let (w, h) = if height == 0 || height >= src_h || src_w == 0 || src_h == 0 {
+/// cropped by one pixel rather than scaled.
+pub fn requested_size(src_w: u32, src_h: u32, height: u32) -> (u32, u32) {
+    if height == 0 || height >= src_h || src_w == 0 || src_h == 0 {
         (even(src_w), even(src_h))
     } else {
         let h = even(height);
         (even(width_for(src_w, src_h, h).min(src_w)), h)
-    };
+    }
+}
+
+/// Output size for a source of `src_w`x`src_h` with `--height height` (0 = native): the
+/// [`requested_size`], unless that is larger than the encoder takes (a side over
+/// [`MAX_SIDE`] or more than [`MAX_PIXELS`], e.g. two 2560x1440 monitors side by side); then
+/// it is scaled down to fit, keeping the aspect ratio, so the screen streams without
+/// `--height`.
+pub fn output_size(src_w: u32, src_h: u32, height: u32) -> (u32, u32) {
+    let (w, h) = requested_size(src_w, src_h, height);
     let (fw, fh) = (f64::from(w), f64::from(h));
     let fit = (f64::from(MAX_SIDE) / fw)
         .min(f64::from(MAX_SIDE) / fh)
@@ -132,6 +139,11 @@ pub fn output_size(src_w: u32, src_h: u32, height: u32) -> (u32, u32) {
     let h = even((fh * fit).floor() as u32);
     let w = even(width_for(src_w, src_h, h).min((fw * fit).floor() as u32));
     (w, h)
+}
+
+/// `v` rounded down to even, at least 2.
+fn even(v: u32) -> u32 {
+    (v & !1).max(2)
 }
 
 /// The width that keeps `src_w`:`src_h` at height `h`, rounded to the nearest pixel.
