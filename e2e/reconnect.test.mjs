@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, waitFor } from './lib/harness.mjs';
-import { status, waitForColour, watchConsole } from './lib/page.mjs';
+import { openPage, status, waitForColour } from './lib/page.mjs';
 
 let h;
 
@@ -19,10 +19,7 @@ after(async () => {
 
 test('after a server restart the page reconnects by itself and decodes again', { timeout: 90000 }, async () => {
   h.setRoot('#ffff00');
-  const page = await h.browser.newPage();
-  const problems = watchConsole(page);
-  await page.goto(h.server.url, { timeout: 15000 });
-  await waitForColour(page, '#ffff00', { timeoutMs: 15000 });
+  const { page, problems } = await openPage(h.browser, h.server.url, '#ffff00');
 
   await h.server.child.stop();
   const down = await waitFor(

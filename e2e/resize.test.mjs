@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { launchBrowser, startServer, startXephyr, startXvfb, waitFor, xPointer, xrun } from './lib/harness.mjs';
-import { waitForColour, watchConsole } from './lib/page.mjs';
+import { openPage, waitForColour } from './lib/page.mjs';
 
 let x;
 let server;
@@ -61,10 +61,7 @@ async function pointAtThreeQuarters(page, display, w, h) {
 
 test('the page follows the desktop through a shrink and a growth, pointer included', { timeout: 90000 }, async () => {
   xrun(x.display, 'xsetroot', ['-solid', '#ff0000']);
-  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-  const problems = watchConsole(page);
-  await page.goto(server.url, { timeout: 15000 });
-  await waitForColour(page, '#ff0000', { timeoutMs: 15000 });
+  const { page, problems } = await openPage(browser, server.url, '#ff0000', { viewport: { width: 1100, height: 900 } });
   assert.deepEqual(await videoSize(page), { w: 1024, h: 768 });
 
   for (const [w, h, colour] of [
@@ -102,10 +99,8 @@ test('a 5120x1440 screen streams scaled down to 3840x1080 with no flag, pointer 
   try {
     wideServer = await startServer({ display: wide.display, token: randomBytes(12).toString('hex'), name: 'resize-wide-vnrit' });
     xrun(wide.display, 'xsetroot', ['-solid', '#ffff00']);
-    const page = await browser.newPage({ viewport: { width: 1400, height: 600 } });
-    const problems = watchConsole(page);
-    await page.goto(wideServer.url, { timeout: 15000 });
-    await waitForColour(page, '#ffff00', { timeoutMs: 15000 });
+    const viewport = { width: 1400, height: 600 };
+    const { page, problems } = await openPage(browser, wideServer.url, '#ffff00', { viewport });
     assert.deepEqual(await videoSize(page), { w: 3840, h: 1080 });
     const stats = await apiStats(wideServer);
     assert.deepEqual([stats.width, stats.height], [3840, 1080], JSON.stringify(stats));

@@ -10,7 +10,7 @@ import { copyFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ARTIFACTS, Harness, ROOT, startChild, waitFor, xPointer, xrun } from './lib/harness.mjs';
-import { allNear, hexToRgb, samplePixels, waitForColour, watchConsole } from './lib/page.mjs';
+import { allNear, hexToRgb, openPage, samplePixels, waitForColour } from './lib/page.mjs';
 
 const PAGE_LIMIT = 150 * 1024;
 
@@ -40,14 +40,6 @@ function decorate() {
   return () => Promise.all(apps.map((a) => a.stop()));
 }
 
-/** Opens the page and waits until the desktop colour `hex` is decoded. */
-async function openPage(context, hex) {
-  const page = await context.newPage();
-  const problems = watchConsole(page);
-  await page.goto(h.server.url, { timeout: 15000 });
-  await waitForColour(page, hex, { timeoutMs: 15000 });
-  return { page, problems };
-}
 
 /** The video box, the stage size and the view state, from inside the page. */
 function viewState(page) {
@@ -84,7 +76,7 @@ test('the page (HTML, CSS, JS) is under 150 KB', async () => {
 test('desktop: the stats overlay shows non-zero fps and bitrate; screenshot', { timeout: 60000 }, async () => {
   h.setRoot('#2a5d8f');
   const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const { page, problems } = await openPage(context, '#2a5d8f');
+  const { page, problems } = await openPage(context, h.server.url, '#2a5d8f');
   const undecorate = decorate();
   await page.locator('#tb-stats').click();
   assert.equal(await page.locator('#stats').isVisible(), true);
@@ -121,7 +113,7 @@ test('desktop: the stats overlay shows non-zero fps and bitrate; screenshot', { 
 test('zoom and pan change the view and keep the remote cursor visible', { timeout: 60000 }, async () => {
   h.setRoot('#406040');
   const context = await h.browser.newContext({ viewport: { width: 960, height: 600 } });
-  const { page, problems } = await openPage(context, '#406040');
+  const { page, problems } = await openPage(context, h.server.url, '#406040');
 
   const fit = await viewState(page);
   assert.equal(fit.zoom, 1);
@@ -203,7 +195,7 @@ test('zoom and pan change the view and keep the remote cursor visible', { timeou
 test('every control is reachable with Tab and has a label; the keys menu works by keyboard', { timeout: 60000 }, async () => {
   h.setRoot('#505050');
   const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const { page, problems } = await openPage(context, '#505050');
+  const { page, problems } = await openPage(context, h.server.url, '#505050');
   const controls = await page.evaluate(() =>
     [...document.querySelectorAll('#toolbar button')]
       .filter((b) => !b.hidden && !b.disabled && b.offsetParent !== null)
@@ -296,7 +288,7 @@ test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl 
     isMobile: true,
     hasTouch: true,
   });
-  const { page, problems } = await openPage(context, '#303030');
+  const { page, problems } = await openPage(context, h.server.url, '#303030');
   await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
     timeoutMs: 10000,
     what: 'the input channel',
@@ -377,7 +369,7 @@ test('phone: the on-screen keyboard types a shifted character and a locked-Ctrl 
 test('phone: trackpad mode moves the pointer relatively, direct mode to the finger', { timeout: 60000 }, async () => {
   h.setRoot('#204020');
   const context = await h.browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  const { page, problems } = await openPage(context, '#204020');
+  const { page, problems } = await openPage(context, h.server.url, '#204020');
   await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
     timeoutMs: 10000,
     what: 'the input channel',
@@ -424,7 +416,7 @@ test('phone: trackpad mode moves the pointer relatively, direct mode to the fing
 test('clipboard panel: text goes to the desktop, and the desktop\'s text comes back', { timeout: 60000 }, async () => {
   h.setRoot('#404040');
   const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const { page, problems } = await openPage(context, '#404040');
+  const { page, problems } = await openPage(context, h.server.url, '#404040');
   await waitFor(() => page.evaluate(() => window.vnrit.session?.input?.readyState === 'open'), {
     timeoutMs: 10000,
     what: 'the input channel',

@@ -98,6 +98,23 @@ export function recordFirstFrame() {
 export const NETWORK_NOISE = /WebSocket connection to .* failed|Failed to load resource/;
 
 /**
+ * Opens the viewer at `url` in a new page of `opener` (a browser or a browser context) and
+ * waits until the desktop colour `hex` is decoded. `problems` collects the page's errors
+ * (see watchConsole) for the test to assert empty.
+ * @param {{newPage: Function}} opener
+ * @param {string} url
+ * @param {string} hex
+ * @param {{viewport?: {width: number, height: number}}} [opts]
+ */
+export async function openPage(opener, url, hex, { viewport } = {}) {
+  const page = await opener.newPage(viewport ? { viewport } : {});
+  const problems = watchConsole(page);
+  await page.goto(url, { timeout: 15000 });
+  await waitForColour(page, hex, { timeoutMs: 15000 });
+  return { page, problems };
+}
+
+/**
  * Collects uncaught page exceptions and console errors of `page` (network noise from a
  * stopped server excepted) into the returned array, which a test asserts empty.
  * @param {import('playwright-core').Page} page
