@@ -201,6 +201,9 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         .map(|t| format!("?token={t}"))
         .unwrap_or_default();
     let scheme = if tls.is_some() { "https" } else { "http" };
+    // From the moment the URL is out, a SIGTERM must stop vnrit cleanly, not kill it: the
+    // handlers go in now, before the server task starts answering.
+    let stop_signal = shutdown_signal();
     println!("vnrit: serving {scheme}://{host}:{}/{query}", local.port());
     if config.token.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
@@ -225,7 +228,7 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
     let stopper = state.clone();
     let mut server = tokio::spawn(server::serve(listener, state, tls));
     let outcome = tokio::select! {
-        _ = shutdown_signal() => {
+        _ = stop_signal => {
             tracing::info!("shutting down");
             stopper.set_stop_reason("vnrit stopped (signal)");
             Ok(())
@@ -292,21 +295,25 @@ fn watch_display(display: &str, fatal: mpsc::UnboundedSender<String>) -> anyhow:
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Listens for SIGTERM, SIGINT and SIGHUP from the moment it is called (tokio installs the
+/// handlers then, not when the future is first polled), and resolves on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
     let hup = signal(SignalKind::hangup());
-    match (term, int, hup) {
-        (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-                _ = hup.recv() => {}
+    async move {
+        match (term, int, hup) {
+            (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = hup.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
