@@ -7,7 +7,7 @@ use yuvutils_rs::{
 
 use super::frame::I420Frame;
 use super::scale::Scaler;
-use super::{VideoError, MAX_SIDE};
+use super::{VideoError, MAX_SOURCE_SIDE};
 
 /// Converts (and when needed downscales) BGRX frames of one fixed size into I420 frames of
 /// another fixed size. Reuses its buffers, so steady-state conversion does not allocate.
@@ -26,11 +26,11 @@ impl Converter {
     /// A converter from `src_w`x`src_h` BGRX to `out_w`x`out_h` I420.
     pub fn new(src_w: u32, src_h: u32, out_w: u32, out_h: u32) -> Result<Self, VideoError> {
         for (w, h) in [(src_w, src_h), (out_w, out_h)] {
-            if w == 0 || h == 0 || w > MAX_SIDE * 4 || h > MAX_SIDE * 4 {
+            if w == 0 || h == 0 || w > MAX_SOURCE_SIDE || h > MAX_SOURCE_SIDE {
                 return Err(VideoError::InvalidSize {
                     width: w,
                     height: h,
-                    max: MAX_SIDE * 4,
+                    max: MAX_SOURCE_SIDE,
                 });
             }
         }
@@ -298,6 +298,30 @@ mod tests {
                 "quadrant {qi} V"
             );
         }
+    }
+
+    #[test]
+    fn the_widest_screen_x_can_have_is_scaled_to_fit_the_encoder() {
+        // Left half red, right half blue, 32767x64 (X11's widest): scaled into 3840 wide.
+        let (w, h) = (crate::video::MAX_SOURCE_SIDE, 64u32);
+        let (ow, oh) = crate::video::output_size(w, h, 0);
+        assert!(ow <= crate::video::MAX_SIDE && oh >= 2, "{ow}x{oh}");
+        let (red, blue) = ([0u8, 0, 255, 0], [255u8, 0, 0, 0]);
+        let mut img = vec![0u8; w as usize * h as usize * 4];
+        for (i, p) in img.chunks_exact_mut(4).enumerate() {
+            p.copy_from_slice(if i % w as usize <= w as usize / 2 {
+                &red
+            } else {
+                &blue
+            });
+        }
+        let mut c = Converter::new(w, h, ow, oh).unwrap();
+        let got = c.convert(&img, w as usize * 4).unwrap().clone();
+        let solid = |q: [u8; 4]| reference(&q.repeat(4), 8, 2, 2);
+        let row = ow as usize * (oh as usize / 2);
+        assert!(got.y[row + 100].abs_diff(solid(red).y[0]) <= 2);
+        assert!(got.y[row + ow as usize - 100].abs_diff(solid(blue).y[0]) <= 2);
+        assert!(Converter::new(w + 1, h, ow, oh).is_err());
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub enum VideoError {
 /// Largest side the video stage accepts (OpenH264's limit).
 pub const MAX_SIDE: u32 = 3840;
 
+/// Largest screen side the video stage takes in: X11's own limit (coordinates are signed
+/// 16-bit), so any screen an X server can have is scaled down to fit [`MAX_SIDE`].
+pub const MAX_SOURCE_SIDE: u32 = 32767;
+
 /// Most pixels in one encoded picture: those of 3840x2160, so that every picture fits the
 /// frame size of H.264 level 5.1 (36 864 macroblocks), which browsers decode.
 pub const MAX_PIXELS: u32 = 3840 * 2160;
@@ -204,6 +208,8 @@ mod tests {
             (3840, 3840),
             (6000, 1001),
             (15360, 480),
+            (32767, 64),
+            (32767, 32767),
         ] {
             let (ow, oh) = output_size(w, h, 0);
             assert!(
