@@ -164,6 +164,19 @@ async function measure(ms) {
   };
 }
 
+/**
+ * The slow browser's UDP receive errors (its namespace's /proc/net/snmp): datagrams the kernel
+ * dropped because the browser did not read its socket fast enough. Shows whether a loss the
+ * estimator saw happened on the link or in the receiving browser.
+ */
+function slowUdpErrors() {
+  const r = spawnSync('ip', ['netns', 'exec', NETNS, 'cat', '/proc/net/snmp'], { encoding: 'utf8', timeout: 10000 });
+  const rows = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('Udp:')).map((l) => l.trim().split(/\s+/));
+  if (rows.length < 2) return null;
+  const at = (name) => Number(rows[1][rows[0].indexOf(name)]);
+  return { inErrors: at('InErrors'), rcvbufErrors: at('RcvbufErrors') };
+}
+
 const fmt = (o) => JSON.stringify(o, (_, v) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v));
 
 /** Opens `url` in `browser` and waits until the page says connected and decodes frames. */
@@ -207,7 +220,7 @@ test('a viewer on a 1 Mbit/s link is served alone; the fast viewer keeps its pic
   const s1 = await session(slowId);
   const q = spawnSync('tc', ['-s', 'qdisc', 'show', 'dev', VETH], { encoding: 'utf8', timeout: 10000 });
   console.log(`# capped (${Date.now() - capped} ms after the cap): ${fmt(m)}`);
-  console.log(`# slow link: ${q.stdout.replace(/\s+/g, ' ').trim()}`);
+  console.log(`# slow link: ${q.stdout.replace(/\s+/g, ' ').trim()}; slow browser UDP ${fmt(slowUdpErrors())}`);
   console.log(`# slow session: dropped ${s0.frames_dropped} -> ${s1.frames_dropped}, keyframe requests ${s0.keyframe_requests} -> ${s1.keyframe_requests}, bwe ${s1.bwe_kbps} kbit/s`);
 
   // The encoder follows the fast viewer, not the slow link.
@@ -233,7 +246,7 @@ test('after the cap is lifted the slow page gets its frame rate back', opts, asy
   const lifted = Date.now();
   const back = await waitFor(async () => {
     const r = await measure(4000);
-    console.log(`#   t+${Date.now() - lifted} ms after lifting: ${fmt(r)}`);
+    console.log(`#   t+${Date.now() - lifted} ms after lifting: ${fmt(r)} slow UDP ${fmt(slowUdpErrors())}`);
     return r.slow.fps >= 0.8 * baselineFps && r.slow.dropped === 0 && r;
   }, { timeoutMs: 60000, intervalMs: 0, what: `the slow page back to ${(0.8 * baselineFps).toFixed(2)} fps with no drops` });
   console.log(`# recovered ${Date.now() - lifted} ms after lifting the cap: slow ${back.slow.fps.toFixed(2)} fps, fast ${back.fast.fps.toFixed(2)} fps, target ${back.targets.at(-1)} kbit/s`);

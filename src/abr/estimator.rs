@@ -34,8 +34,12 @@
 //! nothing about the link): back to [`REGAIN_BELOW`] of the capacity last seen by
 //! [`FAR_GROWTH`] per second, then slowly ([`NEAR_STEP`] of that capacity, at least
 //! [`NEAR_STEP_MIN_BPS`], per second) near it, and by [`FAR_GROWTH`] per second again once it has passed it by
-//! [`NEAR_BAND`], since then the link has changed. The estimate stays within the floor and
-//! ceiling it was given.
+//! [`NEAR_BAND`], since then the link has changed. A clear link that *delivered* more than
+//! the estimate, and more than [`CHANGED_ABOVE`] times the capacity last seen (or with none
+//! seen), has changed too: the estimate takes that delivered rate at once. A viewer whose
+//! frames are dropped for it sends little, in paced bursts, so without this its estimate took
+//! 20-60 s to climb back once its link had room again. The estimate stays within the floor
+//! and ceiling it was given.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -65,6 +69,9 @@ pub const NEAR_STEP_MIN_BPS: f64 = 25_000.0;
 pub const REGAIN_BELOW: f64 = 0.8;
 /// "Near" means under this multiple of the capacity last seen.
 pub const NEAR_BAND: f64 = 1.5;
+/// A clear link that delivered more than this multiple of the capacity last seen has changed
+/// (see [`DeliveryEstimator`]'s growth rules).
+pub const CHANGED_ABOVE: f64 = 1.1;
 /// Away from any known capacity, the estimate grows by this factor per second.
 pub const FAR_GROWTH: f64 = 1.12;
 /// The estimate only grows while the sender uses at least this share of it.
@@ -314,6 +321,18 @@ impl DeliveryEstimator {
             return;
         }
         let clear = s.standing_queue.is_some_and(|q| q < QUEUE_LOW) && loss < LOSS_LOW;
+        // What a clear link delivered, it can carry. Once that is well above the capacity
+        // last seen (or none was seen), the link has changed: the estimate takes the rate at
+        // once instead of finding it by slow growth. This matters for a viewer whose frames
+        // are being dropped for it: it sends in bursts, and its estimate would otherwise
+        // need tens of seconds to climb back to the shared stream's rate.
+        if let Some(delivered) = s.delivered_bps.filter(|d| clear && *d > self.estimate) {
+            if self.capacity.is_none_or(|c| delivered > c * CHANGED_ABOVE) {
+                self.capacity = None;
+                self.estimate = delivered.min(self.ceiling);
+                return;
+            }
+        }
         let used = s
             .sent_bps
             .is_some_and(|sent| sent >= MIN_USAGE * self.estimate);

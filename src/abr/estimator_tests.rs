@@ -27,6 +27,9 @@ struct Sim {
     drop_every: usize,
     /// The pacer sends this many times faster than the estimate.
     pacing: f64,
+    /// Pace as the session does instead (`session::feedback`): faster until the link has
+    /// shown its capacity, never under a floor.
+    session_pacing: bool,
     sent_count: usize,
 }
 
@@ -44,6 +47,7 @@ impl Sim {
             est: DeliveryEstimator::new(start, 100_000.0, 20_000_000.0),
             drop_every: 0,
             pacing: 1.2,
+            session_pacing: false,
             sent_count: 0,
         }
     }
@@ -54,7 +58,17 @@ impl Sim {
 
     /// Sends a frame of `bits` produced at time `t`, paced at `pacing` times the estimate.
     fn send_frame(&mut self, t: f64, bits: f64) {
-        let pace = self.pacing * self.est.estimate();
+        let pace = if self.session_pacing {
+            use crate::session::feedback::{OPEN_PACING_FACTOR, PACING_FACTOR, PACING_FLOOR_BPS};
+            let factor = if self.est.capacity().is_some() {
+                PACING_FACTOR
+            } else {
+                OPEN_PACING_FACTOR
+            };
+            (factor * self.est.estimate()).max(PACING_FLOOR_BPS)
+        } else {
+            self.pacing * self.est.estimate()
+        };
         let mut left = bits;
         while left > 0.0 {
             let size = left.min(PACKET_BITS);
@@ -104,7 +118,12 @@ impl Sim {
 
     /// Runs `secs` from `from`, at 30 frames/s; `frame(t, estimate)` gives each frame's bits.
     /// Returns the estimate sampled every 100 ms.
-    fn run(&mut self, from: f64, secs: f64, frame: impl Fn(f64, f64) -> f64) -> Vec<(f64, f64)> {
+    fn run(
+        &mut self,
+        from: f64,
+        secs: f64,
+        mut frame: impl FnMut(f64, f64) -> f64,
+    ) -> Vec<(f64, f64)> {
         let mut samples = Vec::new();
         let mut t = from;
         let mut next_sample = from;
@@ -297,4 +316,49 @@ fn stays_within_floor_and_ceiling() {
     assert_eq!(e.estimate(), 100_000.0);
     e.on_feedback(t0 + Duration::from_secs(2), &[]);
     assert_eq!(e.estimate(), 100_000.0, "empty feedback is no news");
+}
+
+/// The e2e slow-viewer scene: a viewer behind a capped link watches a scene of 5 frames/s,
+/// each a 54 KB keyframe (about 2.2 Mbit/s), through its own shaper, which drops what the
+/// estimate cannot carry. Returns the frame source for [`Sim::run`] (30 ticks/s).
+fn plasma_through_a_shaper(t0: Instant) -> impl FnMut(f64, f64) -> f64 {
+    let mut shaper = crate::abr::Shaper::new();
+    move |t, estimate| {
+        let tick = (t * 30.0).round() as u64;
+        if !tick.is_multiple_of(6) {
+            return 0.0;
+        }
+        let now = t0 + Duration::from_secs_f64(t);
+        match shaper.offer(now, Some(estimate), 54_000, true) {
+            crate::abr::Verdict::Send => 54_000.0 * 8.0,
+            _ => 0.0,
+        }
+    }
+}
+
+#[test]
+fn a_shaped_viewer_recovers_quickly_once_its_link_clears() {
+    let mut sim = Sim::new(4_700_000.0, 1_000_000.0, 0.050);
+    sim.session_pacing = true;
+    let t0 = sim.t0;
+    let capped = sim.run(0.0, 25.0, plasma_through_a_shaper(t0));
+    let low = capped.last().map_or(0.0, |(_, e)| *e);
+    assert!(low < 1_000_000.0, "under the cap the estimate is {low:.0}");
+    sim.capacity = 20_000_000.0;
+    let samples = sim.run(25.0, 60.0, plasma_through_a_shaper(t0));
+    for (t, e) in samples.iter().step_by(10) {
+        eprintln!("{t:5.1} s: {:6.0} kbit/s", e / 1000.0);
+    }
+    // What the whole scene needs, with headers, and the shaper's 1 s of queue to spare.
+    let needed = 54_000.0 * 8.0 * 5.0 * 1.05;
+    let back = samples
+        .iter()
+        .find(|(_, e)| *e >= needed)
+        .map(|(t, _)| t - 25.0)
+        .expect("the estimate came back");
+    assert!(
+        back < 10.0,
+        "back to {needed:.0} bit/s only after {back:.1} s"
+    );
+    assert!(sim.loss(25.0, 85.0) < 0.01);
 }

@@ -7,7 +7,7 @@
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 //! [`Session::offer`] is the other direction (vnrit offers, e.g. a WHIP publish to an SFU).
 
-mod feedback;
+pub(crate) mod feedback;
 pub mod ice;
 mod keyframe;
 mod media;
