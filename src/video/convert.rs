@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn the_widest_screen_x_can_have_is_scaled_to_fit_the_encoder() {
-        // Left half red, right half blue, 32767x64 (X11's widest): scaled into 3840 wide.
+        // Left half red, right half blue, 32767x64 (X11's widest), scaled to fit the encoder.
         let (w, h) = (crate::video::MAX_SOURCE_SIDE, 64u32);
         let (ow, oh) = crate::video::output_size(w, h, 0);
         assert!(ow <= crate::video::MAX_SIDE && oh >= 2, "{ow}x{oh}");
