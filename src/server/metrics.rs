@@ -178,6 +178,13 @@ pub fn render(state: &AppState) -> String {
         "Input events of a viewer dropped (over the rate limit, or the input queue full).",
         &per(&|s| s.input_dropped.load(Ordering::Relaxed)),
     );
+    family(
+        &mut out,
+        "vnrit_session_disconnects_total",
+        "counter",
+        "Times a viewer's connection went from connected to disconnected (nothing heard for 5 s).",
+        &per(&|s| s.disconnects.load(Ordering::Relaxed)),
+    );
     if let Some(input) = &state.input {
         family(
             &mut out,

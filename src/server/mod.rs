@@ -189,6 +189,8 @@ pub struct SessionReport {
     pub audio_packets_sent: u64,
     /// Input events dropped (rate limit or full input queue).
     pub input_dropped: u64,
+    /// Times the connection went from connected to disconnected.
+    pub disconnects: u64,
     /// Round-trip time from RTCP receiver reports, ms (`null` until measured).
     pub rtt_ms: Option<f64>,
     /// Fraction of packets lost (0..1) per the last receiver report (`null` until reported).
@@ -227,6 +229,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
             audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
             input_dropped: s.input_dropped.load(Ordering::Relaxed),
+            disconnects: s.disconnects.load(Ordering::Relaxed),
             rtt_ms: s.link.rtt_ms(),
             loss: s.link.loss(),
             bwe_kbps: s.link.bwe_kbps(),

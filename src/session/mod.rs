@@ -145,6 +145,10 @@ pub struct SessionStats {
     pub audio_packets_sent: AtomicU64,
     /// Input events of this viewer dropped (over the rate limit, or the input queue full).
     pub input_dropped: AtomicU64,
+    /// Times the connection went from connected to disconnected (ICE heard nothing from the
+    /// viewer for 5 s). A healthy viewer stays at 0; a count that keeps growing while the
+    /// picture plays is a path problem worth a look.
+    pub disconnects: AtomicU64,
     /// The viewer's link: bandwidth estimate, RTT, loss, frames dropped for it.
     pub link: Arc<LinkStats>,
 }
@@ -160,6 +164,7 @@ impl SessionStats {
             keyframe_requests: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
             input_dropped: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
             link: Arc::default(),
         }
     }
@@ -169,8 +174,12 @@ impl SessionStats {
         PeerState::from_u8(self.state.load(Ordering::Relaxed))
     }
 
+    /// Records a new connection state, counting each fall from connected to disconnected.
     fn set_state(&self, state: PeerState) {
-        self.state.store(state as u8, Ordering::Relaxed);
+        let old = PeerState::from_u8(self.state.swap(state as u8, Ordering::Relaxed));
+        if old == PeerState::Connected && state == PeerState::Disconnected {
+            self.disconnects.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -314,5 +323,28 @@ impl Drop for Session {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_fall_from_connected_to_disconnected() {
+        let stats = SessionStats::new(1);
+        // Disconnected before ever connecting (a failed negotiation) is not a fall.
+        stats.set_state(PeerState::Connecting);
+        stats.set_state(PeerState::Disconnected);
+        assert_eq!(stats.disconnects.load(Ordering::Relaxed), 0);
+        for _ in 0..2 {
+            stats.set_state(PeerState::Connected);
+            stats.set_state(PeerState::Disconnected);
+        }
+        // Repeating a state is not a new fall.
+        stats.set_state(PeerState::Disconnected);
+        stats.set_state(PeerState::Failed);
+        assert_eq!(stats.disconnects.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.state(), PeerState::Failed);
     }
 }

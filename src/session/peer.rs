@@ -231,10 +231,18 @@ fn ice_config(net: &NetworkConfig) -> RTCConfiguration {
         .build()
 }
 
-/// How often the server sends its own ICE consent check on the selected pair (RFC 7675 asks
-/// for about 5 s; webrtc-rs defaults to 2 s). Losing the viewer is detected from what it
-/// sends (its receiver reports every second, its own checks), not from these.
-const ICE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the server sends its own ICE consent check on its selected pair: webrtc-rs's
+/// default, well inside the 5 s after which ICE calls a silent pair disconnected (and vnrit
+/// releases the viewer's held keys).
+///
+/// The answers to these checks are often the only packets that pair receives. webrtc-rs keeps
+/// the first pair the browser nominated and ignores a later nomination, while Chromium moves
+/// to a better pair once it has measured them, and from then on sends its receiver reports and
+/// its own checks there. Media still flows on the server's pair and plays, but at one check
+/// every 5 s (this used to be 5 s, to save idle CPU) the pair went silent for just over 5 s
+/// and the session fell to disconnected and back every 5 s, dropping held keys each time;
+/// `e2e/ice-paths.test.mjs` shows it with a server reachable at two addresses.
+const ICE_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Transport-level settings (mDNS off: candidates carry plain addresses, ICE consent checks
 /// every [`ICE_KEEPALIVE`]).

@@ -20,8 +20,8 @@
 //!   releases packets on millisecond timers;
 //! - idle (only keep-alive pictures, which do not count): [`IDLE_GRID`] (2 s), so a still
 //!   desktop's viewers wake every 2 s for their timers, and sender reports go out at that
-//!   pace (RFC 3550 suggests 5 s). The ICE consent check (every 5 s, `peer.rs`) and the
-//!   disconnect check (5 s without anything from the viewer) are coarser than that, and a
+//!   pace (RFC 3550 suggests 5 s). The ICE consent check (every 2 s, `peer.rs`) rides the
+//!   same ticks, the disconnect check (5 s without anything from the viewer) is coarser, and a
 //!   real frame or an input message switches the connection back at once. (The first input
 //!   message after an idle second is delivered at once; only its SCTP acknowledgement may wait
 //!   for the idle step, if the driver sleeps before the message is seen.)
