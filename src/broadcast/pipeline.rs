@@ -62,8 +62,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
     let mut bitrate = control.bitrate_kbps.load(Ordering::Relaxed);
     let (src_w, src_h) = capturer.size();
     let mut coder = Coder::new(src_w, src_h, &cfg, bitrate)?;
-    stats.width.store(coder.out_w, Ordering::Relaxed);
-    stats.height.store(coder.out_h, Ordering::Relaxed);
+    coder.publish_size(&stats);
     tracing::info!(
         "capturing {} at {src_w}x{src_h} via {:?}, encoding {}x{} at up to {} fps, {bitrate} kbit/s",
         display_name,
@@ -149,8 +148,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                         // The screen was resized: new sizes, a new encoder (its first frame
                         // is an IDR with the new parameter sets, which browsers follow).
                         coder = Coder::new(pixels.width, pixels.height, &cfg, bitrate)?;
-                        stats.width.store(coder.out_w, Ordering::Relaxed);
-                        stats.height.store(coder.out_h, Ordering::Relaxed);
+                        coder.publish_size(&stats);
                         tracing::info!(
                             "screen now {}x{}, encoding {}x{}",
                             pixels.width,
@@ -258,5 +256,11 @@ impl Coder {
             out_w,
             out_h,
         })
+    }
+
+    /// Shows the size this coder encodes at in the pipeline's stats (`/api/stats`).
+    fn publish_size(&self, stats: &PipelineStats) {
+        stats.width.store(self.out_w, Ordering::Relaxed);
+        stats.height.store(self.out_h, Ordering::Relaxed);
     }
 }
