@@ -14,6 +14,11 @@
 //    encoder keeps its pace, and B, once its packets flow again, decodes a keyframe, keeps
 //    decoding and shows the current picture. (This drops B's packets on the wire; vnrit's
 //    own send path never falls behind here, so its frame-dropping resync is not exercised.)
+// 3. Silent path: everything towards a connected page except STUN is dropped (first payload
+//    byte over 3: DTLS, SRTP, SRTCP), so ICE's checks still pass and the connection stays
+//    "connected" while nothing else arrives. The page notices the silence by itself
+//    (web/signal.js, 10 s), says so, and reconnects on a new port; the new session decodes,
+//    and the server holds only that one.
 //
 // Needs `cargo build --release --bin vnrit --example timecode`.
 
@@ -23,7 +28,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Harness, ROOT, waitFor } from './lib/harness.mjs';
-import { trackConnections, waitForColour } from './lib/page.mjs';
+import { status, trackConnections, waitForColour } from './lib/page.mjs';
 
 const TABLE = 'vnrit_e2e_keyframe';
 // The benchmark scene (a time code, a sweeping bar, scrolling text): small changes every frame,
@@ -37,14 +42,18 @@ function nft(script) {
   execFileSync('nft', ['-f', '-'], { input: script });
 }
 
-/** Drops incoming RTP/RTCP (optionally only towards one UDP port) until `allowMedia()`. */
-function dropMedia(port) {
+/**
+ * Drops incoming RTP/RTCP (optionally only towards one UDP port) until `allowMedia()`; with
+ * `allButStun`, every datagram whose first byte is over 3 (DTLS too), so only STUN passes.
+ */
+function dropMedia(port, { allButStun = false } = {}) {
   allowMedia();
   const match = port ? `udp dport ${port}` : 'udp dport != 53';
+  const what = allButStun ? '@th,64,8 > 3' : '@th,64,2 2';
   nft(`table inet ${TABLE} {
   chain in {
     type filter hook input priority 0; policy accept;
-    ${match} @th,64,2 2 drop
+    ${match} ${what} drop
   }
 }`);
 }
@@ -212,5 +221,50 @@ test('a stalled viewer does not slow the other, and catches up once its packets 
     stopPainter();
     await a.context.close();
     await b.context.close();
+  }
+});
+
+test('a page that hears nothing from the server while ICE stays up reconnects by itself', { timeout: 90000 }, async () => {
+  h.setRoot('#2040a0');
+  const v = await openViewer();
+  try {
+    await waitForColour(v.page, '#2040a0', { timeoutMs: 20000 });
+    const port = await waitFor(async () => (await inbound(v.page))?.port, { timeoutMs: 5000, what: "the page's UDP port" });
+    const first = (await h.stats()).sessions.find((x) => x.state === 'connected');
+    assert.ok(first, 'a connected session');
+
+    dropMedia(port, { allButStun: true });
+    const t0 = Date.now();
+    // 7 s in, ICE has not noticed anything: its checks still pass.
+    await new Promise((r) => setTimeout(r, 7000));
+    const midway = await v.page.evaluate(() => [window.__pcs[0].iceConnectionState, window.__pcs[0].connectionState]);
+    assert.deepEqual(midway, ['connected', 'connected'], 'ICE still connected while only STUN passes');
+    const said = await waitFor(
+      async () => {
+        const st = await status(v.page);
+        return st && /nothing received from the server/.test(st.text) ? st : null;
+      },
+      { timeoutMs: 25000, intervalMs: 250, what: 'the page to say it hears nothing from the server' },
+    );
+    const noticed = Date.now() - t0;
+    assert.equal(await v.page.evaluate(() => window.__pcs[0].connectionState), 'closed', 'the page closed the silent connection');
+    assert.ok(noticed >= 9000, `ended after ${noticed} ms, before the 10 s limit`);
+
+    // It reconnects (a new connection on a new port, so the rule no longer applies) and plays.
+    h.setRoot('#a04020');
+    await waitForColour(v.page, '#a04020', { timeoutMs: 30000 });
+    const s = await waitFor(
+      async () => {
+        const x = await h.stats();
+        return x.sessions.length === 1 && x.sessions[0].state === 'connected' ? x : null;
+      },
+      { timeoutMs: 10000, what: 'one connected session on the server' },
+    );
+    assert.notEqual(s.sessions[0].id, first.id, 'a new session');
+    assert.equal(s.viewers, 1, JSON.stringify(s));
+    console.log(`# silent path: the page ended the session after ${noticed} ms (${JSON.stringify(said.text)}) and reconnected as session ${s.sessions[0].id}`);
+  } finally {
+    allowMedia();
+    await v.context.close();
   }
 });

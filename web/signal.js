@@ -9,6 +9,16 @@ const HELLO_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 20000;
 /** How long a 'disconnected' peer connection may take to come back by itself. */
 const DISCONNECTED_GRACE_MS = 8000;
+/**
+ * While connected the server sends something at least every 2 s (a frame, a keep-alive
+ * picture, an RTCP sender report), so this long with nothing received means the path from the
+ * server is broken even if ICE still says connected (ICE's checks can pass on a path the media
+ * no longer takes). The session then ends and the page reconnects, instead of showing a frozen
+ * picture until the server gives up on it (about 30 s).
+ */
+const SILENCE_LIMIT_MS = 10000;
+/** How often the silence watch samples the connection's byte counters. */
+const SILENCE_CHECK_MS = 2000;
 
 /**
  * @typedef {object} SessionHandlers
@@ -42,6 +52,7 @@ export class Session {
     this.remoteDescriptionSet = false;
     this.timer = null;
     this.graceTimer = null;
+    this.silenceTimer = null;
 
     this.ws = new WebSocket(url);
     this.ws.onopen = () => {
@@ -91,6 +102,7 @@ export class Session {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.graceTimer);
+    clearInterval(this.silenceTimer);
     this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close();
     if (this.pc) {
@@ -209,12 +221,42 @@ export class Session {
     }
   }
 
+  /**
+   * Ends the session once nothing has arrived from the server for SILENCE_LIMIT_MS. Counts the
+   * payload bytes of every candidate pair (ICE checks are not counted): the server may send on
+   * another pair than the one this browser selected (webrtc-rs keeps the first pair nominated).
+   */
+  #watchSilence() {
+    if (this.silenceTimer) return;
+    let last = -1;
+    let since = performance.now();
+    this.silenceTimer = setInterval(async () => {
+      let bytes = 0;
+      try {
+        (await this.pc.getStats()).forEach((r) => {
+          if (r.type === 'candidate-pair') bytes += r.bytesReceived || 0;
+        });
+      } catch {
+        return; // closed meanwhile
+      }
+      if (this.closed) return;
+      const now = performance.now();
+      if (bytes !== last) {
+        last = bytes;
+        since = now;
+      } else if (now - since >= SILENCE_LIMIT_MS) {
+        this.close(`nothing received from the server for ${Math.round((now - since) / 1000)} s`);
+      }
+    }, SILENCE_CHECK_MS);
+  }
+
   #onConnectionState(state) {
     if (this.closed) return;
     switch (state) {
       case 'connected':
         clearTimeout(this.timer);
         clearTimeout(this.graceTimer);
+        this.#watchSilence();
         this.handlers.onConnected();
         break;
       case 'disconnected':
