@@ -17,16 +17,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { Harness, startServer, waitFor } from './lib/harness.mjs';
+import { sideNamespace } from './lib/net.mjs';
 import { waitForColour } from './lib/page.mjs';
 import { heldInX, nothingHeld } from './lib/xheld.mjs';
 
-const inNamespace = process.env.VNRIT_IN_NETNS === '1';
-/** The second namespace and this side's veth end (names under 16 characters). */
-const NETNS = `vnrit-paths-${process.pid}`;
-const VETH = `vip${process.pid % 100000}a`;
-const VETH_PEER = `vip${process.pid % 100000}b`;
+/** This side's and the other side's address on the veth pair. */
 const HERE = '10.217.0.1';
 const THERE = '10.217.0.2';
 /** Page loads tried to get the browser and the server onto different pairs. */
@@ -37,29 +33,10 @@ const HOLD_MS = 16000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let h;
-
-/** Runs `ip` (only ever inside the private namespace of e2e/run.sh); throws on failure. */
-function ip(args) {
-  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10000 });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')} failed: ${r.error?.message ?? r.stderr}`);
-}
-
-function teardownNetns() {
-  spawnSync('ip', ['netns', 'del', NETNS], { stdio: 'ignore', timeout: 10000 });
-  spawnSync('ip', ['link', 'del', VETH], { stdio: 'ignore', timeout: 10000 });
-}
+let side;
 
 before(async () => {
-  assert.ok(inNamespace, 'this test changes network interfaces: run it through e2e/run.sh');
-  teardownNetns();
-  ip(['netns', 'add', NETNS]);
-  ip(['link', 'add', VETH, 'type', 'veth', 'peer', 'name', VETH_PEER]);
-  ip(['addr', 'add', `${HERE}/24`, 'dev', VETH]);
-  ip(['link', 'set', VETH, 'up']);
-  ip(['link', 'set', VETH_PEER, 'netns', NETNS]);
-  ip(['-n', NETNS, 'addr', 'add', `${THERE}/24`, 'dev', VETH_PEER]);
-  ip(['-n', NETNS, 'link', 'set', VETH_PEER, 'up']);
-
+  side = sideNamespace({ tag: 'ip', here: HERE, there: THERE });
   h = await Harness.start('icepaths', { server: false });
   const server = await startServer({ display: h.display, token: h.token, name: 'icepaths-vnrit', bind: '0.0.0.0' });
   h.server = { ...server, base: `http://127.0.0.1:${server.port}` };
@@ -68,7 +45,7 @@ before(async () => {
 
 after(async () => {
   await h?.close();
-  teardownNetns();
+  side?.remove();
 });
 
 /**

@@ -21,20 +21,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Harness, launchBrowser, startServer, waitFor } from './lib/harness.mjs';
 import { startPlasma, PLASMA_FPS } from './lib/plasma.mjs';
+import { sideNamespace } from './lib/net.mjs';
 import { status } from './lib/page.mjs';
 
 const CAP_KBPS = 1000;
 const inNamespace = process.env.VNRIT_IN_NETNS === '1';
-/** The slow browser's namespace and this side's veth end (names under 16 characters). */
-const NETNS = `vnrit-slow-${process.pid}`;
-const VETH = `vsl${process.pid % 100000}a`;
-const VETH_PEER = `vsl${process.pid % 100000}b`;
 const HERE = '10.214.0.1';
 const THERE = '10.214.0.2';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let h;
+/** The slow browser's namespace (`sideNamespace`). */
+let side;
 let slowBrowser;
 let tmp;
 let fast;
@@ -43,7 +42,7 @@ let fastId;
 let slowId;
 let baselineFps;
 
-/** Runs `ip`/`tc` (only ever inside the private namespace of e2e/run.sh); throws on failure. */
+/** Runs `tc` (only ever inside the private namespace of e2e/run.sh); throws on failure. */
 function run(cmd, args) {
   assert.ok(inNamespace, `${cmd} is only run inside the private namespace of e2e/run.sh`);
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10000 });
@@ -51,30 +50,12 @@ function run(cmd, args) {
   return r.stdout;
 }
 
-const cap = () => run('tc', ['qdisc', 'add', 'dev', VETH, 'root', 'tbf', 'rate', `${CAP_KBPS}kbit`, 'burst', '32kbit', 'latency', '50ms']);
-const uncap = () => spawnSync('tc', ['qdisc', 'del', 'dev', VETH, 'root'], { stdio: 'ignore', timeout: 10000 });
-
-/** Removes the slow namespace and the veth pair (deleting the namespace takes its end along). */
-function teardownNetns() {
-  if (!inNamespace) return;
-  spawnSync('ip', ['netns', 'del', NETNS], { stdio: 'ignore', timeout: 10000 });
-  spawnSync('ip', ['link', 'del', VETH], { stdio: 'ignore', timeout: 10000 });
-}
+const cap = () => run('tc', ['qdisc', 'add', 'dev', side.veth, 'root', 'tbf', 'rate', `${CAP_KBPS}kbit`, 'burst', '32kbit', 'latency', '50ms']);
+const uncap = () => side && spawnSync('tc', ['qdisc', 'del', 'dev', side.veth, 'root'], { stdio: 'ignore', timeout: 10000 });
 
 before(async () => {
-  if (!inNamespace) return;
   // The slow namespace first: vnrit's wildcard bind must find 10.214.0.1 among its interfaces.
-  teardownNetns();
-  run('ip', ['netns', 'add', NETNS]);
-  run('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', VETH_PEER]);
-  run('ip', ['addr', 'add', `${HERE}/24`, 'dev', VETH]);
-  run('ip', ['link', 'set', VETH, 'up']);
-  run('ip', ['link', 'set', VETH_PEER, 'netns', NETNS]);
-  run('ip', ['-n', NETNS, 'addr', 'add', `${THERE}/24`, 'dev', VETH_PEER]);
-  run('ip', ['-n', NETNS, 'link', 'set', VETH_PEER, 'up']);
-  run('ip', ['-n', NETNS, 'link', 'set', 'lo', 'up']);
-  // Chromium wants a default route to gather host candidates; it ends in the test's namespace.
-  run('ip', ['-n', NETNS, 'route', 'add', 'default', 'dev', VETH_PEER]);
+  side = sideNamespace({ tag: 'sl', here: HERE, there: THERE });
 
   h = await Harness.start('slowview', { server: false });
   const server = await startServer({ display: h.display, token: h.token, name: 'slowview-vnrit', bind: '0.0.0.0', extraArgs: ['--log-level', process.env.SLOW_LOG ?? 'info'] });
@@ -83,7 +64,7 @@ before(async () => {
 
   tmp = mkdtempSync(join(tmpdir(), 'vnrit-slowview-'));
   const wrapper = join(tmp, 'chromium-slow.sh');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${NETNS} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${side.netns} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
   chmodSync(wrapper, 0o755);
   slowBrowser = await launchBrowser({ executablePath: wrapper });
 });
@@ -95,7 +76,7 @@ after(async () => {
   if (slowBrowser) await Promise.race([slowBrowser.close().catch(() => {}), sleep(10000)]);
   await h?.animation?.stop();
   await h?.close();
-  teardownNetns();
+  side?.remove();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -170,7 +151,7 @@ async function measure(ms) {
  * estimator saw happened on the link or in the receiving browser.
  */
 function slowUdpErrors() {
-  const r = spawnSync('ip', ['netns', 'exec', NETNS, 'cat', '/proc/net/snmp'], { encoding: 'utf8', timeout: 10000 });
+  const r = spawnSync('ip', ['netns', 'exec', side.netns, 'cat', '/proc/net/snmp'], { encoding: 'utf8', timeout: 10000 });
   const rows = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('Udp:')).map((l) => l.trim().split(/\s+/));
   if (rows.length < 2) return null;
   const at = (name) => Number(rows[1][rows[0].indexOf(name)]);
@@ -192,7 +173,7 @@ async function openViewer(browser, url, known) {
   return { page, id };
 }
 
-const opts = { timeout: 120000, skip: !inNamespace && 'needs the private namespace of e2e/run.sh' };
+const opts = { timeout: 120000 };
 
 test('a viewer on a 1 Mbit/s link is served alone; the fast viewer keeps its picture', opts, async () => {
   // The fast viewer alone: its frame rate and the stream's rate, before anyone slow joins.
@@ -218,7 +199,7 @@ test('a viewer on a 1 Mbit/s link is served alone; the fast viewer keeps its pic
   const s0 = await session(slowId);
   const m = await measure(12000);
   const s1 = await session(slowId);
-  const q = spawnSync('tc', ['-s', 'qdisc', 'show', 'dev', VETH], { encoding: 'utf8', timeout: 10000 });
+  const q = spawnSync('tc', ['-s', 'qdisc', 'show', 'dev', side.veth], { encoding: 'utf8', timeout: 10000 });
   console.log(`# capped (${Date.now() - capped} ms after the cap): ${fmt(m)}`);
   console.log(`# slow link: ${q.stdout.replace(/\s+/g, ' ').trim()}; slow browser UDP ${fmt(slowUdpErrors())}`);
   console.log(`# slow session: dropped ${s0.frames_dropped} -> ${s1.frames_dropped}, keyframe requests ${s0.keyframe_requests} -> ${s1.keyframe_requests}, bwe ${s1.bwe_kbps} kbit/s`);

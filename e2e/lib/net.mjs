@@ -143,3 +143,41 @@ export function nft(script) {
   const r = spawnSync('nft', ['-f', '-'], { input: script, encoding: 'utf8', timeout: 10000 });
   if (r.status !== 0) throw new Error(`nft failed (${r.status}): ${r.error?.message ?? r.stderr}`);
 }
+
+/** Runs `ip` with `args`; throws with its message on failure. */
+function ip(args) {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10000 });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')} failed: ${r.error?.message ?? r.stderr}`);
+}
+
+/**
+ * A second network namespace joined to the test's by a veth pair, `here` (a /24 address) on
+ * this side's end and `there` on the other, with a default route there back over the pair.
+ * It gives vnrit's namespace another address, and a place to run a browser behind its own
+ * link (`tc` on `veth`, this side's end, shapes what flows to it). Only ever call it inside the
+ * private namespace of e2e/run.sh. `tag` (two or three letters) keeps the names of concurrent
+ * tests apart. Returns the namespace and device names and `remove()`, safe to call twice.
+ * @param {{tag: string, here: string, there: string}} opts
+ */
+export function sideNamespace({ tag, here, there }) {
+  if (process.env.VNRIT_IN_NETNS !== '1') throw new Error('sideNamespace changes network interfaces: run the test through e2e/run.sh');
+  const id = process.pid % 100000;
+  // Interface names must stay under 16 characters.
+  const side = { netns: `vnrit-${tag}-${process.pid}`, veth: `v${tag}${id}a`, peer: `v${tag}${id}b` };
+  side.remove = () => {
+    spawnSync('ip', ['netns', 'del', side.netns], { stdio: 'ignore', timeout: 10000 });
+    spawnSync('ip', ['link', 'del', side.veth], { stdio: 'ignore', timeout: 10000 });
+  };
+  side.remove();
+  ip(['netns', 'add', side.netns]);
+  ip(['link', 'add', side.veth, 'type', 'veth', 'peer', 'name', side.peer]);
+  ip(['addr', 'add', `${here}/24`, 'dev', side.veth]);
+  ip(['link', 'set', side.veth, 'up']);
+  ip(['link', 'set', side.peer, 'netns', side.netns]);
+  ip(['-n', side.netns, 'addr', 'add', `${there}/24`, 'dev', side.peer]);
+  ip(['-n', side.netns, 'link', 'set', side.peer, 'up']);
+  ip(['-n', side.netns, 'link', 'set', 'lo', 'up']);
+  // Chromium wants a default route to gather host candidates; it ends in the test's namespace.
+  ip(['-n', side.netns, 'route', 'add', 'default', 'dev', side.peer]);
+  return side;
+}
