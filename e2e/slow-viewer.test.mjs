@@ -88,7 +88,14 @@ function inbound(page) {
     let out = null;
     (await pc.getStats()).forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
-        out = { framesDecoded: s.framesDecoded ?? 0, keyFramesDecoded: s.keyFramesDecoded ?? 0, bytesReceived: s.bytesReceived ?? 0 };
+        out = {
+          framesDecoded: s.framesDecoded ?? 0,
+          keyFramesDecoded: s.keyFramesDecoded ?? 0,
+          bytesReceived: s.bytesReceived ?? 0,
+          packetsReceived: s.packetsReceived ?? 0,
+          packetsLost: s.packetsLost ?? 0,
+          nackCount: s.nackCount ?? 0,
+        };
       }
     });
     return out;
@@ -133,6 +140,13 @@ async function measure(ms) {
   };
   const fps = (i) => (b.pages[i] && a.pages[i] ? (b.pages[i].framesDecoded - a.pages[i].framesDecoded) / secs : null);
   const keys = (i) => (b.pages[i] && a.pages[i] ? b.pages[i].keyFramesDecoded - a.pages[i].keyFramesDecoded : null);
+  // What the page itself saw of its video packets: received, lost (by sequence gaps, net of
+  // late arrivals) and NACKs sent; tells a real loss from one only the estimator saw.
+  const rx = (i) => {
+    if (!b.pages[i] || !a.pages[i]) return null;
+    const d = (k) => b.pages[i][k] - a.pages[i][k];
+    return { received: d('packetsReceived'), lost: d('packetsLost'), nacks: d('nackCount') };
+  };
   return {
     secs,
     targets,
@@ -140,9 +154,27 @@ async function measure(ms) {
     encoded: b.s.frames_encoded - a.s.frames_encoded,
     idr: b.s.keyframes - a.s.keyframes,
     requests: b.s.keyframe_requests - a.s.keyframe_requests,
-    fast: { fps: fps(0), keyFrames: keys(0), ...per(fastId) },
-    slow: slow ? { fps: fps(1), keyFrames: keys(1), ...per(slowId) } : null,
+    fast: { fps: fps(0), keyFrames: keys(0), ...per(fastId), page: rx(0) },
+    slow: slow ? { fps: fps(1), keyFrames: keys(1), ...per(slowId), page: rx(1) } : null,
   };
+}
+
+/**
+ * Packets dropped on the veth pair (`ip -s -j link`): this side's transmit drops and the slow
+ * side's receive drops. With the UDP errors below, it places a loss the estimator saw.
+ */
+function linkDrops() {
+  const stats = (args) => {
+    const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10000 });
+    try {
+      return JSON.parse(r.stdout)[0].stats64;
+    } catch {
+      return null;
+    }
+  };
+  const here = stats(['-s', '-j', 'link', 'show', 'dev', side.veth]);
+  const there = stats(['-n', side.netns, '-s', '-j', 'link', 'show', 'dev', side.peer]);
+  return { txDropped: here?.tx?.dropped ?? null, peerRxDropped: there?.rx?.dropped ?? null };
 }
 
 /**
@@ -225,9 +257,12 @@ test('after the cap is lifted the slow page gets its frame rate back', opts, asy
   assert.ok(slow && baselineFps, 'the first test opened both pages');
   uncap();
   const lifted = Date.now();
+  const q = spawnSync('tc', ['qdisc', 'show', 'dev', side.veth], { encoding: 'utf8', timeout: 10000 });
+  console.log(`# slow link after lifting: ${q.stdout.replace(/\s+/g, ' ').trim()}; veth ${fmt(linkDrops())}`);
+  assert.doesNotMatch(q.stdout, /tbf/, 'the cap is gone');
   const back = await waitFor(async () => {
     const r = await measure(4000);
-    console.log(`#   t+${Date.now() - lifted} ms after lifting: ${fmt(r)} slow UDP ${fmt(slowUdpErrors())}`);
+    console.log(`#   t+${Date.now() - lifted} ms after lifting: ${fmt(r)} slow UDP ${fmt(slowUdpErrors())} veth ${fmt(linkDrops())}`);
     return r.slow.fps >= 0.8 * baselineFps && r.slow.dropped === 0 && r;
   }, { timeoutMs: 60000, intervalMs: 0, what: `the slow page back to ${(0.8 * baselineFps).toFixed(2)} fps with no drops` });
   console.log(`# recovered ${Date.now() - lifted} ms after lifting the cap: slow ${back.slow.fps.toFixed(2)} fps, fast ${back.fast.fps.toFixed(2)} fps, target ${back.targets.at(-1)} kbit/s`);
