@@ -179,7 +179,7 @@ pub struct Cli {
 
     /// Follow each viewer's link: the shared encoder's bitrate tracks the viewers' bandwidth
     /// estimates between --min-bitrate and --bitrate, and a viewer far slower than the others
-    /// has frames dropped for it alone. On by default (see README, "Adaptive bitrate");
+    /// has frames dropped for it alone. On by default (see docs/abr.md);
     /// `--adaptive-bitrate=false` keeps a constant --bitrate with no pacing.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]

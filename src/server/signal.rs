@@ -1,7 +1,7 @@
 //! The signalling wire format: JSON text messages on the `/ws` WebSocket.
 //!
-//! Kept apart from the socket handling so it can be tested on its own. See the README's
-//! "Signalling protocol" section for the conversation.
+//! Kept apart from the socket handling so it can be tested on its own. See
+//! docs/protocol.md, "Signalling protocol", for the conversation.
 
 use serde::{Deserialize, Serialize};
 
