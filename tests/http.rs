@@ -287,6 +287,21 @@ fn metrics_parse_as_prometheus_text_and_move_while_streaming() {
     let (_display, server) = serve_display(7, &["--token", "tok", "--no-audio"]);
     let port = server.port();
     assert_eq!(get(port, "/metrics", None).0, 401);
+    // A Prometheus-style scrape: the token as `Authorization: Bearer`, no cookie is set.
+    let bearer = |token: &str, path: &str| {
+        crate::cli::request(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\n"),
+        )
+    };
+    let (status, text) = bearer("tok", "/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("vnrit_viewers "), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("set-cookie"), "{text}");
+    let (status, text) = bearer("tok", "/api/stats");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"viewers\""), "{text}");
+    assert_eq!(bearer("wrong", "/metrics").0, 401);
     let idle = scrape(port);
     assert_eq!(value(&idle, "vnrit_viewers"), 0.0);
     assert_eq!(value(&idle, "vnrit_frames_encoded_total"), 0.0);

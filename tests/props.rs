@@ -343,6 +343,7 @@ proptest! {
             Some((Proof::Query, _)) => prop_assert!(real(query_token(Some(&query)))),
             Some((Proof::Cookie, _)) => prop_assert!(false, "random bytes made a valid session: {:?}", cookies),
             Some((Proof::Open, _)) => prop_assert!(false, "open although a token is set"),
+            Some((Proof::Bearer, _)) => prop_assert!(false, "no Authorization header was sent"),
         }
     }
 }

@@ -205,13 +205,6 @@ impl Hub {
         }
     }
 
-    /// Sets the target bitrate of the running pipeline (and of later runs) in kbit/s.
-    pub fn set_bitrate(&self, kbps: u32) {
-        if let Some(control) = self.inner.worker.control() {
-            control.bitrate_kbps.store(kbps, Ordering::Relaxed);
-        }
-    }
-
     /// Adaptive-bitrate settings, when the encoder follows the viewers' links.
     pub fn adaptive(&self) -> Option<AdaptiveConfig> {
         self.inner.video.adaptive

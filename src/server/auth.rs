@@ -32,6 +32,9 @@ pub enum Proof {
     Cookie,
     /// The query string carried the token (set the cookie in the response).
     Query,
+    /// An `Authorization: Bearer` header carried the token (tools such as Prometheus; no
+    /// cookie is set).
+    Bearer,
 }
 
 /// What an admitted client may do.
@@ -138,6 +141,13 @@ pub fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         })
 }
 
+/// The `Authorization: Bearer` token, if any (the scheme is case-insensitive).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The first `vnrit_session` cookie value, if any.
 pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
     cookie_values(headers).next().map(str::to_owned)
@@ -156,6 +166,9 @@ pub fn check(
     };
     if let Some(role) = query_token(query).as_deref().and_then(|t| creds.role_of(t)) {
         return Some((Proof::Query, role));
+    }
+    if let Some(role) = bearer(headers).and_then(|t| creds.role_of(t)) {
+        return Some((Proof::Bearer, role));
     }
     // A browser may hold a stale cookie next to a good one; a few are looked at.
     let mut refused = None;
@@ -369,6 +382,21 @@ mod tests {
         // Once expired, the cookie is refused.
         let h = cookies(&format!("vnrit_session={good}"));
         assert_eq!(check(&k, None, &h, NOW + 3600), None);
+    }
+
+    #[test]
+    fn bearer_header_admits_with_its_role() {
+        let k = creds("ctl", Some("look"));
+        let auth = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            check(&k, None, &h, NOW)
+        };
+        assert_eq!(auth("Bearer ctl"), Some((Proof::Bearer, Role::Control)));
+        assert_eq!(auth("bearer  look "), Some((Proof::Bearer, Role::View)));
+        assert_eq!(auth("Bearer wrong"), None);
+        assert_eq!(auth("Basic ctl"), None);
+        assert_eq!(auth("Bearer"), None);
     }
 
     #[test]

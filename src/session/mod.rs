@@ -87,31 +87,36 @@ pub struct IceCandidate {
 /// Connection state of a session, as shown in `/api/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum PeerState {
     /// Created, no offer yet.
-    New,
+    New = 0,
     /// Negotiating / ICE checks.
-    Connecting,
+    Connecting = 1,
     /// Media flowing.
-    Connected,
+    Connected = 2,
     /// Connectivity lost (may come back).
-    Disconnected,
+    Disconnected = 3,
     /// ICE or DTLS failed.
-    Failed,
+    Failed = 4,
     /// Closed.
-    Closed,
+    Closed = 5,
 }
 
 impl PeerState {
+    /// The state stored as `state as u8` (the explicit discriminants above).
     fn from_u8(v: u8) -> Self {
-        match v {
-            1 => PeerState::Connecting,
-            2 => PeerState::Connected,
-            3 => PeerState::Disconnected,
-            4 => PeerState::Failed,
-            5 => PeerState::Closed,
-            _ => PeerState::New,
-        }
+        [
+            PeerState::New,
+            PeerState::Connecting,
+            PeerState::Connected,
+            PeerState::Disconnected,
+            PeerState::Failed,
+            PeerState::Closed,
+        ]
+        .into_iter()
+        .find(|s| *s as u8 == v)
+        .unwrap_or(PeerState::New)
     }
 }
 
@@ -346,5 +351,21 @@ mod tests {
         stats.set_state(PeerState::Failed);
         assert_eq!(stats.disconnects.load(Ordering::Relaxed), 2);
         assert_eq!(stats.state(), PeerState::Failed);
+    }
+
+    #[test]
+    fn every_state_survives_the_atomic_round_trip() {
+        let stats = SessionStats::new(1);
+        for state in [
+            PeerState::New,
+            PeerState::Connecting,
+            PeerState::Connected,
+            PeerState::Disconnected,
+            PeerState::Failed,
+            PeerState::Closed,
+        ] {
+            stats.set_state(state);
+            assert_eq!(stats.state(), state);
+        }
     }
 }

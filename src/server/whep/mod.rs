@@ -24,7 +24,7 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use super::auth::token_matches;
+use super::auth::{bearer, token_matches};
 use super::ws::origin_allowed;
 use super::AppState;
 use crate::session::{IceServer, Session, SessionError, SessionEvent, SessionStats};
@@ -142,13 +142,6 @@ pub fn routes() -> Router<AppState> {
                 .options(preflight_resource),
         )
         .layer(Extension(Arc::new(WhepSessions::default())))
-}
-
-/// The `Authorization: Bearer` token, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The client's address, when the server was started with connect info.
