@@ -6,9 +6,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+started=$SECONDS
 step() {
   echo
-  echo "==> $*"
+  echo "==> $* (at $((SECONDS - started)) s)"
 }
 
 step setup

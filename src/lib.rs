@@ -22,6 +22,8 @@
 //! * [`publish`] pushes the shared stream to a WHIP ingest (an SFU) with `--whip`.
 //! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
 //!   and clipboard.
+//! * `on_demand` is the life of a worker thread shared by subscribers (the video pipeline and
+//!   the audio worker both use it).
 //! * [`wake`] lets other threads cut short the capture and input threads' sleep on their X
 //!   connection.
 
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod display;
 pub mod input;
+pub(crate) mod on_demand;
 pub mod publish;
 pub mod server;
 pub mod session;

@@ -59,13 +59,7 @@ impl Sim {
     /// Sends a frame of `bits` produced at time `t`, paced at `pacing` times the estimate.
     fn send_frame(&mut self, t: f64, bits: f64) {
         let pace = if self.session_pacing {
-            use crate::session::feedback::{OPEN_PACING_FACTOR, PACING_FACTOR, PACING_FLOOR_BPS};
-            let factor = if self.est.capacity().is_some() {
-                PACING_FACTOR
-            } else {
-                OPEN_PACING_FACTOR
-            };
-            (factor * self.est.estimate()).max(PACING_FLOOR_BPS)
+            crate::abr::pacing::pacing_rate_bps(&self.est)
         } else {
             self.pacing * self.est.estimate()
         };

@@ -1,6 +1,6 @@
 //! Adaptive bitrate: what each viewer's link can carry, and how the shared encoder follows.
 //!
-//! Four parts, three of them pure:
+//! Five parts, four of them pure:
 //!
 //! * [`LinkStats`]: one viewer's bandwidth estimate (the [`estimator`] over TWCC feedback,
 //!   fed by the session's interceptor chain), round-trip time and loss (from RTCP receiver
@@ -9,12 +9,14 @@
 //!   standing queue, loss).
 //! * [`policy`]: turns every viewer's estimate into one encoder target bitrate and frame rate,
 //!   with hysteresis (fast decrease, slow increase), ignoring viewers far below the rest.
+//! * [`pacing`]: how fast a viewer's pacer sends, from its estimate.
 //! * [`shaper`]: per viewer, drops frames (then recovers on a keyframe) when that viewer's link
 //!   cannot keep up with the shared stream, so one slow viewer never slows the others.
 //!
 //! [`Viewers`] is the registry the pipeline reads the estimates from.
 
 pub mod estimator;
+pub mod pacing;
 pub mod policy;
 pub mod shaper;
 

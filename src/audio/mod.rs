@@ -7,7 +7,7 @@
 //! 48 kHz stereo S16 with blocking reads (`pulse`), cuts it into 20 ms frames, stamps each with
 //! its capture time on the caller's clock (the same origin as video, for lip sync) and encodes it
 //! (`encoder`); silent frames are skipped, so a quiet desktop sends nothing. Each viewer's
-//! session turns the packets into RTP with its own [`rtp::OpusPacketizer`].
+//! session turns the packets into RTP with its own `OpusPacketizer` (`session::opus_rtp`).
 //!
 //! Audio never takes the process down: with no server, a server that goes away or a source that
 //! disappears, the thread logs one warning, keeps retrying (1 s doubling to 10 s) and resumes by
@@ -15,7 +15,6 @@
 
 mod encoder;
 mod pulse;
-pub mod rtp;
 mod stats;
 mod worker;
 
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use crate::broadcast::on_demand::{OnDemand, Running, StopSwitch};
+use crate::on_demand::{OnDemand, Running, StopSwitch};
 
 pub use encoder::EncodeError;
 pub use pulse::PulseError;

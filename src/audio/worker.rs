@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
-use crate::broadcast::on_demand::StopSwitch as _;
+use crate::on_demand::StopSwitch as _;
 
 use super::encoder::{Encoded, OpusEncoder};
 use super::pulse::{current_default_monitor, Event, PulseError, Recorder};

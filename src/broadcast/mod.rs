@@ -6,7 +6,6 @@
 //! it loses the oldest frames, then waits for the next keyframe, which it requests. Keyframe
 //! requests from all viewers land in one flag and are coalesced by the pipeline.
 
-pub(crate) mod on_demand;
 mod pacer;
 mod pipeline;
 mod stats;
@@ -20,10 +19,27 @@ use tokio::sync::{broadcast, mpsc};
 pub use stats::{PipelineStats, StatsSnapshot, ENCODE_BUCKETS};
 
 use crate::abr::{AdaptiveConfig, Viewers};
-use crate::config::VideoConfig;
+use crate::capture::CaptureMethod;
+use crate::on_demand::{OnDemand, Running, StopSwitch};
 use crate::video::EncodedFrame;
 use crate::wake::Wakeup;
-use on_demand::{OnDemand, Running, StopSwitch};
+
+/// Settings of the shared capture and encode pipeline.
+#[derive(Debug, Clone)]
+pub struct VideoConfig {
+    /// Maximum frame rate.
+    pub framerate: u32,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Output height (0 = native).
+    pub height: u32,
+    /// Periodic keyframe interval, if any.
+    pub idr_interval: Option<Duration>,
+    /// Screen-reading method.
+    pub capture: CaptureMethod,
+    /// Adaptive bitrate (`None` = constant bitrate).
+    pub adaptive: Option<AdaptiveConfig>,
+}
 
 /// How many encoded frames a viewer may fall behind before it starts losing them.
 const QUEUE_FRAMES: usize = 8;

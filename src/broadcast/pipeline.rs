@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
-use super::on_demand::StopSwitch as _;
 use super::pacer::{Pacer, Step};
+use super::VideoConfig;
 use super::{Control, PipelineStats, VideoFrame};
 use crate::abr::{Policy, PolicyConfig, Viewers};
 use crate::capture::{CaptureError, Capturer};
-use crate::config::VideoConfig;
+use crate::on_demand::StopSwitch as _;
 use crate::video::skip::SkipFrames;
 use crate::video::{self, Converter, EncodedFrame, EncoderSettings, H264Encoder, VideoError};
 

@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::abr::AdaptiveConfig;
 use crate::audio::{AudioConfig, AudioSource};
+use crate::broadcast::VideoConfig;
 use crate::capture::CaptureMethod;
 use crate::server::tls::TlsSource;
 use crate::session::ice::TurnAuth;
@@ -278,23 +279,6 @@ pub struct Config {
     pub whip: Option<crate::publish::WhipConfig>,
 }
 
-/// Settings of the shared capture and encode pipeline.
-#[derive(Debug, Clone)]
-pub struct VideoConfig {
-    /// Maximum frame rate.
-    pub framerate: u32,
-    /// Target bitrate in kbit/s.
-    pub bitrate_kbps: u32,
-    /// Output height (0 = native).
-    pub height: u32,
-    /// Periodic keyframe interval, if any.
-    pub idr_interval: Option<Duration>,
-    /// Screen-reading method.
-    pub capture: CaptureMethod,
-    /// Adaptive bitrate (`None` = constant bitrate).
-    pub adaptive: Option<AdaptiveConfig>,
-}
-
 impl Cli {
     /// Turns parsed flags into a [`Config`], resolving the display from `$DISPLAY`.
     pub fn into_config(self, env_display: Option<String>) -> Config {
@@ -351,12 +335,6 @@ impl Cli {
                     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
                     if !self.bind.is_unspecified() && !self.bind.is_loopback() {
                         names.push(self.bind.to_string());
-                    }
-                    if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
-                        let host = host.trim();
-                        if !host.is_empty() && host != "localhost" {
-                            names.push(host.to_string());
-                        }
                     }
                     Some(TlsSource::SelfSigned(names))
                 }

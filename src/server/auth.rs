@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
+pub use super::access::Role;
 use super::cookie::{now_unix, CookieKeys};
 use super::AppState;
 
@@ -35,15 +36,6 @@ pub enum Proof {
     /// An `Authorization: Bearer` header carried the token (tools such as Prometheus; no
     /// cookie is set).
     Bearer,
-}
-
-/// What an admitted client may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Watch and control (keyboard, mouse, clipboard).
-    Control,
-    /// Watch only.
-    View,
 }
 
 /// The secrets requests are checked against: the tokens and the cookie keys made from them.

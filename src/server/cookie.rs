@@ -22,7 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::hmac;
 
-use super::auth::Role;
+use super::access::Role;
 
 /// Lifetime of a session cookie unless `--session-ttl` says otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(12 * 3600);

@@ -4,6 +4,7 @@
 //! One route table ([`router`]); auth is a layer over all of it. The server takes a bound
 //! listener, so tests can bind port 0.
 
+pub mod access;
 pub mod assets;
 pub mod auth;
 pub mod cookie;

@@ -17,7 +17,8 @@ pub enum TlsSource {
         /// Private key (PEM).
         key: PathBuf,
     },
-    /// A fresh self-signed certificate for these names.
+    /// A fresh self-signed certificate for these names (and the machine's host name, added
+    /// when it is made).
     SelfSigned(Vec<String>),
 }
 
@@ -52,7 +53,9 @@ pub async fn load(source: &TlsSource) -> Result<Tls, TlsError> {
             (read(cert)?, read(key)?)
         }
         TlsSource::SelfSigned(names) => {
-            let certified = rcgen::generate_simple_self_signed(names.clone())
+            let mut names = names.clone();
+            names.extend(host_name().filter(|h| !names.contains(h)));
+            let certified = rcgen::generate_simple_self_signed(names)
                 .map_err(|e| TlsError::Generate(e.to_string()))?;
             (
                 certified.cert.pem().into_bytes(),
@@ -70,6 +73,13 @@ pub async fn load(source: &TlsSource) -> Result<Tls, TlsError> {
         config,
         fingerprint,
     })
+}
+
+/// This machine's host name (`/etc/hostname`), unless it is empty or `localhost`.
+fn host_name() -> Option<String> {
+    let host = std::fs::read_to_string("/etc/hostname").ok()?;
+    let host = host.trim();
+    (!host.is_empty() && host != "localhost").then(|| host.to_string())
 }
 
 /// SHA-256 of the first certificate in a PEM bundle, as colon-separated hex.

@@ -15,31 +15,11 @@ use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::auth::Role;
+use super::access::{origin_allowed, Role};
 use super::signal::{self, ClientMessage, ServerMessage};
 use super::AppState;
 use crate::input::{InputError, OutgoingMessages};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
-
-/// Whether a WebSocket upgrade from `origin` may proceed on a server reached as `host`.
-///
-/// Browsers always send `Origin` on WebSocket upgrades; a page from another site must not be
-/// able to drive this server with the user's cookie (cross-site WebSocket hijacking). Clients
-/// that send no `Origin` are not browsers and still need the token.
-pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
-    let Some(origin) = origin else { return true };
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    if allowed.contains(&origin) {
-        return true;
-    }
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    match (origin_host, host) {
-        (Some(o), Some(h)) => o.eq_ignore_ascii_case(h.trim()),
-        _ => false,
-    }
-}
 
 /// Upgrades `/ws` to a signalling WebSocket, after the origin and viewer-limit checks.
 pub async fn upgrade(
@@ -301,40 +281,5 @@ async fn next_outgoing(outgoing: &mut Option<OutgoingMessages>) -> Option<Arc<st
     match outgoing {
         Some(o) => o.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin_allowed;
-
-    #[test]
-    fn only_own_or_allowed_origins() {
-        let none: Vec<String> = vec![];
-        assert!(origin_allowed(None, Some("h:8080"), &none));
-        assert!(origin_allowed(Some("http://h:8080"), Some("h:8080"), &none));
-        assert!(origin_allowed(
-            Some("https://H:8080/"),
-            Some("h:8080"),
-            &none
-        ));
-        assert!(!origin_allowed(
-            Some("http://evil.example"),
-            Some("h:8080"),
-            &none
-        ));
-        assert!(!origin_allowed(
-            Some("http://h:8081"),
-            Some("h:8080"),
-            &none
-        ));
-        assert!(!origin_allowed(Some("null"), Some("h:8080"), &none));
-        assert!(!origin_allowed(Some("http://h:8080"), None, &none));
-        let allowed = vec!["https://desk.example.org".to_string()];
-        assert!(origin_allowed(
-            Some("https://desk.example.org"),
-            Some("h:8080"),
-            &allowed
-        ));
     }
 }

@@ -20,10 +20,10 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender};
 
+use super::opus_rtp::{opus_codec, OpusPacketizer};
 use super::timers::TimerGrid;
 use super::{keyframe, peer, rtp, SessionError, SessionStats};
 use crate::abr::{Shaper, Verdict};
-use crate::audio::rtp::{opus_codec, OpusPacketizer};
 use crate::audio::{AudioHub, AudioSubscription};
 use crate::broadcast::{Hub, Subscription};
 

@@ -12,6 +12,7 @@ pub mod ice;
 mod keyframe;
 mod media;
 mod offer;
+pub mod opus_rtp;
 mod peer;
 pub mod ports;
 pub mod rtp;

@@ -25,6 +25,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::{Runtime, TokioRuntime};
 
 use super::ice::TurnAuth;
+use super::opus_rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
 use super::ports::{PortLease, PortPool};
 use super::timers::{CoarseTimers, TimerGrid};
 use super::udp_mux::{MuxConnection, UdpMux};
@@ -33,7 +34,6 @@ use super::{
 };
 use super::{SessionStats, H264_FMTP};
 use crate::abr::LinkStats;
-use crate::audio::rtp::{opus_codec, OPUS_PAYLOAD_TYPE};
 
 /// Network settings shared by all sessions.
 #[derive(Debug, Clone)]
@@ -156,8 +156,8 @@ fn interceptors(
             .with(
                 Slot::Pacer,
                 PacerBuilder::new()
-                    .with_target_bitrate(start * feedback::OPEN_PACING_FACTOR)
-                    .with_burst_bits(feedback::PACER_BURST_BITS)
+                    .with_target_bitrate(start * crate::abr::pacing::OPEN_PACING_FACTOR)
+                    .with_burst_bits(crate::abr::pacing::PACER_BURST_BITS)
                     .with_queue_limit(PACER_QUEUE_PACKETS)
                     .build(),
             );

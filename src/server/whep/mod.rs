@@ -24,8 +24,8 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use tokio::sync::{mpsc, oneshot};
 
+use super::access::origin_allowed;
 use super::auth::{bearer, token_matches};
-use super::ws::origin_allowed;
 use super::AppState;
 use crate::session::{IceServer, Session, SessionError, SessionEvent, SessionStats};
 pub use life::WhepSessions;

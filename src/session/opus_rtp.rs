@@ -11,7 +11,7 @@ use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp::{Header, Packet};
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec};
 
-use super::{AudioFrame, FRAME_DURATION, SAMPLE_RATE};
+use crate::audio::{AudioFrame, FRAME_DURATION, SAMPLE_RATE};
 
 /// The `a=fmtp` line to register the Opus codec with (10 ms minimum packet time, in-band FEC).
 pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
