@@ -1,11 +1,12 @@
 //! The program: parse flags, start the stages in order, stop them in reverse.
 //!
-//! Order: logging → display (given, or a virtual one) → a probe of the X server → the HTTP
+//! Order: logging → display (given, or a virtual one) → the resize service (`--resize`) → a probe of the X server → the HTTP
 //! listener → the WHIP publisher (with `--whip`) → the server loop. Shutdown on SIGINT/SIGTERM, or when the video pipeline reports a
 //! fatal error (the X server went away): the server stops, the pipeline thread is stopped, and
 //! the virtual display, if we started it, is killed. Errors print one line saying what to do.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -19,6 +20,7 @@ use crate::capture::Capturer;
 use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
 use crate::input::InputService;
+use crate::resize::ResizeService;
 use crate::server::{self, Access, AppState};
 use crate::session::ports::PortPool;
 use crate::session::udp_mux::UdpMux;
@@ -74,11 +76,22 @@ fn log_filter(level: &str) -> String {
 pub fn run(config: Config) -> anyhow::Result<()> {
     // The virtual display lives (and dies) with this function.
     let mut virtual_display = None;
+    let resize;
     let display = match &config.display {
-        Some(d) => d.clone(),
+        Some(d) => {
+            resize = start_resize(&config, d, false);
+            d.clone()
+        }
         None => {
             let (w, h) = config.virtual_size;
-            let vd = VirtualDisplay::start(w, h, 99).context("cannot start a virtual display")?;
+            // With resizing, Xvfb starts at the largest size (it cannot grow past it) and is
+            // set down to --virtual-size through RandR.
+            let (xw, xh) = match config.resize.mode.enabled(true) {
+                true => (w.max(config.resize.max.0), h.max(config.resize.max.1)),
+                false => (w, h),
+            };
+            let vd = VirtualDisplay::start(xw, xh, 99).context("cannot start a virtual display")?;
+            resize = start_resize(&config, vd.name(), true);
             if let Err(err) = vd.paint_welcome() {
                 tracing::warn!("could not paint the virtual display: {err}");
             }
@@ -101,15 +114,39 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .thread_name("vnrit-net")
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve(config, display));
+    let result = runtime.block_on(serve(config, display, resize.clone()));
     runtime.shutdown_timeout(Duration::from_millis(300));
+    if let Some(resize) = resize {
+        resize.shutdown(Duration::from_secs(1));
+    }
     if let Some(mut vd) = virtual_display {
         vd.stop();
     }
     result
 }
 
-async fn serve(config: Config, display: String) -> anyhow::Result<()> {
+/// The resize service for display `name` when `--resize` allows it (`own`: vnrit started the
+/// display, so it starts at the largest size and is set to --virtual-size here). A display
+/// that cannot be resized is streamed at its own size, with a warning.
+fn start_resize(config: &Config, name: &str, own: bool) -> Option<Arc<ResizeService>> {
+    if !config.resize.mode.enabled(own) {
+        return None;
+    }
+    let initial = own.then_some(config.virtual_size);
+    match ResizeService::start(name, config.resize.max, initial, !own) {
+        Ok(service) => Some(Arc::new(service)),
+        Err(err) => {
+            tracing::warn!("{name} cannot follow the viewers' window size ({err}); pages scale the picture");
+            None
+        }
+    }
+}
+
+async fn serve(
+    config: Config,
+    display: String,
+    resize: Option<Arc<ResizeService>>,
+) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
         if err.kind() == std::io::ErrorKind::AddrInUse {
@@ -224,6 +261,10 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
             (Some(task), state.with_publish(status))
         }
         None => (None, state),
+    };
+    let state = match resize {
+        Some(resize) => state.with_resize(resize),
+        None => state,
     };
     let stopper = state.clone();
     let mut server = tokio::spawn(server::serve(listener, state, tls));

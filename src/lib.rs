@@ -24,6 +24,7 @@
 //!   and clipboard.
 //! * `on_demand` is the life of a worker thread shared by subscribers (the video pipeline and
 //!   the audio worker both use it).
+//! * [`resize`] sets the X screen to a viewer's window size and DPI (RandR), when allowed.
 //! * [`wake`] lets other threads cut short the capture and input threads' sleep on their X
 //!   connection.
 
@@ -37,6 +38,7 @@ pub mod display;
 pub mod input;
 pub(crate) mod on_demand;
 pub mod publish;
+pub mod resize;
 pub mod server;
 pub mod session;
 pub mod video;

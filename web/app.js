@@ -1,8 +1,8 @@
 // vnrit viewer: entry module. Owns the reconnect loop (exponential backoff, 1 s doubling to
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
-// remote cursor), view (fit/1:1, zoom, pan), stage gestures (trackpad mode, Alt+wheel zoom),
-// special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
+// remote cursor), view (fit/1:1, zoom, pan), fit (asks for a desktop of the window's size),
+// stage gestures (trackpad mode, Alt+wheel zoom), special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -16,6 +16,7 @@ import { setupSpecialKeys } from './keyboard.js';
 import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
 import { StatsOverlay } from './stats.js';
+import { FitRequester } from './fit.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -43,6 +44,8 @@ export const viewer = {
 globalThis.vnrit = viewer;
 
 const view = new View(stage, video);
+/** Asks the server for a desktop the size of the stage (when its hello offers it). */
+const fit = new FitRequester(stage, view, (w, h, dpr) => !!viewer.session && viewer.session.sendResize(w, h, dpr));
 
 /** Sends one input wire message on the live session; false when there is none. */
 function sendInput(text) {
@@ -119,7 +122,7 @@ const clipboard = new ClipboardSync(
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats });
+Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -181,6 +184,7 @@ function connect() {
     onHello: live((hello) => {
       // A view-only viewer sends no input at all (the server would refuse it).
       if (viewer.input) viewer.input.viewOnly = hello.control === false;
+      fit.hello(hello);
     }),
     onInputOpen: live(() => {
       ownInput.hello();

@@ -28,7 +28,8 @@ const SILENCE_CHECK_MS = 2000;
  * @property {(text: string) => void} [onInput] an input wire message from the server (data
  *   channel, or {"type":"input","data":...} on the WebSocket)
  * @property {() => void} [onInputOpen] the 'input' data channel opened
- * @property {(hello: {control?: boolean}) => void} [onHello] the server's hello (control: false = view-only)
+ * @property {(hello: {control?: boolean, resize?: object}) => void} [onHello] the server's hello
+ *   (control: false = view-only; resize: present when the page may ask for its size)
  * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
  *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
  */
@@ -85,6 +86,17 @@ export class Session {
     }
     if (this.ws.readyState !== WebSocket.OPEN) return false;
     this.#send({ type: 'input', data: text });
+    return true;
+  }
+
+  /**
+   * Asks the server to set the desktop to `width`x`height` device pixels (resize message v1;
+   * send it only to a server whose hello offered `resize`).
+   * @returns {boolean} false when the socket is not open
+   */
+  sendResize(width, height, dpr) {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.#send({ type: 'resize', v: 1, width, height, dpr });
     return true;
   }
 

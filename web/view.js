@@ -1,5 +1,5 @@
 // vnrit viewer: where the video sits in the window. Owns the layout (fit with letterbox, or
-// 1:1 device pixels), zoom (1x to 8x) and pan, keeps the remote cursor in view while zoomed,
+// 1:1 device pixels; fit is 1:1 too when the picture is the size fit.js asked for), zoom (1x to 8x) and pan, keeps the remote cursor in view while zoomed,
 // pans when the pointer rests at an edge of a zoomed view, and maps window points to the
 // normalised frame coordinates the input wire format uses. Follows window, orientation and
 // toolbar changes through a ResizeObserver on the stage.
@@ -26,6 +26,11 @@ export class View {
     this.video = video;
     /** 'fit' (letterboxed to the window) or 'pixel' (one video pixel per device pixel). */
     this.mode = 'fit';
+    /**
+     * The desktop size this page asked the server for (fit.js), in device pixels, or null.
+     * In fit mode a picture of exactly that size is shown 1:1 rather than scaled.
+     */
+    this.requested = null;
     this.zoom = 1;
     /** The frame point (normalised) at the centre of the stage. */
     this.cx = 0.5;
@@ -118,8 +123,15 @@ export class View {
   scale() {
     const { width: W, height: H } = this.stageSize();
     const { w, h } = this.frameSize();
-    const base = this.mode === 'pixel' ? 1 / (devicePixelRatio || 1) : Math.min(W / w, H / h);
+    const base = this.mode === 'pixel' || this.#fitsOneToOne(W, H, w, h) ? 1 / (devicePixelRatio || 1) : Math.min(W / w, H / h);
     return base * this.zoom;
+  }
+
+  /** True when the picture is the size this page asked for and fits the stage 1:1. */
+  #fitsOneToOne(W, H, w, h) {
+    const r = this.requested;
+    const dpr = devicePixelRatio || 1;
+    return !!r && r.w === w && r.h === h && w <= W * dpr + 1 && h <= H * dpr + 1;
   }
 
   /** Recomputes the video box from the stage size, mode, zoom and pan, and applies it. */

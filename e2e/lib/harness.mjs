@@ -3,7 +3,7 @@
 // Every wait here is bounded and reports what it waited for.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
@@ -229,13 +229,15 @@ export function xPointer(display) {
 
 /**
  * Starts `vnrit --display D --bind 127.0.0.1 --port P --token T` and waits for /api/stats.
- * `bind` picks another local address (e.g. the namespace's veth, 10.213.0.1).
- * @param {{display: string, token: string, port?: number, name?: string, extraArgs?: string[], bind?: string}} o
+ * `bind` picks another local address (e.g. the namespace's veth, 10.213.0.1). With `display`
+ * null vnrit starts its own virtual display; the result's `display` then names it (from the log).
+ * @param {{display: string|null, token: string, port?: number, name?: string, extraArgs?: string[], bind?: string}} o
  */
 export async function startServer({ display, token, port, name = 'vnrit', extraArgs = [], bind = '127.0.0.1' }) {
   if (!existsSync(VNRIT_BIN)) throw new Error(`${VNRIT_BIN} is missing: run cargo build --release`);
   port ??= await freePort();
-  const args = ['--display', display, '--bind', bind, '--port', String(port), '--token', token, ...extraArgs];
+  const shown = display === null ? [] : ['--display', display];
+  const args = [...shown, '--bind', bind, '--port', String(port), '--token', token, ...extraArgs];
   const env = { ...process.env, RUST_BACKTRACE: '1' };
   delete env.DISPLAY;
   const child = new Child(name, VNRIT_BIN, args, env);
@@ -248,7 +250,15 @@ export async function startServer({ display, token, port, name = 'vnrit', extraA
     },
     { timeoutMs: 30000, intervalMs: 150, what: `vnrit to answer /api/stats on ${base}` },
   );
-  return { child, port, token, base, url: `${base}/?token=${encodeURIComponent(token)}` };
+  if (display === null) {
+    // The log file is written asynchronously: wait (bounded) for the line to land.
+    const m = await waitFor(() => /display (:\d+) is \d+x\d+/.exec(readFileSync(child.logPath, 'utf8')), {
+      timeoutMs: 3000,
+      what: `vnrit to log its virtual display in ${child.logPath}`,
+    });
+    display = m[1];
+  }
+  return { child, port, token, base, display, url: `${base}/?token=${encodeURIComponent(token)}` };
 }
 
 /**

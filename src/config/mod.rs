@@ -12,6 +12,7 @@ use crate::abr::AdaptiveConfig;
 use crate::audio::{AudioConfig, AudioSource};
 use crate::broadcast::VideoConfig;
 use crate::capture::CaptureMethod;
+use crate::resize::{ResizeMode, ResizeSettings};
 use crate::server::tls::TlsSource;
 use crate::session::ice::TurnAuth;
 
@@ -178,6 +179,16 @@ pub struct Cli {
     #[arg(long, default_value = "1920x1080", value_parser = parse_size, value_name = "WxH")]
     pub virtual_size: (u32, u32),
 
+    /// Set the desktop to the size of the viewer's window: auto (on for the virtual display
+    /// vnrit starts, off for a display it was given), on, or off.
+    #[arg(long, value_enum, default_value_t = ResizeMode::Auto, value_name = "WHEN")]
+    pub resize: ResizeMode,
+
+    /// The largest desktop a viewer's window may ask for, e.g. `2560x1440`. vnrit's own
+    /// virtual display starts at this size (and at least --virtual-size) and is set down.
+    #[arg(long, default_value = "3840x2160", value_parser = parse_size, value_name = "WxH")]
+    pub max_size: (u32, u32),
+
     /// Follow each viewer's link: the shared encoder's bitrate tracks the viewers' bandwidth
     /// estimates between --min-bitrate and --bitrate, and a viewer far slower than the others
     /// has frames dropped for it alone. On by default (see docs/abr.md);
@@ -271,6 +282,8 @@ pub struct Config {
     pub audio: Option<AudioConfig>,
     /// Virtual display size when one is started.
     pub virtual_size: (u32, u32),
+    /// Whether and how far pages may resize the desktop.
+    pub resize: ResizeSettings,
     /// Time allowed from offer to a connected peer.
     pub connect_timeout: Duration,
     /// Lifetime of the session cookie.
@@ -341,6 +354,10 @@ impl Cli {
                 _ => None,
             },
             virtual_size: self.virtual_size,
+            resize: ResizeSettings {
+                mode: self.resize,
+                max: self.max_size,
+            },
             connect_timeout: Duration::from_secs(self.connect_timeout),
             session_ttl: self.session_ttl,
             whip: self.whip.map(|url| crate::publish::WhipConfig {
@@ -385,6 +402,11 @@ mod tests {
         let open = parse(&["--no-auth"]).unwrap().into_config(None);
         assert_eq!(open.token, None);
         assert_eq!(cfg.bind.to_string(), "0.0.0.0");
+        assert_eq!(cfg.resize, ResizeSettings::default());
+        let r = parse(&["--resize", "on", "--max-size", "2560x1440"]).unwrap();
+        assert_eq!((r.resize, r.max_size), (ResizeMode::On, (2560, 1440)));
+        assert!(parse(&["--resize", "sometimes"]).is_err());
+        assert!(parse(&["--max-size", "10x10"]).is_err());
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
 use crate::input::InputService;
 use crate::publish::{PublishReport, PublishStatus};
+use crate::resize::ResizeService;
 use crate::session::{NetworkConfig, PeerState, SessionStats};
 
 /// Access rules.
@@ -71,6 +72,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The WHIP publisher's state (`None` without `--whip`); see [`AppState::with_publish`].
     pub publish: Option<PublishStatus>,
+    /// Sets the screen to the pages' size (`None` when resizing is off); see
+    /// [`AppState::with_resize`].
+    pub resize: Option<Arc<ResizeService>>,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
@@ -106,6 +110,7 @@ impl AppState {
             connect_timeout,
             shutdown,
             publish: None,
+            resize: None,
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
@@ -117,6 +122,12 @@ impl AppState {
     /// Shows the WHIP publisher's `status` in `/api/stats` and `/metrics`.
     pub fn with_publish(mut self, status: PublishStatus) -> Self {
         self.publish = Some(status);
+        self
+    }
+
+    /// Lets pages that may control the desktop set its size through `resize`.
+    pub fn with_resize(mut self, resize: Arc<ResizeService>) -> Self {
+        self.resize = Some(resize);
         self
     }
 

@@ -14,7 +14,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// A message from the page.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ClientMessage {
     /// The page's SDP offer.
@@ -35,6 +35,34 @@ pub enum ClientMessage {
         /// The input message text.
         data: String,
     },
+    /// The page asks for a desktop of its size (sent only to a server whose hello offers
+    /// `resize`; an older server refuses it as an unknown type).
+    Resize {
+        /// [`RESIZE_VERSION`]; another version is refused.
+        v: u32,
+        /// The page's width in device pixels (CSS width x devicePixelRatio).
+        width: u32,
+        /// The page's height in device pixels.
+        height: u32,
+        /// `window.devicePixelRatio`.
+        dpr: f64,
+    },
+}
+
+/// Version of the `resize` message this server takes.
+pub const RESIZE_VERSION: u32 = 1;
+
+/// What the hello tells a page about resizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ResizeOffer {
+    /// [`RESIZE_VERSION`].
+    pub version: u32,
+    /// The largest width the server sets, in pixels.
+    #[serde(rename = "maxWidth")]
+    pub max_width: u32,
+    /// The largest height.
+    #[serde(rename = "maxHeight")]
+    pub max_height: u32,
 }
 
 pub use crate::session::IceServer;
@@ -55,6 +83,9 @@ pub enum ServerMessage {
         ice_transport_policy: &'static str,
         /// Whether this viewer may control the desktop (false: view-only).
         control: bool,
+        /// Present when the server sets the desktop to the page's size and this viewer may ask.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resize: Option<ResizeOffer>,
     },
     /// The answer SDP.
     Answer {
@@ -193,6 +224,7 @@ mod tests {
             }],
             ice_transport_policy: "all",
             control: true,
+            resize: None,
         };
         assert_eq!(
             hello.to_json(),
@@ -202,5 +234,46 @@ mod tests {
             ServerMessage::Candidate { candidate: None }.to_json(),
             r#"{"type":"candidate","candidate":null}"#
         );
+        let hello = ServerMessage::Hello {
+            version: 1,
+            ice_servers: vec![],
+            ice_transport_policy: "all",
+            control: true,
+            resize: Some(ResizeOffer {
+                version: RESIZE_VERSION,
+                max_width: 3840,
+                max_height: 2160,
+            }),
+        };
+        assert_eq!(
+            hello.to_json(),
+            r#"{"type":"hello","version":1,"iceServers":[],"iceTransportPolicy":"all","control":true,"resize":{"version":1,"maxWidth":3840,"maxHeight":2160}}"#
+        );
+    }
+
+    #[test]
+    fn parses_resize_and_refuses_bad_ones() {
+        assert_eq!(
+            parse(r#"{"type":"resize","v":1,"width":1280,"height":720,"dpr":2}"#),
+            Ok(ClientMessage::Resize {
+                v: 1,
+                width: 1280,
+                height: 720,
+                dpr: 2.0
+            })
+        );
+        for bad in [
+            r#"{"type":"resize","width":1280,"height":720,"dpr":1}"#,
+            r#"{"type":"resize","v":1,"width":-1,"height":720,"dpr":1}"#,
+            r#"{"type":"resize","v":1,"width":1280.5,"height":720,"dpr":1}"#,
+            r#"{"type":"resize","v":1,"width":99999999999,"height":720,"dpr":1}"#,
+            r#"{"type":"resize","v":1,"width":1280,"height":720,"dpr":"2"}"#,
+            r#"{"type":"resize","v":1,"width":1280,"height":720,"dpr":1,"x":0}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(SignalError::Malformed(_))),
+                "{bad:?} accepted"
+            );
+        }
     }
 }

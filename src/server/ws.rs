@@ -16,9 +16,10 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::access::{origin_allowed, Role};
-use super::signal::{self, ClientMessage, ServerMessage};
+use super::signal::{self, ClientMessage, ResizeOffer, ServerMessage};
 use super::AppState;
 use crate::input::{InputError, OutgoingMessages};
+use crate::resize::policy::{Refusal, Request};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
 /// Upgrades `/ws` to a signalling WebSocket, after the origin and viewer-limit checks.
@@ -93,6 +94,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
         ice_servers: state.net.ice_servers(),
         ice_transport_policy: state.net.ice_transport_policy(),
         control: role == Role::Control && state.input.is_some(),
+        resize: resize_offer(state, role),
     };
     if tx.send(send(hello)).await.is_err() {
         return;
@@ -227,6 +229,10 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         Some(input) => input.handle(data.as_bytes()).err().and_then(|err| notices.refused(err, &stats)),
                         None => Some(ServerMessage::Error { message: "remote control is not available on this server".into() }),
                     },
+                    Ok(ClientMessage::Resize { v, width, height, dpr }) => {
+                        let req = Request { width, height, dpr };
+                        resize_request(state, id, role, v, req, &mut notices)
+                    }
                     Ok(ClientMessage::Keyframe) => {
                         state.hub.request_keyframe();
                         None
@@ -242,11 +248,60 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     }
     // Releases every key and button this viewer held.
     drop(input);
+    if let Some(resize) = &state.resize {
+        resize.viewer_left(id);
+    }
     if let Some(mut session) = session {
         session.close().await;
     }
     if !closed {
         let _ = tx.send(Message::Close(None)).await;
+    }
+}
+
+/// What the hello offers about resizing: present when the server resizes and this viewer may
+/// ask (today: it has the full token; the service decides again on every request).
+fn resize_offer(state: &AppState, role: Role) -> Option<ResizeOffer> {
+    let resize = state.resize.as_ref().filter(|_| role == Role::Control)?;
+    let (max_width, max_height) = resize.max();
+    Some(ResizeOffer {
+        version: signal::RESIZE_VERSION,
+        max_width,
+        max_height,
+    })
+}
+
+/// Hands a page's size to the resize service; the reply for the page if it was refused.
+fn resize_request(
+    state: &AppState,
+    id: u64,
+    role: Role,
+    version: u32,
+    req: Request,
+    notices: &mut Notices,
+) -> Option<ServerMessage> {
+    let result = match (&state.resize, version) {
+        (_, v) if v != signal::RESIZE_VERSION => Err(format!(
+            "resize message version {v} is not supported (this server takes version {})",
+            signal::RESIZE_VERSION
+        )),
+        (None, _) => Err(Refusal::Off.to_string()),
+        (Some(resize), _) => resize
+            .request(id, role == Role::Control, req)
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(target) => {
+            tracing::debug!(session = id, ?target, "viewer asked for its size");
+            None
+        }
+        Err(message) => {
+            let first = !std::mem::replace(&mut notices.resize_refused, true);
+            if first {
+                tracing::info!(session = id, "refused a resize request: {message}");
+            }
+            first.then_some(ServerMessage::Error { message })
+        }
     }
 }
 
@@ -256,6 +311,8 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
 struct Notices {
     view_only: bool,
     rate_limited: bool,
+    /// Resize refusals (view-only, resizing off, a display that refuses), told once.
+    resize_refused: bool,
 }
 
 impl Notices {
