@@ -136,7 +136,9 @@ fn start_resize(config: &Config, name: &str, own: bool) -> Option<Arc<ResizeServ
     match ResizeService::start(name, config.resize.max, initial, !own) {
         Ok(service) => Some(Arc::new(service)),
         Err(err) => {
-            tracing::warn!("{name} cannot follow the viewers' window size ({err}); pages scale the picture");
+            tracing::warn!(
+                "{name} cannot follow the viewers' window size ({err}); pages scale the picture"
+            );
             None
         }
     }

@@ -140,7 +140,12 @@ impl Policy {
 
     /// Viewer `viewer` asks for `req`; `may_control` says whether it may control the desktop.
     /// Ok means it is applied (when [`Policy::due`] says so) unless a newer request replaces it.
-    pub fn request(&mut self, viewer: u64, may_control: bool, req: Request) -> Result<Target, Refusal> {
+    pub fn request(
+        &mut self,
+        viewer: u64,
+        may_control: bool,
+        req: Request,
+    ) -> Result<Target, Refusal> {
         if !self.enabled {
             return Err(Refusal::Off);
         }
@@ -242,7 +247,10 @@ mod tests {
     fn first_request_applies_at_once_rounded_and_bounded() {
         let now = Instant::now();
         let mut p = Policy::new(true, (3840, 2160));
-        assert_eq!(p.request(1, true, req(1281, 721, 1.0)), Ok(t(1280, 720, 96)));
+        assert_eq!(
+            p.request(1, true, req(1281, 721, 1.0)),
+            Ok(t(1280, 720, 96))
+        );
         assert_eq!(p.next_wake(now), Some(Duration::ZERO));
         assert_eq!(p.due(now), Some(t(1280, 720, 96)));
         assert_eq!(p.due(now), None, "nothing twice while in flight");
@@ -254,7 +262,10 @@ mod tests {
         assert_eq!(p.target_for(req(10, 10, 1.0)), Ok(t(320, 240, 96)));
         assert_eq!(p.target_for(req(1366, 768, 1.25)), Ok(t(1366, 768, 120)));
         let odd_max = Policy::new(true, (1921, 1081));
-        assert_eq!(odd_max.target_for(req(5000, 5000, 1.0)), Ok(t(1920, 1080, 96)));
+        assert_eq!(
+            odd_max.target_for(req(5000, 5000, 1.0)),
+            Ok(t(1920, 1080, 96))
+        );
     }
 
     #[test]
@@ -337,10 +348,14 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Policy::new(true, (3840, 2160));
         p.request(1, true, req(1280, 720, 1.0)).unwrap();
-        p.applied(t0, p.due(t0).unwrap(), true);
+        let first = p.due(t0).unwrap();
+        p.applied(t0, first, true);
         p.request(1, true, req(1024, 768, 1.0)).unwrap();
         p.viewer_left(2);
-        assert!(p.next_wake(t0).is_some(), "another viewer leaving changes nothing");
+        assert!(
+            p.next_wake(t0).is_some(),
+            "another viewer leaving changes nothing"
+        );
         p.viewer_left(1);
         assert_eq!(p.due(t0 + Duration::from_secs(1)), None);
         p.request(3, true, req(1024, 768, 1.0)).unwrap();
@@ -395,8 +410,19 @@ mod tests {
         assert_eq!(millimetres(1920, 96), 508);
         // xdpyinfo: px * 25.4 / mm, rounded.
         let dpi = |px: u32, mm: u32| (f64::from(px) * 25.4 / f64::from(mm)).round() as u32;
-        for (px, d) in [(1280u32, 192u32), (800, 192), (1024, 96), (2560, 144), (320, 384)] {
+        for (px, d) in [
+            (1280u32, 192u32),
+            (800, 192),
+            (1024, 96),
+            (2560, 144),
+            (1366, 120),
+        ] {
             assert_eq!(dpi(px, millimetres(px, d)), d, "{px} px at {d} dpi");
+        }
+        // Whole millimetres limit the precision on small, very dense screens: within 1 %.
+        for px in [320u32, 1280, 3840] {
+            let got = dpi(px, millimetres(px, 384));
+            assert!(got.abs_diff(384) <= 4, "{px} px at 384 dpi gave {got}");
         }
     }
 }

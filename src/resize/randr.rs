@@ -398,12 +398,7 @@ fn find_mode(
         .iter()
         .filter(sized)
         .find(|m| listed.contains(&m.id))
-        .or_else(|| {
-            res.modes
-                .iter()
-                .filter(sized)
-                .find(|m| is_ours(res, m.id))
-        })
+        .or_else(|| res.modes.iter().filter(sized).find(|m| is_ours(res, m.id)))
         .map(|m| m.id)
 }
 
