@@ -24,6 +24,10 @@
 //!   and clipboard.
 //! * `on_demand` is the life of a worker thread shared by subscribers (the video pipeline and
 //!   the audio worker both use it).
+//! * [`launch`] starts the programs of the desktop (the COMMAND after `--`, or a window
+//!   manager and a terminal) and stops them with vnrit.
+//! * [`xserver`] holds one X connection from start to exit, so a server never resets under
+//!   vnrit, and waits briefly for a server that is still starting.
 //! * [`wake`] lets other threads cut short the capture and input threads' sleep on their X
 //!   connection.
 
@@ -35,9 +39,11 @@ pub mod cli;
 pub mod config;
 pub mod display;
 pub mod input;
+pub mod launch;
 pub(crate) mod on_demand;
 pub mod publish;
 pub mod server;
 pub mod session;
 pub mod video;
 pub mod wake;
+pub mod xserver;

@@ -55,6 +55,8 @@ pub enum ServerMessage {
         ice_transport_policy: &'static str,
         /// Whether this viewer may control the desktop (false: view-only).
         control: bool,
+        /// The X display streamed, e.g. `:99` (the page puts it in its title).
+        display: String,
     },
     /// The answer SDP.
     Answer {
@@ -193,10 +195,11 @@ mod tests {
             }],
             ice_transport_policy: "all",
             control: true,
+            display: ":99".into(),
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true}"#
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true,"display":":99"}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),

@@ -93,6 +93,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
         ice_servers: state.net.ice_servers(),
         ice_transport_policy: state.net.ice_transport_policy(),
         control: role == Role::Control && state.input.is_some(),
+        display: state.hub.display().to_string(),
     };
     if tx.send(send(hello)).await.is_err() {
         return;
