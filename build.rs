@@ -9,7 +9,8 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    for var in ["NASM", "VNRIT_ALLOW_NO_NASM", "OPENH264_NO_ASM", "PATH"] {
+    // Not PATH: a changed PATH would rebuild vnrit; a failed check runs again anyway.
+    for var in ["NASM", "VNRIT_ALLOW_NO_NASM", "OPENH264_NO_ASM"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();

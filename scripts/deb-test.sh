@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian package as an administrator meets it: `cargo deb` builds it from the release
 # binary, `dpkg -i` installs it (the postinst writes /etc/vnrit/vnrit.env with a random token),
-# the system unit's ExecStart= line is run by hand with that environment file (this machine
+# `systemd-analyze verify` accepts the installed unit, its ExecStart= line is run by hand with that environment file (this machine
 # runs no systemd), as an unprivileged user like the unit's DynamicUser, inside a private
 # network namespace (its own port 8080), and the page must answer 200 with the file's token
 # and 401 without. The package is purged at the end, which must remove /etc/vnrit.
@@ -45,6 +45,8 @@ dpkg -L vnrit | grep -q '/systemd/user/vnrit.service$'
 token=$(sed -n 's/^VNRIT_TOKEN=//p' "$envfile")
 [[ ${#token} -ge 20 ]] || { echo "deb-test: no token in $envfile" >&2; exit 1; }
 echo "deb-test: $unit runs: $exec_start"
+# systemd's own check of the installed unit (works without a running systemd).
+systemd-analyze verify "$unit"
 
 # The unit's command line, with the file's variables ($VNRIT_ARGS split into words as systemd
 # does), as nobody with its own HOME (the unit: DynamicUser, StateDirectory), in a namespace.

@@ -13,12 +13,14 @@ PACKAGES=(
   nasm pkg-config iproute2 build-essential cmake
   coturn nftables
   openbox xterm
+  curl systemd
 )
 # nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
 # coturn and nftables: the TURN and UDP-blocked e2e tests (coturn is started by the tests only).
 # cmake builds libopus from source for the `opus` crate (opusic-sys, bundled).
 # nftables: e2e/keyframe.test.mjs drops media packets inside its private namespace.
 # openbox and xterm: the default session on vnrit's own display (tests/launch.rs checks both).
+# curl and systemd (systemd-analyze, no running systemd needed): scripts/deb-test.sh.
 
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
