@@ -12,11 +12,15 @@ PACKAGES=(
   xserver-xephyr
   nasm pkg-config iproute2 build-essential cmake
   coturn nftables
+  openbox xterm
+  curl systemd
 )
 # nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
 # coturn and nftables: the TURN and UDP-blocked e2e tests (coturn is started by the tests only).
 # cmake builds libopus from source for the `opus` crate (opusic-sys, bundled).
 # nftables: e2e/keyframe.test.mjs drops media packets inside its private namespace.
+# openbox and xterm: the default session on vnrit's own display (tests/launch.rs checks both).
+# curl and systemd (systemd-analyze, no running systemd needed): scripts/deb-test.sh.
 
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
@@ -52,6 +56,12 @@ if ! command -v cargo >/dev/null; then
 fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
+fi
+
+# cargo-deb builds the Debian package (scripts/deb-test.sh).
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: cargo install cargo-deb"
+  cargo install cargo-deb --locked
 fi
 
 # npm ci only when the installed tree is older than the lock file (or absent).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vnrit full check, as CI runs it: set-up, format, lints, release build, Rust tests
-# (unit + integration, against a real Xvfb), bounded fuzzing of the parsers, then the browser end-to-end tests.
+# (unit + integration, against a real Xvfb), the Debian package, bounded fuzzing of the parsers, then the browser end-to-end tests.
 # Stops at the first failure.
 set -euo pipefail
 
@@ -20,6 +20,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 step "cargo build --release"
 cargo build --release --bins --example timecode # the e2e keyframe test draws with timecode
+step "Debian package (cargo deb, dpkg -i, the unit's command line serves the page)"
+scripts/deb-test.sh
 step "cargo test --release"
 cargo test --release
 export FUZZ_SECONDS="${FUZZ_SECONDS:-30}"

@@ -1,9 +1,13 @@
 //! The program: parse flags, start the stages in order, stop them in reverse.
 //!
-//! Order: logging → display (given, or a virtual one) → the resize service (`--resize`) → a probe of the X server → the HTTP
-//! listener → the WHIP publisher (with `--whip`) → the server loop. Shutdown on SIGINT/SIGTERM, or when the video pipeline reports a
-//! fatal error (the X server went away): the server stops, the pipeline thread is stopped, and
-//! the virtual display, if we started it, is killed. Errors print one line saying what to do.
+//! Order: logging → display (given, or a virtual one) → the resize service (`--resize`) → the
+//! X connection held until exit (waiting briefly for a server still starting) → a probe of the
+//! X server → the HTTP listener → the WHIP publisher (with `--whip`) → the programs on the
+//! display (COMMAND or a session) → the server loop. Shutdown on SIGINT/SIGTERM, when COMMAND
+//! ends (vnrit then exits with its status), or when the video pipeline reports a fatal error
+//! (the X server went away): the programs are stopped, the server stops, the pipeline thread is
+//! stopped, and the virtual display, if we started it, is killed. Errors print one line saying
+//! what to do.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use crate::capture::Capturer;
 use crate::config::{Cli, Config};
 use crate::display::VirtualDisplay;
 use crate::input::InputService;
+use crate::launch::{ChildEnv, LaunchError, Launcher};
 use crate::resize::ResizeService;
 use crate::server::{self, Access, AppState};
 use crate::session::ports::PortPool;
@@ -46,10 +51,12 @@ pub fn main() -> i32 {
         .init();
     let config = cli.into_config(std::env::var("DISPLAY").ok());
     match run(config) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("vnrit: {err:#}");
-            1
+            // A COMMAND that cannot be started exits as a shell would (127: not found).
+            err.downcast_ref::<LaunchError>()
+                .map_or(1, LaunchError::exit_code)
         }
     }
 }
@@ -72,8 +79,9 @@ fn log_filter(level: &str) -> String {
     }
 }
 
-/// Runs the server with `config` until a signal or a fatal error.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server with `config` until a signal, the end of COMMAND or a fatal error; returns
+/// the exit code (COMMAND's, or 0).
+pub fn run(config: Config) -> anyhow::Result<i32> {
     // The virtual display lives (and dies) with this function.
     let mut virtual_display = None;
     let resize;
@@ -101,6 +109,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             name
         }
     };
+    // This connection stays open until vnrit exits (the display watcher owns it), so a server
+    // started without -noreset never sees its last client leave and resets under us.
+    let (keeper, _) = crate::xserver::connect_waiting(&display)
+        .with_context(|| format!("cannot capture display {display}"))?;
     // Fail early, with the capture layer's own advice, if the display is unusable.
     let (width, height) = Capturer::open(Some(&display), config.video.capture)
         .map(|c| c.size())
@@ -114,7 +126,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .thread_name("vnrit-net")
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve(config, display, resize.clone()));
+    let own_display = virtual_display.is_some();
+    let result = runtime.block_on(serve(config, display, resize.clone(), keeper, own_display));
     runtime.shutdown_timeout(Duration::from_millis(300));
     if let Some(resize) = resize {
         resize.shutdown(Duration::from_secs(1));
@@ -148,7 +161,9 @@ async fn serve(
     config: Config,
     display: String,
     resize: Option<Arc<ResizeService>>,
-) -> anyhow::Result<()> {
+    keeper: x11rb::rust_connection::RustConnection,
+    own_display: bool,
+) -> anyhow::Result<i32> {
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
         if err.kind() == std::io::ErrorKind::AddrInUse {
@@ -171,7 +186,7 @@ async fn serve(
     };
 
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
-    watch_display(&display, fatal_tx.clone())?;
+    watch_display(keeper, &display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let whip_shutdown = shutdown_rx.clone();
     let input = match InputService::start(&display) {
@@ -182,6 +197,7 @@ async fn serve(
         }
     };
     let clock_origin = std::time::Instant::now();
+    let display_name = display.clone();
     let hub = Hub::new(display, config.video.clone(), clock_origin, fatal_tx);
     // Audio never stops the server: without PulseAudio it warns once and keeps retrying.
     let audio = config
@@ -270,23 +286,34 @@ async fn serve(
     };
     let stopper = state.clone();
     let mut server = tokio::spawn(server::serve(listener, state, tls));
+    // The programs on the display; dropping the launcher (any early return) stops them too.
+    let child_env = ChildEnv {
+        display: display_name.clone(),
+        pulse_server: config.audio.as_ref().and_then(|a| a.server_for_clients()),
+    };
+    let mut launcher = Launcher::start(&config.launch, own_display, &child_env)?;
     let outcome = tokio::select! {
         _ = stop_signal => {
             tracing::info!("shutting down");
             stopper.set_stop_reason("vnrit stopped (signal)");
-            Ok(())
+            Ok(0)
+        }
+        code = launcher.finished() => {
+            stopper.set_stop_reason(format!("vnrit stopped: the program it ran exited with status {code}"));
+            Ok(code)
         }
         Some(msg) = fatal_rx.recv() => {
             stopper.set_stop_reason(format!("vnrit stopped: {msg}"));
             Err(anyhow!("{msg}"))
         }
         res = &mut server => match res {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(0),
             Ok(Err(err)) => Err(anyhow!("the HTTP server stopped: {err}")),
             Err(err) => Err(anyhow!("the HTTP server task failed: {err}")),
         },
     };
     let _ = shutdown_tx.send(true);
+    launcher.stop().await;
     // Let go of every key and button any viewer still holds before anything else stops.
     if let Some(input) = input {
         tokio::task::spawn_blocking(move || input.shutdown())
@@ -318,10 +345,14 @@ async fn serve(
 
 /// Notices the X server going away even while nobody watches (the pipeline only runs with
 /// viewers): a thread blocks on an idle X connection and reports when it breaks.
-fn watch_display(display: &str, fatal: mpsc::UnboundedSender<String>) -> anyhow::Result<()> {
+/// `conn` is the connection held since start (see [`crate::xserver`]); the thread keeps it
+/// open until the process exits.
+fn watch_display(
+    conn: x11rb::rust_connection::RustConnection,
+    display: &str,
+    fatal: mpsc::UnboundedSender<String>,
+) -> anyhow::Result<()> {
     use x11rb::connection::Connection;
-    let (conn, _) = x11rb::connect(Some(display))
-        .with_context(|| format!("cannot connect to the X server at {display}"))?;
     let name = display.to_string();
     std::thread::Builder::new()
         .name("vnrit-xwatch".into())

@@ -526,7 +526,9 @@ fn paint(
         let lines = [
             "vnrit".to_owned(),
             format!("virtual display {name}  {w}x{h}"),
-            format!("run programs here with DISPLAY={name}"),
+            format!("run programs here:  DISPLAY={name} xterm &"),
+            "or let vnrit start one:  vnrit -- firefox".to_owned(),
+            "right-click the desktop for a menu (openbox)".to_owned(),
         ];
         for (i, text) in lines.iter().enumerate() {
             let y = cy + bar + 24 + 18 * i as i64;

@@ -25,6 +25,10 @@
 //! * `on_demand` is the life of a worker thread shared by subscribers (the video pipeline and
 //!   the audio worker both use it).
 //! * [`resize`] sets the X screen to a viewer's window size and DPI (RandR), when allowed.
+//! * [`launch`] starts the programs of the desktop (the COMMAND after `--`, or a window
+//!   manager and a terminal) and stops them with vnrit.
+//! * [`xserver`] holds one X connection from start to exit, so a server never resets under
+//!   vnrit, and waits briefly for a server that is still starting.
 //! * [`wake`] lets other threads cut short the capture and input threads' sleep on their X
 //!   connection.
 
@@ -36,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod display;
 pub mod input;
+pub mod launch;
 pub(crate) mod on_demand;
 pub mod publish;
 pub mod resize;
@@ -43,3 +48,4 @@ pub mod server;
 pub mod session;
 pub mod video;
 pub mod wake;
+pub mod xserver;

@@ -78,7 +78,7 @@ impl Server {
         self.stderr.try_iter().collect()
     }
 
-    fn terminate(&mut self) -> (Duration, Option<i32>) {
+    pub(crate) fn terminate(&mut self) -> (Duration, Option<i32>) {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: sending a signal to our own child process by its pid.
         unsafe { libc::kill(pid, libc::SIGTERM) };

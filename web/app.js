@@ -17,6 +17,7 @@ import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
 import { StatsOverlay } from './stats.js';
 import { FitRequester } from './fit.js';
+import { PageTitle } from './title.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -28,6 +29,7 @@ const stage = $('stage');
 const video = /** @type {HTMLVideoElement} */ ($('screen'));
 const status = new StatusView($('status'));
 const notice = new Notice($('notice'));
+const title = new PageTitle(video);
 
 /** The page's state, shared with feature modules. */
 export const viewer = {
@@ -182,6 +184,7 @@ function connect() {
     onServerError: live((message) => status.error(`server: ${message}`)),
     onInput: live(onInput),
     onHello: live((hello) => {
+      title.setDisplay(hello.display);
       // A view-only viewer sends no input at all (the server would refuse it).
       if (viewer.input) viewer.input.viewOnly = hello.control === false;
       fit.hello(hello);

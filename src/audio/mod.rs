@@ -76,6 +76,19 @@ impl Default for AudioConfig {
     }
 }
 
+impl AudioConfig {
+    /// The PulseAudio server address that programs vnrit starts should play to: the one vnrit
+    /// records from (the first candidate whose socket exists, or a TCP address), if any.
+    pub fn server_for_clients(&self) -> Option<String> {
+        pulse::server_candidates(self.server.as_deref())
+            .into_iter()
+            .find(|address| {
+                let path = address.strip_prefix("unix:").unwrap_or(address);
+                !path.starts_with('/') || std::path::Path::new(path).exists()
+            })
+    }
+}
+
 /// One encoded 20 ms frame as broadcast to the listeners.
 #[derive(Debug)]
 pub struct AudioFrame {

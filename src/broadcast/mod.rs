@@ -152,6 +152,11 @@ impl Hub {
         }
     }
 
+    /// The X display this hub streams, e.g. `:99`.
+    pub fn display(&self) -> &str {
+        &self.inner.display
+    }
+
     /// Joins the stream as a viewer: starts the pipeline if it is not running and asks for a
     /// keyframe so the newcomer can start decoding at once.
     pub fn subscribe(&self) -> Subscription {

@@ -28,7 +28,7 @@ use values::{
 #[derive(Debug, Clone, Parser)]
 #[command(name = "vnrit", version, about, long_about = None)]
 #[command(
-    after_help = "Examples:\n  vnrit                                  # own virtual display, a fresh token in the printed URL\n  vnrit --display :0 --token s3cret      # stream the desktop on :0, token required\n  vnrit --height 720 --bitrate 2500      # downscale to 720p at 2.5 Mbit/s"
+    after_help = "Examples:\n  vnrit                                  # own virtual display, a fresh token in the printed URL\n  vnrit --display :0 --token s3cret      # stream the desktop on :0, token required\n  vnrit --height 720 --bitrate 2500      # downscale to 720p at 2.5 Mbit/s\n  vnrit -- xterm -e htop                 # run a program on the display; exit with its status"
 )]
 pub struct Cli {
     /// X display to stream, e.g. `:0`. Default: $DISPLAY; if that is unset, start a virtual one.
@@ -218,6 +218,10 @@ pub struct Cli {
     /// Bearer token for --whip, e.g. `--whip-token s3cret`.
     #[arg(long, env = "VNRIT_WHIP_TOKEN", value_name = "TOKEN", value_parser = parse_token, requires = "whip")]
     pub whip_token: Option<String>,
+
+    /// Programs to start on the display (see `crate::launch`).
+    #[command(flatten)]
+    pub launch: crate::launch::LaunchArgs,
 }
 
 /// The screen-reading method named on the command line.
@@ -290,6 +294,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// WHIP publishing, if `--whip` is given.
     pub whip: Option<crate::publish::WhipConfig>,
+    /// Programs to start on the display.
+    pub launch: crate::launch::LaunchConfig,
 }
 
 impl Cli {
@@ -365,6 +371,7 @@ impl Cli {
                 token: self.whip_token,
                 connect_timeout: Duration::from_secs(self.connect_timeout),
             }),
+            launch: self.launch.into(),
         }
     }
 }

@@ -86,6 +86,8 @@ pub enum ServerMessage {
         /// Present when the server sets the desktop to the page's size and this viewer may ask.
         #[serde(skip_serializing_if = "Option::is_none")]
         resize: Option<ResizeOffer>,
+        /// The X display streamed, e.g. `:99` (the page puts it in its title).
+        display: String,
     },
     /// The answer SDP.
     Answer {
@@ -225,10 +227,11 @@ mod tests {
             ice_transport_policy: "all",
             control: true,
             resize: None,
+            display: ":99".into(),
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true}"#
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true,"display":":99"}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),
@@ -244,10 +247,11 @@ mod tests {
                 max_width: 3840,
                 max_height: 2160,
             }),
+            display: ":1".into(),
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[],"iceTransportPolicy":"all","control":true,"resize":{"version":1,"maxWidth":3840,"maxHeight":2160}}"#
+            r#"{"type":"hello","version":1,"iceServers":[],"iceTransportPolicy":"all","control":true,"resize":{"version":1,"maxWidth":3840,"maxHeight":2160},"display":":1"}"#
         );
     }
 

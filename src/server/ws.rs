@@ -95,6 +95,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
         ice_transport_policy: state.net.ice_transport_policy(),
         control: role == Role::Control && state.input.is_some(),
         resize: resize_offer(state, role),
+        display: state.hub.display().to_string(),
     };
     if tx.send(send(hello)).await.is_err() {
         return;
