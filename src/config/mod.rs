@@ -207,6 +207,10 @@ pub struct Cli {
     /// Bearer token for --whip, e.g. `--whip-token s3cret`.
     #[arg(long, env = "VNRIT_WHIP_TOKEN", value_name = "TOKEN", value_parser = parse_token, requires = "whip")]
     pub whip_token: Option<String>,
+
+    /// Who drives the desktop (`--control`, `--control-idle`, `--admin-token`).
+    #[command(flatten)]
+    pub control: crate::control::ControlSettings,
 }
 
 /// The screen-reading method named on the command line.
@@ -277,6 +281,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// WHIP publishing, if `--whip` is given.
     pub whip: Option<crate::publish::WhipConfig>,
+    /// Control hand-over between viewers.
+    pub control: crate::control::ControlSettings,
 }
 
 impl Cli {
@@ -348,6 +354,7 @@ impl Cli {
                 token: self.whip_token,
                 connect_timeout: Duration::from_secs(self.connect_timeout),
             }),
+            control: self.control,
         }
     }
 }

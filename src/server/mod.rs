@@ -9,6 +9,7 @@ pub mod assets;
 pub mod auth;
 pub mod cookie;
 pub mod metrics;
+mod presence;
 pub mod signal;
 pub mod tls;
 pub mod whep;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
+use crate::control::{ControlHub, ControlSettings, Presence};
 use crate::input::InputService;
 use crate::publish::{PublishReport, PublishStatus};
 use crate::session::{NetworkConfig, PeerState, SessionStats};
@@ -71,6 +73,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The WHIP publisher's state (`None` without `--whip`); see [`AppState::with_publish`].
     pub publish: Option<PublishStatus>,
+    /// Presence and who has control (see [`crate::control`]); ask
+    /// [`ControlHub::may_control`] before acting on the desktop for a viewer.
+    pub control: ControlHub,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
@@ -106,6 +111,7 @@ impl AppState {
             connect_timeout,
             shutdown,
             publish: None,
+            control: ControlHub::new(ControlSettings::default()),
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
@@ -117,6 +123,12 @@ impl AppState {
     /// Shows the WHIP publisher's `status` in `/api/stats` and `/metrics`.
     pub fn with_publish(mut self, status: PublishStatus) -> Self {
         self.publish = Some(status);
+        self
+    }
+
+    /// Control hand-over with these settings (default: exclusive, 60 s idle, no admin token).
+    pub fn with_control(mut self, settings: ControlSettings) -> Self {
+        self.control = ControlHub::new(settings);
         self
     }
 
@@ -190,6 +202,8 @@ pub struct SessionReport {
     pub audio_packets_sent: u64,
     /// Input events dropped (rate limit or full input queue).
     pub input_dropped: u64,
+    /// Input events refused because another viewer had control.
+    pub input_refused: u64,
     /// Times the connection went from connected to disconnected.
     pub disconnects: u64,
     /// Round-trip time from RTCP receiver reports, ms (`null` until measured).
@@ -216,6 +230,8 @@ pub struct StatsReport {
     pub audio: Option<AudioStats>,
     /// The WHIP publisher (`null` without `--whip`).
     pub publish: Option<PublishReport>,
+    /// Who is connected (names, roles) and who has control.
+    pub control: Presence,
 }
 
 async fn stats(State(state): State<AppState>) -> impl IntoResponse {
@@ -230,6 +246,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
             audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
             input_dropped: s.input_dropped.load(Ordering::Relaxed),
+            input_refused: s.input_refused.load(Ordering::Relaxed),
             disconnects: s.disconnects.load(Ordering::Relaxed),
             rtt_ms: s.link.rtt_ms(),
             loss: s.link.loss(),
@@ -245,6 +262,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             sessions,
             audio: state.audio.as_ref().map(|a| a.stats()),
             publish: state.publish.as_ref().map(PublishStatus::report),
+            control: state.control.presence(),
         }),
     )
 }

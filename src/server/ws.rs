@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -16,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::access::{origin_allowed, Role};
+use super::presence;
 use super::signal::{self, ClientMessage, ServerMessage};
 use super::AppState;
 use crate::input::{InputError, OutgoingMessages};
@@ -25,6 +26,7 @@ use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 pub async fn upgrade(
     State(state): State<AppState>,
     role: Option<Extension<Role>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -63,27 +65,36 @@ pub async fn upgrade(
     ws.max_message_size(signal::MAX_MESSAGE_BYTES)
         .max_frame_size(signal::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
-            serve(state, socket, role).await;
+            serve(state, socket, role, query).await;
             drop(slot);
         })
 }
 
-async fn serve(state: AppState, socket: WebSocket, role: Role) {
+async fn serve(state: AppState, socket: WebSocket, role: Role, query: Option<String>) {
     let id = state.next_session_id();
     let stats = Arc::new(SessionStats::new(id));
     state.register(stats.clone());
     tracing::info!(session = id, "viewer connected");
-    run(&state, socket, stats, role).await;
+    run(&state, socket, stats, role, query.as_deref()).await;
     state.unregister(id);
     tracing::info!(session = id, "viewer left");
 }
 
-async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role: Role) {
+async fn run(
+    state: &AppState,
+    socket: WebSocket,
+    stats: Arc<SessionStats>,
+    role: Role,
+    query: Option<&str>,
+) {
     let id = stats.id;
     let mut input = state
         .input
         .as_ref()
         .map(|service| service.session(role == Role::Control));
+    // Seated after the input session exists (its gate asks the seat) and dropped after it.
+    let seat = presence::join(state, id, role, query, input.as_mut());
+    let mut feed = presence::Feed::new(state, id);
     let mut outgoing = input.as_ref().map(|i| i.outgoing());
     let (mut tx, mut rx) = socket.split();
     let send = |msg: ServerMessage| Message::Text(msg.to_json().into());
@@ -164,6 +175,22 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                     }
                 }
             }
+            update = feed.next() => {
+                if update.lost_control {
+                    // Control moved on: whatever this viewer held is let go now.
+                    if let Some(input) = input.as_mut() {
+                        if input.release_all().is_ok() {
+                            tracing::info!(session = id, "lost control; released its keys and buttons");
+                        }
+                    }
+                }
+                if update.has_control {
+                    notices.not_in_control = false;
+                }
+                if tx.send(send(update.message)).await.is_err() {
+                    break;
+                }
+            }
             text = next_outgoing(&mut outgoing) => {
                 let Some(text) = text else {
                     // The input service stopped: nothing more will come.
@@ -231,6 +258,10 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         state.hub.request_keyframe();
                         None
                     }
+                    Ok(ClientMessage::Name { name }) => presence::rename(&seat, &name),
+                    Ok(ClientMessage::Control { action, to, admin }) => {
+                        presence::act(state, &seat, action, to, admin.as_deref())
+                    }
                 };
                 if let Some(reply) = reply {
                     if tx.send(send(reply)).await.is_err() {
@@ -240,8 +271,9 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
             }
         }
     }
-    // Releases every key and button this viewer held.
+    // Releases every key and button this viewer held, then leaves the control hub.
     drop(input);
+    drop(seat);
     if let Some(mut session) = session {
         session.close().await;
     }
@@ -256,6 +288,8 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
 struct Notices {
     view_only: bool,
     rate_limited: bool,
+    /// Told that another viewer has control (again after it had control itself).
+    not_in_control: bool,
 }
 
 impl Notices {
@@ -268,6 +302,10 @@ impl Notices {
                 !std::mem::replace(&mut self.rate_limited, true)
             }
             InputError::ViewOnly => !std::mem::replace(&mut self.view_only, true),
+            InputError::NotInControl(_) => {
+                stats.input_refused.fetch_add(1, Ordering::Relaxed);
+                !std::mem::replace(&mut self.not_in_control, true)
+            }
             _ => false,
         };
         first.then(|| ServerMessage::Error {
