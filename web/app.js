@@ -64,7 +64,7 @@ function noControlHint() {
   if (Date.now() - lastHint < 3000) return;
   lastHint = Date.now();
   const who = presence.label || 'another viewer';
-  status.note(`${who} has control: tap the people chip at the top to request it`);
+  status.note(`${who} has control: open the \u201cN here\u201d button in the toolbar to request it`);
 }
 
 const presence = new PresenceUI(
@@ -232,7 +232,11 @@ function connect() {
       status.connected();
       notice.hide();
     }),
-    onServerError: live((message) => status.error(`server: ${message}`)),
+    onServerError: live((message) => {
+      // A refusal of control (someone else has it, a busy take) is news, not a failure.
+      if (/^(input refused|.* has control|wrong operator token)/.test(message)) status.note(message);
+      else status.error(`server: ${message}`);
+    }),
     onInput: live(onInput),
     onHello: live((hello) => {
       // A view-only viewer sends no input at all (the server would refuse it).

@@ -155,7 +155,7 @@ export class PresenceUI {
     const chip = this.els.chip;
     chip.hidden = false;
     chip.dataset.mine = String(!!me?.control);
-    chip.textContent = `${p.viewers.length} 👥 · ` + this.who(p, me, controller);
+    chip.textContent = `${p.viewers.length} here · ` + this.who(p, me, controller);
     this.els.list.replaceChildren(...p.viewers.map((v) => this.row(p, v, me)));
     this.renderActions();
     this.renderBanner(p, me);

@@ -253,9 +253,10 @@ impl ControlState {
         if let Some(key) = viewer.key {
             // The reloaded page may already be here (its new socket came before the old one
             // closed): it gets control straight back.
-            let back = self.viewers.iter().find(|(_, v)| {
-                v.role == Role::Control && v.key.as_deref() == Some(key.as_str())
-            });
+            let back = self
+                .viewers
+                .iter()
+                .find(|(_, v)| v.role == Role::Control && v.key.as_deref() == Some(key.as_str()));
             if let Some((&back, _)) = back {
                 return Some(Handover {
                     from: Some(id),
@@ -269,7 +270,10 @@ impl ControlState {
             });
         }
         let next = self.settle(now, true);
-        Some(next.map_or(left, |h| Handover { from: Some(id), ..h }))
+        Some(next.map_or(left, |h| Handover {
+            from: Some(id),
+            ..h
+        }))
     }
 
     /// Time passes: a reservation may expire and control go to whoever waits for it.

@@ -24,7 +24,10 @@ fn to(from: Option<ViewerId>, to: Option<ViewerId>) -> Option<Handover> {
 fn first_full_viewer_controls_and_others_are_refused() {
     let t0 = Instant::now();
     let mut c = s(t0);
-    assert_eq!(c.join(1, Some("Ann"), Role::Control, key("a"), t0), to(None, Some(1)));
+    assert_eq!(
+        c.join(1, Some("Ann"), Role::Control, key("a"), t0),
+        to(None, Some(1))
+    );
     assert_eq!(c.join(2, None, Role::Control, key("b"), t0), None);
     assert_eq!(c.join(3, None, Role::ViewOnly, None, t0), None);
     assert_eq!(c.join(4, None, Role::Whep, None, t0), None);
@@ -35,7 +38,11 @@ fn first_full_viewer_controls_and_others_are_refused() {
     assert_eq!(c.input(4, t0), Err(Refusal::ViewOnly));
     let p = c.presence(t0);
     assert_eq!(p.controller, Some(1));
-    let names: Vec<_> = p.viewers.iter().map(|v| (v.name.as_str(), v.role)).collect();
+    let names: Vec<_> = p
+        .viewers
+        .iter()
+        .map(|v| (v.name.as_str(), v.role))
+        .collect();
     assert_eq!(
         names,
         [
@@ -56,7 +63,10 @@ fn request_then_give_moves_control() {
     assert_eq!(c.act(2, Action::Request, at(t0, 1.0)), Ok(None));
     assert!(c.presence(t0).viewers[1].requesting);
     assert_eq!(c.act(2, Action::Give(1), t0), Err(Refusal::NotController));
-    assert_eq!(c.act(1, Action::Give(2), at(t0, 2.0)), Ok(to(Some(1), Some(2))));
+    assert_eq!(
+        c.act(1, Action::Give(2), at(t0, 2.0)),
+        Ok(to(Some(1), Some(2)))
+    );
     assert!(c.may_control(2) && !c.may_control(1));
     assert!(!c.presence(t0).viewers[1].requesting);
 }
@@ -120,7 +130,9 @@ fn idle_controller_can_be_taken_over() {
         Ok(to(Some(1), Some(2)))
     );
     // The new controller is fresh: the old one cannot take it straight back.
-    assert!(c.act(1, Action::Take { admin: false }, at(t0, 91.0)).is_err());
+    assert!(c
+        .act(1, Action::Take { admin: false }, at(t0, 91.0))
+        .is_err());
 }
 
 #[test]
@@ -162,7 +174,10 @@ fn reload_within_grace_keeps_control() {
     );
     // Another page joining meanwhile does not get it.
     assert_eq!(c.join(3, None, Role::Control, key("cy"), at(t0, 2.0)), None);
-    assert_eq!(c.join(4, Some("Ann"), Role::Control, key("ann"), at(t0, 2.5)), to(None, Some(4)));
+    assert_eq!(
+        c.join(4, Some("Ann"), Role::Control, key("ann"), at(t0, 2.5)),
+        to(None, Some(4))
+    );
     assert_eq!(c.next_deadline(), None);
 }
 
@@ -203,7 +218,10 @@ fn a_request_while_reserved_takes_the_free_control() {
     c.join(1, None, Role::Control, key("a"), t0);
     c.join(2, None, Role::Control, key("b"), t0);
     c.leave(1, t0);
-    assert_eq!(c.act(2, Action::Request, at(t0, 1.0)), Ok(to(None, Some(2))));
+    assert_eq!(
+        c.act(2, Action::Request, at(t0, 1.0)),
+        Ok(to(None, Some(2)))
+    );
     assert_eq!(c.join(3, None, Role::Control, key("a"), at(t0, 2.0)), None);
     assert_eq!(c.controller(), Some(2));
 }
@@ -222,7 +240,10 @@ fn controller_without_key_leaving_passes_to_the_only_one_left() {
     // A lone newcomer gets control even while a reservation would be pending.
     c.join(3, None, Role::Control, key("x"), t0);
     c.leave(3, t0);
-    assert_eq!(c.join(4, None, Role::Control, key("y"), at(t0, 1.0)), to(None, Some(4)));
+    assert_eq!(
+        c.join(4, None, Role::Control, key("y"), at(t0, 1.0)),
+        to(None, Some(4))
+    );
 }
 
 #[test]
@@ -278,7 +299,13 @@ fn random_event_sequences_keep_the_invariants() {
             2 => drop(c.act(id, Action::Request, now)),
             3 => drop(c.act(id, Action::Give(seed >> 30 & 7), now)),
             4 => drop(c.act(id, Action::Release, now)),
-            5 => drop(c.act(id, Action::Take { admin: seed & 1 == 0 }, now)),
+            5 => drop(c.act(
+                id,
+                Action::Take {
+                    admin: seed & 1 == 0,
+                },
+                now,
+            )),
             6 => drop(c.tick(now)),
             7 => drop(c.input(id, now)),
             _ => drop(c.rename(id, "n")),
@@ -287,7 +314,11 @@ fn random_event_sequences_keep_the_invariants() {
         let controllers: Vec<_> = p.viewers.iter().filter(|v| v.control).collect();
         assert!(controllers.len() <= 1, "{p:?}");
         if let Some(ctl) = p.controller {
-            let v = p.viewers.iter().find(|v| v.id == ctl).expect("controller is present");
+            let v = p
+                .viewers
+                .iter()
+                .find(|v| v.id == ctl)
+                .expect("controller is present");
             assert_eq!(v.role, Role::Control);
             assert!(v.control && !v.requesting);
         }

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-pub use machine::{Action, Handover, Mode, Presence, Refusal, Role, ViewerId, ViewerInfo};
 use machine::ControlState;
+pub use machine::{Action, Handover, Mode, Presence, Refusal, Role, ViewerId, ViewerInfo};
 
 /// A controller's input after this long without any is published (the other pages restart
 /// their idle countdown); input in a steady stream is not.

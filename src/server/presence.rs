@@ -24,8 +24,10 @@ pub(super) fn join_params(query: Option<&str>) -> (Option<String>, Option<String
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "name" => name = control::machine::clean_name(&v).ok(),
-            "key" if (8..=MAX_KEY_CHARS).contains(&v.len())
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            "key"
+                if (8..=MAX_KEY_CHARS).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
             {
                 key = Some(v.into_owned());
             }
@@ -82,8 +84,13 @@ pub(super) fn act(
                 (None, _) => false,
                 (Some(given), Some(expected)) if auth::token_matches(expected, given) => true,
                 (Some(_), _) => {
-                    tracing::warn!(session = seat.id(), "refused a take with a wrong operator token");
-                    return Some(error("wrong operator token (or the server has no --admin-token)"));
+                    tracing::warn!(
+                        session = seat.id(),
+                        "refused a take with a wrong operator token"
+                    );
+                    return Some(error(
+                        "wrong operator token (or the server has no --admin-token)",
+                    ));
                 }
             };
             Action::Take { admin }
@@ -169,7 +176,10 @@ mod tests {
         );
         assert_eq!(join_params(None), (None, None));
         assert_eq!(join_params(Some("name=&key=short")), (None, None));
-        assert_eq!(join_params(Some("name=%01x&key=has%20space1")), (None, None));
+        assert_eq!(
+            join_params(Some("name=%01x&key=has%20space1")),
+            (None, None)
+        );
         let long = format!("name={}&key={}", "n".repeat(33), "k".repeat(65));
         assert_eq!(join_params(Some(&long)), (None, None));
     }
