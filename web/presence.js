@@ -151,9 +151,10 @@ export class PresenceUI {
     if (!p) return;
     const me = p.viewers.find((v) => v.id === p.you);
     const controller = p.viewers.find((v) => v.id === p.controller);
-    const exclusive = p.mode === 'exclusive';
     const chip = this.els.chip;
-    chip.hidden = false;
+    // Alone and in control there is nothing to tell: the toolbar stays as it was.
+    chip.hidden = p.viewers.length < 2 && !!me?.control;
+    if (chip.hidden) this.toggle(false);
     chip.dataset.mine = String(!!me?.control);
     chip.textContent = `${p.viewers.length} here · ` + this.who(p, me, controller);
     this.els.list.replaceChildren(...p.viewers.map((v) => this.row(p, v, me)));
