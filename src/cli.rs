@@ -241,7 +241,8 @@ async fn serve(
         net.clone(),
         config.connect_timeout,
         shutdown_rx,
-    );
+    )
+    .with_control(config.control.clone());
 
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

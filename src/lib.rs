@@ -20,6 +20,8 @@
 //!   estimates, RTT and loss) and drops frames for a viewer far slower than the rest.
 //! * [`display`] starts a private Xvfb when no display is given.
 //! * [`publish`] pushes the shared stream to a WHIP ingest (an SFU) with `--whip`.
+//! * [`control`] decides who may drive the desktop when several people watch (presence,
+//!   one controller at a time, hand-over); the server and input ask it.
 //! * [`input`] injects the viewers' keyboard and mouse with XTest and sends them the cursor
 //!   and clipboard.
 //! * `on_demand` is the life of a worker thread shared by subscribers (the video pipeline and
@@ -38,6 +40,7 @@ pub mod broadcast;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod display;
 pub mod input;
 pub mod launch;

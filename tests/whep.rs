@@ -50,6 +50,20 @@ fn stats_sessions(rt: &tokio::runtime::Runtime, port: u16, token: &str) -> (usiz
     let json: serde_json::Value = serde_json::from_str(&r.body).expect("stats JSON");
     let sessions = json["sessions"].as_array().cloned().unwrap_or_default();
     let connected = sessions.iter().any(|s| s["state"] == "connected");
+    // WHEP players are listed in the presence as such, and never have control.
+    let viewers = json["control"]["viewers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        viewers
+            .iter()
+            .all(|v| v["role"] == "whep" && v["control"] == false),
+        "{}",
+        r.body
+    );
+    // A connected WHEP session has been seated (before its 201).
+    assert!(!connected || !viewers.is_empty(), "{}", r.body);
     (sessions.len(), connected)
 }
 

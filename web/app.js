@@ -2,7 +2,9 @@
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
 // remote cursor), view (fit/1:1, zoom, pan), fit (asks for a desktop of the window's size),
-// stage gestures (trackpad mode, Alt+wheel zoom), special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
+// stage gestures (trackpad mode, Alt+wheel zoom), special keys, on-screen keyboard, clipboard
+// panel, statistics, toolbar and notices, and presence.js (who is here, who has control: input
+// goes out only while this page has it).
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -18,6 +20,7 @@ import { ClipboardSync } from './clipboard.js';
 import { StatsOverlay } from './stats.js';
 import { FitRequester } from './fit.js';
 import { PageTitle } from './title.js';
+import { PresenceUI, storedName, reconnectKey } from './presence.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -53,8 +56,57 @@ const fit = new FitRequester(stage, view, (w, h, dpr) => !!viewer.session && vie
 function sendInput(text) {
   // input.js's release-all also lets go of what the on-screen keyboard holds.
   if (text === '["ra"]') ownInput.keys.clear();
+  // Without control only the version and release-all go out (the server would refuse the rest).
+  if (!presence.mayControl && text !== '["ra"]' && !text.startsWith('["v"')) {
+    if (/^\["(kd|bd)"/.test(text)) noControlHint();
+    return false;
+  }
   return !!viewer.session && viewer.session.sendInput(text);
 }
+
+let lastHint = 0;
+/** Tells a user who types or clicks without control why nothing happens (every 3 s at most). */
+function noControlHint() {
+  if (Date.now() - lastHint < 3000) return;
+  lastHint = Date.now();
+  const who = presence.label || 'another viewer';
+  status.note(`${who} has control: open the \u201cN here\u201d button in the toolbar to request it`);
+}
+
+const presence = new PresenceUI(
+  Object.fromEntries(
+    Object.entries({
+      chip: 'people-chip', panel: 'people', list: 'people-list', note: 'people-note',
+      request: 'ctl-request', release: 'ctl-release', take: 'ctl-take', admin: 'ctl-admin',
+      adminToken: 'ctl-admin-token', name: 'my-name', nameSave: 'my-name-save',
+      banner: 'ctl-banner', bannerText: 'ctl-banner-text', bannerGive: 'ctl-banner-give',
+      bannerLater: 'ctl-banner-later', ask: 'name-ask', askName: 'name-ask-input',
+      askOk: 'name-ask-ok', askSkip: 'name-ask-skip',
+    }).map(([k, id]) => [k, $(id)]),
+  ),
+  {
+    send: (msg) => viewer.session?.signal(msg),
+    onControl: (may, label) => {
+      if (!control) return;
+      // Without control the page sends nothing and draws the controller's pointer, named.
+      control.viewOnly = !may || viewOnlyToken;
+      control.setCursorLabel(label);
+      if (!may) {
+        control.keysDown.clear();
+        control.buttonsDown.clear();
+        ownInput.keys.clear();
+        osk.reset();
+      } else if (!viewOnlyToken) {
+        status.note('you have control: your keyboard and mouse drive the desktop');
+        // The desktop takes the size of the window of whoever has control.
+        fit.resend();
+      }
+    },
+    note: (text) => status.note(text),
+  },
+);
+/** The server's hello said this link is view-only. */
+let viewOnlyToken = false;
 
 /** Keys, buttons and clipboard from this module's features (same wire format as input.js). */
 const ownInput = new RemoteInput(sendInput);
@@ -100,6 +152,9 @@ control = attachInput(video, sendInput, {
   onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
   onMessage: (text) => status.note(text),
 });
+video.addEventListener('pointerdown', () => {
+  if (!presence.mayControl && !viewOnlyToken) noControlHint();
+});
 // Tab reaches the video without trapping the keyboard there; Enter hands it to the desktop.
 video.addEventListener('keydown', (e) => {
   if (!control.active && e.key === 'Enter') {
@@ -124,7 +179,7 @@ const clipboard = new ClipboardSync(
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats });
+Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats, presence });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -173,7 +228,11 @@ function connect() {
     if (gen === viewer.generation) fn(...args);
   };
   status.connecting();
-  viewer.session = new Session(withToken('ws', location.protocol === 'https:' ? 'wss:' : 'ws:'), {
+  presence.reset();
+  const ws = new URL(withToken('ws', location.protocol === 'https:' ? 'wss:' : 'ws:'));
+  if (storedName()) ws.searchParams.set('name', storedName());
+  ws.searchParams.set('key', reconnectKey());
+  viewer.session = new Session(ws.href, {
     onTrack: live(showStream),
     onConnected: live(() => {
       retryDelay = FIRST_RETRY_MS;
@@ -181,14 +240,20 @@ function connect() {
       status.connected();
       notice.hide();
     }),
-    onServerError: live((message) => status.error(`server: ${message}`)),
+    onServerError: live((message) => {
+      // A refusal of control (someone else has it, a busy take) is news, not a failure.
+      if (/^(input refused|.* has control|wrong operator token)/.test(message)) status.note(message);
+      else status.error(`server: ${message}`);
+    }),
     onInput: live(onInput),
     onHello: live((hello) => {
       title.setDisplay(hello.display);
       // A view-only viewer sends no input at all (the server would refuse it).
-      if (viewer.input) viewer.input.viewOnly = hello.control === false;
+      viewOnlyToken = hello.control === false;
+      if (viewer.input) viewer.input.viewOnly = viewOnlyToken || !presence.mayControl;
       fit.hello(hello);
     }),
+    onPresence: live((msg) => presence.update(msg)),
     onInputOpen: live(() => {
       ownInput.hello();
       ownInput.keys.clear(); // a new session holds nothing on the desktop

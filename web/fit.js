@@ -48,6 +48,12 @@ export class FitRequester {
     this.#sendNow();
   }
 
+  /** Asks for this window's size again (this page has just been given control). */
+  resend() {
+    this.last = '';
+    this.#sendNow();
+  }
+
   /** The size to ask for now: {w, h, dpr}. */
   wanted() {
     const dpr = devicePixelRatio || 1;

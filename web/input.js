@@ -75,6 +75,9 @@ export class InputController {
     this.pointerOver = false;
     this.listeners = [];
     this.overlay = this.#makeOverlay();
+    /** The name drawn beside the remote cursor (whoever has control), '' for none. */
+    this.cursorLabel = '';
+    this.label = this.#makeLabel();
     this.panel = null;
 
     video.tabIndex = 0;
@@ -116,6 +119,7 @@ export class InputController {
     this.listeners.forEach((off) => off());
     this.listeners = [];
     this.overlay.remove();
+    this.label.remove();
     if (this.panel) this.panel.remove();
     if (current === this) current = null;
   }
@@ -435,6 +439,19 @@ export class InputController {
     return c;
   }
 
+  #makeLabel() {
+    const l = document.createElement('div');
+    l.id = 'vnrit-cursor-label';
+    document.body.appendChild(l);
+    return l;
+  }
+
+  /** Shows `text` (the controller's name) beside the remote cursor; '' hides it. */
+  setCursorLabel(text) {
+    this.cursorLabel = text;
+    this.#drawCursor();
+  }
+
   #setShape(m) {
     const [, serial, w, h, hx, hy, sw, sh, b64] = m;
     const shape = { serial, w, h, hx, hy, sw: sw || 1, sh: sh || 1 };
@@ -466,6 +483,7 @@ export class InputController {
     const local = this.pointerOver && !this.viewOnly;
     this.video.style.cursor = local ? this.cursor.cssCursor : '';
     const c = this.overlay;
+    this.label.style.display = 'none';
     if (local || x === null || !shape || !(shape.w > 0) || !this.video.videoWidth) {
       c.style.display = 'none';
       return;
@@ -478,6 +496,11 @@ export class InputController {
     const top = p.top + y * p.height - shape.hy * scale;
     c.style.transform = `translate(${left}px, ${top}px)`;
     c.style.display = 'block';
+    if (this.cursorLabel) {
+      this.label.textContent = this.cursorLabel;
+      this.label.style.transform = `translate(${left + shape.w * scale}px, ${top + shape.h * scale}px)`;
+      this.label.style.display = 'block';
+    }
   }
 
   async #remoteClipboard(text) {

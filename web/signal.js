@@ -30,6 +30,8 @@ const SILENCE_CHECK_MS = 2000;
  * @property {() => void} [onInputOpen] the 'input' data channel opened
  * @property {(hello: {control?: boolean, resize?: object}) => void} [onHello] the server's hello
  *   (control: false = view-only; resize: present when the page may ask for its size)
+ * @property {(presence: object) => void} [onPresence] who is connected and who has control
+ *   ({"type":"presence"}, control protocol v1: docs/web.md)
  * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
  *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
  */
@@ -125,6 +127,11 @@ export class Session {
     this.handlers.onClosed(reason, { opened: this.opened, serverReason: this.serverReason ?? '' });
   }
 
+  /** Sends a signalling message of the control protocol ({"type":"name"|"control",...}). */
+  signal(msg) {
+    this.#send(msg);
+  }
+
   #send(msg) {
     if (!this.closed && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
@@ -159,6 +166,9 @@ export class Session {
         break;
       case 'input':
         if (typeof msg.data === 'string') this.handlers.onInput?.(msg.data);
+        break;
+      case 'presence':
+        this.handlers.onPresence?.(msg);
         break;
       case 'error':
         this.handlers.onServerError(String(msg.message ?? 'unknown error'));

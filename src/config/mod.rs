@@ -222,6 +222,9 @@ pub struct Cli {
     /// Programs to start on the display (see `crate::launch`).
     #[command(flatten)]
     pub launch: crate::launch::LaunchArgs,
+    /// Who drives the desktop (`--control`, `--control-idle`, `--admin-token`).
+    #[command(flatten)]
+    pub control: crate::control::ControlSettings,
 }
 
 /// The screen-reading method named on the command line.
@@ -296,6 +299,8 @@ pub struct Config {
     pub whip: Option<crate::publish::WhipConfig>,
     /// Programs to start on the display.
     pub launch: crate::launch::LaunchConfig,
+    /// Control hand-over between viewers.
+    pub control: crate::control::ControlSettings,
 }
 
 impl Cli {
@@ -372,6 +377,7 @@ impl Cli {
                 connect_timeout: Duration::from_secs(self.connect_timeout),
             }),
             launch: self.launch.into(),
+            control: self.control,
         }
     }
 }

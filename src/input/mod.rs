@@ -6,7 +6,8 @@
 //! spare keycodes for keysyms the layout lacks, follows the cursor (XFixes) and the pointer,
 //! and owns the clipboard it was given. One [`InputSession`] per viewer turns that viewer's
 //! raw messages ([`wire`] format) into commands for the service; a view-only session refuses
-//! input. Whatever a session holds down is released when it ends (dropped), when its page
+//! input, and a session's gate (see [`InputSession::set_gate`]) refuses it while another
+//! viewer has control. Whatever a session holds down is released when it ends (dropped), when its page
 //! reports losing focus, and on [`InputService::shutdown`], so no key or button stays stuck.
 //!
 //! Messages for the pages (pointer position, cursor image, clipboard text) come from
@@ -60,6 +61,9 @@ pub enum InputError {
     /// The viewer may only watch.
     #[error("input refused: this viewer has view-only access")]
     ViewOnly,
+    /// Another viewer has control (the text says who and what to do).
+    #[error("{0}")]
+    NotInControl(String),
     /// The service has stopped (shut down, or the X server went away).
     #[error("input: the input service has stopped (X server gone or shutting down)")]
     Stopped,
@@ -251,6 +255,7 @@ impl InputService {
             shared: Arc::clone(&self.shared),
             log: RateLimitedLog::default(),
             limiter: ratelimit::InputLimiter::new(Instant::now()),
+            gate: None,
         }
     }
 
@@ -300,6 +305,18 @@ pub struct InputSession {
     shared: Arc<Shared>,
     log: RateLimitedLog,
     limiter: ratelimit::InputLimiter,
+    gate: Option<GateFn>,
+}
+
+/// Asked before every control event: `Err(why)` refuses it (see [`InputSession::set_gate`]).
+pub type Gate = Box<dyn FnMut() -> Result<(), String> + Send>;
+
+struct GateFn(Gate);
+
+impl std::fmt::Debug for GateFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
 }
 
 impl InputSession {
@@ -318,6 +335,11 @@ impl InputSession {
         let event = wire::parse(msg)?;
         if event.is_control() && !self.can_control {
             return Err(InputError::ViewOnly);
+        }
+        if event.is_control() {
+            if let Some(GateFn(gate)) = self.gate.as_mut() {
+                gate().map_err(InputError::NotInControl)?;
+            }
         }
         if matches!(event, InputEvent::Version) {
             return Ok(());
@@ -357,7 +379,13 @@ impl InputSession {
         )
     }
 
-    /// Whether this viewer may control the desktop.
+    /// Makes every control event (keys, pointer, clipboard) ask `gate` first, e.g. "does this
+    /// viewer have control now"; a refused event never reaches X and is not rate-counted.
+    pub fn set_gate(&mut self, gate: Gate) {
+        self.gate = Some(GateFn(gate));
+    }
+
+    /// Whether this viewer may control the desktop (its token; see also the gate).
     pub fn can_control(&self) -> bool {
         self.can_control
     }

@@ -180,6 +180,27 @@ pub fn render(state: &AppState) -> String {
     );
     family(
         &mut out,
+        "vnrit_session_input_refused_total",
+        "counter",
+        "Input events of a viewer refused because another viewer had control.",
+        &per(&|s| s.input_refused.load(Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        "vnrit_input_refused_total",
+        "counter",
+        "Input events refused over all viewers because they did not have control.",
+        &one(state.control.refused_total() as f64),
+    );
+    family(
+        &mut out,
+        "vnrit_control_handovers_total",
+        "counter",
+        "Times control changed hands (to or from nobody included).",
+        &one(state.control.handovers_total() as f64),
+    );
+    family(
+        &mut out,
         "vnrit_session_disconnects_total",
         "counter",
         "Times a viewer's connection went from connected to disconnected (nothing heard for 5 s).",

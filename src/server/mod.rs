@@ -9,6 +9,7 @@ pub mod assets;
 pub mod auth;
 pub mod cookie;
 pub mod metrics;
+mod presence;
 pub mod signal;
 pub mod tls;
 pub mod whep;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
+use crate::control::{ControlHub, ControlSettings, Presence};
 use crate::input::InputService;
 use crate::publish::{PublishReport, PublishStatus};
 use crate::resize::ResizeService;
@@ -75,6 +77,9 @@ pub struct AppState {
     /// Sets the screen to the pages' size (`None` when resizing is off); see
     /// [`AppState::with_resize`].
     pub resize: Option<Arc<ResizeService>>,
+    /// Presence and who has control (see [`crate::control`]); ask
+    /// [`ControlHub::may_control`] before acting on the desktop for a viewer.
+    pub control: ControlHub,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
@@ -111,6 +116,7 @@ impl AppState {
             shutdown,
             publish: None,
             resize: None,
+            control: ControlHub::new(ControlSettings::default()),
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
@@ -128,6 +134,12 @@ impl AppState {
     /// Lets pages that may control the desktop set its size through `resize`.
     pub fn with_resize(mut self, resize: Arc<ResizeService>) -> Self {
         self.resize = Some(resize);
+        self
+    }
+
+    /// Control hand-over with these settings (default: exclusive, 60 s idle, no admin token).
+    pub fn with_control(mut self, settings: ControlSettings) -> Self {
+        self.control = ControlHub::new(settings);
         self
     }
 
@@ -201,6 +213,8 @@ pub struct SessionReport {
     pub audio_packets_sent: u64,
     /// Input events dropped (rate limit or full input queue).
     pub input_dropped: u64,
+    /// Input events refused because another viewer had control.
+    pub input_refused: u64,
     /// Times the connection went from connected to disconnected.
     pub disconnects: u64,
     /// Round-trip time from RTCP receiver reports, ms (`null` until measured).
@@ -227,6 +241,8 @@ pub struct StatsReport {
     pub audio: Option<AudioStats>,
     /// The WHIP publisher (`null` without `--whip`).
     pub publish: Option<PublishReport>,
+    /// Who is connected (names, roles) and who has control.
+    pub control: Presence,
 }
 
 async fn stats(State(state): State<AppState>) -> impl IntoResponse {
@@ -241,6 +257,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             keyframe_requests: s.keyframe_requests.load(Ordering::Relaxed),
             audio_packets_sent: s.audio_packets_sent.load(Ordering::Relaxed),
             input_dropped: s.input_dropped.load(Ordering::Relaxed),
+            input_refused: s.input_refused.load(Ordering::Relaxed),
             disconnects: s.disconnects.load(Ordering::Relaxed),
             rtt_ms: s.link.rtt_ms(),
             loss: s.link.loss(),
@@ -256,6 +273,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             sessions,
             audio: state.audio.as_ref().map(|a| a.stats()),
             publish: state.publish.as_ref().map(PublishStatus::report),
+            control: state.control.presence(),
         }),
     )
 }

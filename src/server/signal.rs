@@ -10,6 +10,10 @@ use crate::session::IceCandidate;
 /// Version of this protocol, sent in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Version of the control and presence messages (`name`, `control`, `presence`), sent as
+/// `v` in every `presence` message.
+pub const CONTROL_VERSION: u32 = 1;
+
 /// Largest signalling message accepted, in bytes (an SDP offer is ~5 kB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -47,6 +51,36 @@ pub enum ClientMessage {
         /// `window.devicePixelRatio`.
         dpr: f64,
     },
+    /// The viewer's display name (1 to 32 characters).
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// Ask for, hand over, release or take control.
+    Control {
+        /// What to do.
+        action: ControlAction,
+        /// The viewer to give control to (`give` only).
+        #[serde(default)]
+        to: Option<u64>,
+        /// The operator token (`take` only): takes control at once.
+        #[serde(default)]
+        admin: Option<String>,
+    },
+}
+
+/// The `action` of a `control` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlAction {
+    /// Ask for control.
+    Request,
+    /// Hand control to the viewer `to`.
+    Give,
+    /// Let go of control.
+    Release,
+    /// Take control (idle controller, or with the operator token).
+    Take,
 }
 
 /// Version of the `resize` message this server takes.
@@ -103,6 +137,16 @@ pub enum ServerMessage {
     Input {
         /// The input message text.
         data: String,
+    },
+    /// Who is connected and who has control, after every change.
+    Presence {
+        /// [`CONTROL_VERSION`].
+        v: u32,
+        /// The receiving viewer's own session number.
+        you: u64,
+        /// The rest (mode, controller, viewers...).
+        #[serde(flatten)]
+        presence: crate::control::Presence,
     },
     /// Something went wrong; the text says what.
     Error {
@@ -164,6 +208,18 @@ mod tests {
         );
         assert_eq!(parse(r#"{"type":"keyframe"}"#), Ok(ClientMessage::Keyframe));
         assert_eq!(
+            parse(r#"{"type":"control","action":"give","to":3}"#),
+            Ok(ClientMessage::Control {
+                action: ControlAction::Give,
+                to: Some(3),
+                admin: None
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"name","name":"Ann"}"#),
+            Ok(ClientMessage::Name { name: "Ann".into() })
+        );
+        assert_eq!(
             parse(r#"{"type":"input","data":"[\"m\",0.5,0.5]"}"#),
             Ok(ClientMessage::Input {
                 data: r#"["m",0.5,0.5]"#.into()
@@ -183,6 +239,9 @@ mod tests {
             r#"{"type":"offer","sdp":5}"#,
             r#"{"type":"offer","sdp":"x","extra":1}"#,
             r#"{"type":"candidate","candidate":{"sdpMid":"0"}}"#,
+            r#"{"type":"control","action":"steal"}"#,
+            r#"{"type":"control","action":"take","admin":5}"#,
+            r#"{"type":"name"}"#,
             "{\"type\":\"offer\",\"sdp\":\"\u{0}",
         ] {
             assert!(

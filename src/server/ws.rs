@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -16,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::access::{origin_allowed, Role};
+use super::presence;
 use super::signal::{self, ClientMessage, ResizeOffer, ServerMessage};
 use super::AppState;
 use crate::input::{InputError, OutgoingMessages};
@@ -26,6 +27,7 @@ use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 pub async fn upgrade(
     State(state): State<AppState>,
     role: Option<Extension<Role>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -64,27 +66,36 @@ pub async fn upgrade(
     ws.max_message_size(signal::MAX_MESSAGE_BYTES)
         .max_frame_size(signal::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
-            serve(state, socket, role).await;
+            serve(state, socket, role, query).await;
             drop(slot);
         })
 }
 
-async fn serve(state: AppState, socket: WebSocket, role: Role) {
+async fn serve(state: AppState, socket: WebSocket, role: Role, query: Option<String>) {
     let id = state.next_session_id();
     let stats = Arc::new(SessionStats::new(id));
     state.register(stats.clone());
     tracing::info!(session = id, "viewer connected");
-    run(&state, socket, stats, role).await;
+    run(&state, socket, stats, role, query.as_deref()).await;
     state.unregister(id);
     tracing::info!(session = id, "viewer left");
 }
 
-async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role: Role) {
+async fn run(
+    state: &AppState,
+    socket: WebSocket,
+    stats: Arc<SessionStats>,
+    role: Role,
+    query: Option<&str>,
+) {
     let id = stats.id;
     let mut input = state
         .input
         .as_ref()
         .map(|service| service.session(role == Role::Control));
+    // Seated after the input session exists (its gate asks the seat) and dropped after it.
+    let seat = presence::join(state, id, role, query, input.as_mut());
+    let mut feed = presence::Feed::new(state, id);
     let mut outgoing = input.as_ref().map(|i| i.outgoing());
     let (mut tx, mut rx) = socket.split();
     let send = |msg: ServerMessage| Message::Text(msg.to_json().into());
@@ -167,6 +178,22 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                     }
                 }
             }
+            update = feed.next() => {
+                if update.lost_control {
+                    // Control moved on: whatever this viewer held is let go now.
+                    if let Some(input) = input.as_mut() {
+                        if input.release_all().is_ok() {
+                            tracing::info!(session = id, "lost control; released its keys and buttons");
+                        }
+                    }
+                }
+                if update.has_control {
+                    notices.not_in_control = false;
+                }
+                if tx.send(send(update.message)).await.is_err() {
+                    break;
+                }
+            }
             text = next_outgoing(&mut outgoing) => {
                 let Some(text) = text else {
                     // The input service stopped: nothing more will come.
@@ -238,6 +265,10 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         state.hub.request_keyframe();
                         None
                     }
+                    Ok(ClientMessage::Name { name }) => presence::rename(&seat, &name),
+                    Ok(ClientMessage::Control { action, to, admin }) => {
+                        presence::act(state, &seat, action, to, admin.as_deref())
+                    }
                 };
                 if let Some(reply) = reply {
                     if tx.send(send(reply)).await.is_err() {
@@ -247,11 +278,12 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
             }
         }
     }
-    // Releases every key and button this viewer held.
+    // Releases every key and button this viewer held, then leaves the control hub.
     drop(input);
     if let Some(resize) = &state.resize {
         resize.viewer_left(id);
     }
+    drop(seat);
     if let Some(mut session) = session {
         session.close().await;
     }
@@ -287,6 +319,15 @@ fn resize_request(
             signal::RESIZE_VERSION
         )),
         (None, _) => Err(Refusal::Off.to_string()),
+        // Only whoever controls the desktop sets its size; a full-token page without control
+        // asks too (it cannot know), and is ignored quietly: it asks again when given control.
+        (Some(_), _) if role == Role::Control && !state.control.may_control(id) => {
+            tracing::debug!(
+                session = id,
+                "resize request from a viewer without control ignored"
+            );
+            return None;
+        }
         (Some(resize), _) => resize
             .request(id, role == Role::Control, req)
             .map_err(|e| e.to_string()),
@@ -314,6 +355,8 @@ struct Notices {
     rate_limited: bool,
     /// Resize refusals (view-only, resizing off, a display that refuses), told once.
     resize_refused: bool,
+    /// Told that another viewer has control (again after it had control itself).
+    not_in_control: bool,
 }
 
 impl Notices {
@@ -326,6 +369,10 @@ impl Notices {
                 !std::mem::replace(&mut self.rate_limited, true)
             }
             InputError::ViewOnly => !std::mem::replace(&mut self.view_only, true),
+            InputError::NotInControl(_) => {
+                stats.input_refused.fetch_add(1, Ordering::Relaxed);
+                !std::mem::replace(&mut self.not_in_control, true)
+            }
             _ => false,
         };
         first.then(|| ServerMessage::Error {

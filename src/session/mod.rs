@@ -151,6 +151,8 @@ pub struct SessionStats {
     pub audio_packets_sent: AtomicU64,
     /// Input events of this viewer dropped (over the rate limit, or the input queue full).
     pub input_dropped: AtomicU64,
+    /// Input events refused because another viewer had control.
+    pub input_refused: AtomicU64,
     /// Times the connection went from connected to disconnected (ICE heard nothing from the
     /// viewer for 5 s). A healthy viewer stays at 0; a count that keeps growing while the
     /// picture plays is a path problem worth a look.
@@ -170,6 +172,7 @@ impl SessionStats {
             keyframe_requests: AtomicU64::new(0),
             audio_packets_sent: AtomicU64::new(0),
             input_dropped: AtomicU64::new(0),
+            input_refused: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             link: Arc::default(),
         }

@@ -70,6 +70,8 @@ pub(super) struct Reaper {
     pub(super) id: String,
     pub(super) stats: Arc<SessionStats>,
     pub(super) _slot: SlotGuard,
+    /// Its place in the presence list (as a WHEP player); leaves when the reaper ends.
+    pub(super) _seat: crate::control::Seat,
 }
 
 impl Reaper {

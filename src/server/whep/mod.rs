@@ -373,7 +373,12 @@ async fn create_inner(
     let (stop_tx, stop_rx) = oneshot::channel();
     sessions.map().insert(id.clone(), stop_tx);
     tracing::info!(session = stats.id, "WHEP viewer connected");
+    let name = format!("WHEP player {}", stats.id);
+    let seat = state
+        .control
+        .join(stats.id, Some(&name), crate::control::Role::Whep, None);
     let task = Reaper {
+        _seat: seat,
         state: state.clone(),
         sessions,
         id: id.clone(),
