@@ -186,7 +186,8 @@ async fn serve(config: Config, display: String) -> anyhow::Result<()> {
         net.clone(),
         config.connect_timeout,
         shutdown_rx,
-    );
+    )
+    .with_files(config.files.clone());
 
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

@@ -2,7 +2,8 @@
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
 // remote cursor), view (fit/1:1, zoom, pan), stage gestures (trackpad mode, Alt+wheel zoom),
-// special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
+// special keys, on-screen keyboard, clipboard panel, files panel, statistics, toolbar and
+// notices.
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -16,6 +17,7 @@ import { setupSpecialKeys } from './keyboard.js';
 import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
 import { StatsOverlay } from './stats.js';
+import { FileTransfer } from './files.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -117,9 +119,22 @@ const clipboard = new ClipboardSync(
   remote,
 );
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
+const files = new FileTransfer(
+  {
+    panel: $('files-panel'),
+    opener: /** @type {HTMLButtonElement} */ ($('tb-files')),
+    pick: /** @type {HTMLInputElement} */ ($('files-pick')),
+    choose: /** @type {HTMLButtonElement} */ ($('files-send')),
+    uploads: $('files-uploads'),
+    list: $('files-list'),
+    note: $('files-note'),
+    drop: document.body,
+  },
+  (path) => withToken(path),
+);
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats });
+Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats, files });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));

@@ -15,7 +15,9 @@ use crate::capture::CaptureMethod;
 use crate::server::tls::TlsSource;
 use crate::session::ice::TurnAuth;
 
+mod files;
 mod values;
+pub use files::FilesArgs;
 use values::{
     parse_height, parse_origin, parse_secret, parse_size, parse_stun, parse_token, parse_ttl,
 };
@@ -207,6 +209,10 @@ pub struct Cli {
     /// Bearer token for --whip, e.g. `--whip-token s3cret`.
     #[arg(long, env = "VNRIT_WHIP_TOKEN", value_name = "TOKEN", value_parser = parse_token, requires = "whip")]
     pub whip_token: Option<String>,
+
+    /// File transfer folders and limits.
+    #[command(flatten)]
+    pub files: FilesArgs,
 }
 
 /// The screen-reading method named on the command line.
@@ -277,6 +283,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// WHIP publishing, if `--whip` is given.
     pub whip: Option<crate::publish::WhipConfig>,
+    /// File transfer folders and limits.
+    pub files: crate::server::files::FilesConfig,
 }
 
 impl Cli {
@@ -348,6 +356,7 @@ impl Cli {
                 token: self.whip_token,
                 connect_timeout: Duration::from_secs(self.connect_timeout),
             }),
+            files: self.files.into_config(),
         }
     }
 }

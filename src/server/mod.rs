@@ -1,5 +1,5 @@
-//! HTTP: the embedded page, the `/ws` signalling socket and `/api/stats`, all behind token auth,
-//! and the WHEP endpoint (`/whep`, bearer-token auth of its own).
+//! HTTP: the embedded page, the `/ws` signalling socket, `/api/stats` and the file transfer
+//! (`/api/files`), all behind token auth, and the WHEP endpoint (`/whep`, bearer-token auth of its own).
 //!
 //! One route table ([`router`]); auth is a layer over all of it. The server takes a bound
 //! listener, so tests can bind port 0.
@@ -8,6 +8,7 @@ pub mod access;
 pub mod assets;
 pub mod auth;
 pub mod cookie;
+pub mod files;
 pub mod metrics;
 pub mod signal;
 pub mod tls;
@@ -71,6 +72,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The WHIP publisher's state (`None` without `--whip`); see [`AppState::with_publish`].
     pub publish: Option<PublishStatus>,
+    /// File transfer (`/api/files`); see [`AppState::with_files`].
+    pub files: Arc<files::Files>,
+    /// The one microphone viewers can send into the desktop (`vnrit-mic`).
+    pub mic: crate::audio::mic::Microphone,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
@@ -106,6 +111,8 @@ impl AppState {
             connect_timeout,
             shutdown,
             publish: None,
+            files: Arc::default(),
+            mic: crate::audio::mic::Microphone::default(),
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
@@ -117,6 +124,12 @@ impl AppState {
     /// Shows the WHIP publisher's `status` in `/api/stats` and `/metrics`.
     pub fn with_publish(mut self, status: PublishStatus) -> Self {
         self.publish = Some(status);
+        self
+    }
+
+    /// Uploads and downloads go to and come from the folders of `config`.
+    pub fn with_files(mut self, config: files::FilesConfig) -> Self {
+        self.files = Arc::new(files::Files::new(config));
         self
     }
 
@@ -255,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics::handler))
+        .merge(files::routes())
         .fallback(get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

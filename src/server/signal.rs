@@ -35,6 +35,11 @@ pub enum ClientMessage {
         /// The input message text.
         data: String,
     },
+    /// Turns this viewer's microphone on or off (its audio goes to the `vnrit-mic` source).
+    Mic {
+        /// On (`true`) or off.
+        on: bool,
+    },
 }
 
 pub use crate::session::IceServer;
@@ -55,6 +60,11 @@ pub enum ServerMessage {
         ice_transport_policy: &'static str,
         /// Whether this viewer may control the desktop (false: view-only).
         control: bool,
+        /// Whether this viewer may send its microphone (then the page offers audio sendrecv).
+        mic: bool,
+        /// Why not, when `mic` is false (e.g. no PulseAudio on the server).
+        #[serde(rename = "micReason", skip_serializing_if = "Option::is_none")]
+        mic_reason: Option<String>,
     },
     /// The answer SDP.
     Answer {
@@ -70,6 +80,15 @@ pub enum ServerMessage {
     Input {
         /// The input message text.
         data: String,
+    },
+    /// The state of this viewer's microphone after a `mic` request, with the reason when it
+    /// was refused.
+    Mic {
+        /// On or off now.
+        on: bool,
+        /// Why it is off although asked for, if it is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Something went wrong; the text says what.
     Error {
@@ -131,6 +150,10 @@ mod tests {
         );
         assert_eq!(parse(r#"{"type":"keyframe"}"#), Ok(ClientMessage::Keyframe));
         assert_eq!(
+            parse(r#"{"type":"mic","on":true}"#),
+            Ok(ClientMessage::Mic { on: true })
+        );
+        assert_eq!(
             parse(r#"{"type":"input","data":"[\"m\",0.5,0.5]"}"#),
             Ok(ClientMessage::Input {
                 data: r#"["m",0.5,0.5]"#.into()
@@ -149,6 +172,8 @@ mod tests {
             r#"{"type":"offer"}"#,
             r#"{"type":"offer","sdp":5}"#,
             r#"{"type":"offer","sdp":"x","extra":1}"#,
+            r#"{"type":"mic"}"#,
+            r#"{"type":"mic","on":"yes"}"#,
             r#"{"type":"candidate","candidate":{"sdpMid":"0"}}"#,
             "{\"type\":\"offer\",\"sdp\":\"\u{0}",
         ] {
@@ -193,10 +218,20 @@ mod tests {
             }],
             ice_transport_policy: "all",
             control: true,
+            mic: false,
+            mic_reason: Some("no PulseAudio server".into()),
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true}"#
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true,"mic":false,"micReason":"no PulseAudio server"}"#
+        );
+        assert_eq!(
+            ServerMessage::Mic {
+                on: false,
+                reason: Some("busy".into())
+            }
+            .to_json(),
+            r#"{"type":"mic","on":false,"reason":"busy"}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::access::{origin_allowed, Role};
 use super::signal::{self, ClientMessage, ServerMessage};
 use super::AppState;
+use crate::audio::mic::{MicClaim, MicTap};
 use crate::input::{InputError, OutgoingMessages};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
@@ -88,11 +89,17 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
     let (mut tx, mut rx) = socket.split();
     let send = |msg: ServerMessage| Message::Text(msg.to_json().into());
 
+    let mic_refusal = mic_refusal(state, role).await;
+    // The browser's audio is received only when this viewer may send its microphone.
+    let mic_tap = mic_refusal.is_none().then(MicTap::default);
+    let mut mic_claim: Option<MicClaim> = None;
     let hello = ServerMessage::Hello {
         version: signal::PROTOCOL_VERSION,
         ice_servers: state.net.ice_servers(),
         ice_transport_policy: state.net.ice_transport_policy(),
         control: role == Role::Control && state.input.is_some(),
+        mic: mic_refusal.is_none(),
+        mic_reason: mic_refusal,
     };
     if tx.send(send(hello)).await.is_err() {
         return;
@@ -204,7 +211,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         if session.is_some() {
                             Some(ServerMessage::Error { message: "this connection already has a session; open a new WebSocket to renegotiate".into() })
                         } else {
-                            match Session::answer(sdp, &state.hub, state.audio.as_ref(), &state.net, stats.clone(), events_tx.clone()).await {
+                            match Session::answer(sdp, &state.hub, state.audio.as_ref(), &state.net, stats.clone(), events_tx.clone(), mic_tap.clone()).await {
                                 Ok((s, answer)) => {
                                     session = Some(s);
                                     connect_deadline.as_mut().reset(tokio::time::Instant::now() + state.connect_timeout);
@@ -231,6 +238,7 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
                         state.hub.request_keyframe();
                         None
                     }
+                    Ok(ClientMessage::Mic { on }) => Some(switch_mic(state, id, on, mic_tap.as_ref(), &mut mic_claim).await),
                 };
                 if let Some(reply) = reply {
                     if tx.send(send(reply)).await.is_err() {
@@ -240,13 +248,80 @@ async fn run(state: &AppState, socket: WebSocket, stats: Arc<SessionStats>, role
             }
         }
     }
-    // Releases every key and button this viewer held.
+    // Releases every key and button this viewer held, and its microphone.
     drop(input);
+    drop(mic_claim);
     if let Some(mut session) = session {
         session.close().await;
     }
     if !closed {
         let _ = tx.send(Message::Close(None)).await;
+    }
+}
+
+/// Whether a viewer with `role` counts as controlling the desktop, for the microphone: the one
+/// place that decides it (for now: a full-token viewer).
+fn controlling(role: Role) -> bool {
+    role == Role::Control
+}
+
+/// Why this viewer cannot send its microphone (`None`: it can): not controlling, or no
+/// PulseAudio on the server.
+async fn mic_refusal(state: &AppState, role: Role) -> Option<String> {
+    if !controlling(role) {
+        return Some("view-only viewers cannot use the microphone".into());
+    }
+    let mic = state.mic.clone();
+    match tokio::task::spawn_blocking(move || mic.probe()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) => Some("no PulseAudio on the server for a microphone".into()),
+        Err(err) => Some(err.to_string()),
+    }
+}
+
+/// Turns the viewer's microphone on (claiming the server's one microphone) or off; the answer
+/// for the page says what it is now.
+async fn switch_mic(
+    state: &AppState,
+    id: u64,
+    on: bool,
+    tap: Option<&MicTap>,
+    claim: &mut Option<MicClaim>,
+) -> ServerMessage {
+    let refused = |reason: String| ServerMessage::Mic {
+        on: false,
+        reason: Some(reason),
+    };
+    if !on {
+        if claim.take().is_some() {
+            tracing::info!(session = id, "microphone off");
+        }
+        return ServerMessage::Mic {
+            on: false,
+            reason: None,
+        };
+    }
+    if claim.is_some() {
+        return ServerMessage::Mic {
+            on: true,
+            reason: None,
+        };
+    }
+    let Some(tap) = tap.cloned() else {
+        return refused("this viewer cannot use the microphone".into());
+    };
+    let mic = state.mic.clone();
+    match tokio::task::spawn_blocking(move || mic.claim(id, &tap)).await {
+        Ok(Ok(c)) => {
+            tracing::info!(session = id, "microphone on");
+            *claim = Some(c);
+            ServerMessage::Mic {
+                on: true,
+                reason: None,
+            }
+        }
+        Ok(Err(err)) => refused(err.to_string()),
+        Err(err) => refused(err.to_string()),
     }
 }
 
