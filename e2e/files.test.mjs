@@ -1,15 +1,15 @@
-// vnrit e2e: file transfer through the page. A file picked with the files panel's own input
-// (playwright's setInputFiles) uploads with a progress sequence and lands byte-identical in
+// vnrit e2e: file transfer through the page. A 200 MiB file picked with the files panel's own
+// input (playwright's setInputFiles) uploads with a progress sequence and lands byte-identical in
 // --upload-dir; a file made on the server side meanwhile shows up in the panel's listing by
 // itself, and its link downloads it byte-identical. A refusal (over --max-upload) is one line
 // in the panel, and nothing is written.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, truncateSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Harness, startServer, waitFor } from './lib/harness.mjs';
 
 let h;
@@ -22,7 +22,7 @@ before(async () => {
     display: h.display,
     token: h.token,
     name: 'files-vnrit',
-    extraArgs: ['--upload-dir', dir, '--max-upload', '20M'],
+    extraArgs: ['--upload-dir', dir, '--max-upload', '210M'],
   });
 });
 
@@ -37,8 +37,19 @@ test('a picked file uploads with progress, and the panel lists and downloads a n
   await page.click('#tb-files');
   await waitFor(() => page.isVisible('#files-panel'), { what: 'the files panel' });
 
-  const data = randomBytes(12 << 20);
-  await page.setInputFiles('#files-pick', { name: 'notes é 1.bin', mimeType: 'application/octet-stream', buffer: data });
+  // 200 MiB from a file on disk (the browser reads it itself, as from a user's pick).
+  const source = join(dir, '..', `vnrit-e2e-upload-${process.pid}`, 'notes é 1.bin');
+  mkdirSync(dirname(source), { recursive: true });
+  const sent = createHash('sha256');
+  const fd = openSync(source, 'w');
+  for (let i = 0; i < 200; i += 1) {
+    const chunk = randomBytes(1 << 20);
+    sent.update(chunk);
+    writeSync(fd, chunk);
+  }
+  closeSync(fd);
+  const size = 200 << 20;
+  await page.setInputFiles('#files-pick', source);
   const upload = await waitFor(
     () => page.evaluate(() => {
       const u = window.vnrit.files.uploads.at(-1);
@@ -50,8 +61,9 @@ test('a picked file uploads with progress, and the panel lists and downloads a n
   assert.equal(upload.state, 'done', upload.message);
   assert.ok(upload.progress.length >= 2, `a progress sequence: ${JSON.stringify(upload.progress)}`);
   for (let i = 1; i < upload.progress.length; i += 1) assert.ok(upload.progress[i] >= upload.progress[i - 1]);
-  assert.equal(upload.progress.at(-1), data.length);
-  assert.ok(readFileSync(join(dir, 'notes é 1.bin')).equals(data), 'the upload is byte-identical');
+  assert.equal(upload.progress.at(-1), size);
+  const received = createHash('sha256').update(readFileSync(join(dir, 'notes é 1.bin'))).digest('hex');
+  assert.equal(received, sent.digest('hex'), 'the upload is byte-identical');
   assert.deepEqual(readdirSync(dir), ['notes é 1.bin'], 'no temporary file left');
 
   // A file made on the desktop while the panel is open appears by itself.
@@ -70,7 +82,10 @@ test('a picked file uploads with progress, and the panel lists and downloads a n
   assert.ok(readFileSync(saved).equals(made), 'the download is byte-identical');
 
   // A refusal is one line in the panel, and nothing is written.
-  await page.setInputFiles('#files-pick', { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(21 << 20) });
+  const huge = join(dirname(source), 'huge.bin');
+  closeSync(openSync(huge, 'w'));
+  truncateSync(huge, 211 << 20); // sparse: nothing to write
+  await page.setInputFiles('#files-pick', huge);
   const refused = await waitFor(
     () => page.evaluate(() => {
       const u = window.vnrit.files.uploads.at(-1);
@@ -78,11 +93,12 @@ test('a picked file uploads with progress, and the panel lists and downloads a n
     }),
     { timeoutMs: 30000, what: 'the oversized upload to be refused' },
   );
-  assert.match(refused, /^413 Payload Too Large: files over 20 MiB are refused/);
+  assert.match(refused, /^413 Payload Too Large: files over 210 MiB are refused/);
   assert.equal(refused.includes('\n'), false);
   const shown = await page.textContent('#files-uploads li:first-child .line');
   assert.equal(shown, refused);
   assert.deepEqual(readdirSync(dir).sort(), ['from-desktop.txt', 'notes é 1.bin']);
   await h.screenshot(page, 'panel');
   await page.close();
+  rmSync(dirname(source), { recursive: true, force: true });
 });
