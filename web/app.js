@@ -2,8 +2,8 @@
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
 // remote cursor), view (fit/1:1, zoom, pan), stage gestures (trackpad mode, Alt+wheel zoom),
-// special keys, on-screen keyboard, clipboard panel, files panel, statistics, toolbar and
-// notices.
+// special keys, on-screen keyboard, clipboard panel, files panel, microphone, statistics,
+// toolbar and notices.
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -18,6 +18,7 @@ import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
 import { StatsOverlay } from './stats.js';
 import { FileTransfer } from './files.js';
+import { MicControl } from './mic.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -134,7 +135,8 @@ const files = new FileTransfer(
 );
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats, files });
+const mic = new MicControl(/** @type {HTMLButtonElement} */ ($('tb-mic')), status, () => viewer.session);
+Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats, files, mic });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -196,7 +198,9 @@ function connect() {
     onHello: live((hello) => {
       // A view-only viewer sends no input at all (the server would refuse it).
       if (viewer.input) viewer.input.viewOnly = hello.control === false;
+      mic.hello(hello);
     }),
+    onMic: live((msg) => mic.serverSays(msg)),
     onInputOpen: live(() => {
       ownInput.hello();
       ownInput.keys.clear(); // a new session holds nothing on the desktop
@@ -235,6 +239,7 @@ async function tokenRejected() {
 
 async function sessionEnded(gen, reason, info) {
   viewer.session = null;
+  mic.sessionEnded();
   setAudioAvailable(false);
   if (!info.opened && (await tokenRejected())) {
     if (gen !== viewer.generation) return;
