@@ -184,7 +184,11 @@ fn a_200_mib_upload_arrives_byte_identical_and_names_are_numbered() {
     let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
     assert_eq!(json["name"], "big file.bin");
     assert_eq!(json["size"], len);
-    assert_eq!(folder.names(), ["big file.bin"], "no temporary file is left");
+    assert_eq!(
+        folder.names(),
+        ["big file.bin"],
+        "no temporary file is left"
+    );
     assert!(same_as_pattern(&folder.0.join("big file.bin"), 7, len));
     eprintln!(
         "200 MiB upload took {took:?} ({:.0} MiB/s)",
@@ -194,7 +198,11 @@ fn a_200_mib_upload_arrives_byte_identical_and_names_are_numbered() {
     // The same name again: a new, numbered name; the first file is untouched.
     let again = put(port, "big%20file.bin", BEARER, 8, 1000);
     assert_eq!(again.status, 201, "{}", again.text());
-    assert!(again.text().contains("\"big file (1).bin\""), "{}", again.text());
+    assert!(
+        again.text().contains("\"big file (1).bin\""),
+        "{}",
+        again.text()
+    );
     assert_eq!(
         again.header("location"),
         Some("/api/files/big%20file%20%281%29.bin")
@@ -213,12 +221,27 @@ fn bad_names_are_refused_and_nothing_lands_outside_the_folder() {
     let inside = root.0.join("inbox");
     let (_display, server) = serve_display(
         62,
-        &["--token", "tok", "--upload-dir", inside.to_str().expect("path")],
+        &[
+            "--token",
+            "tok",
+            "--upload-dir",
+            inside.to_str().expect("path"),
+        ],
     );
     let port = server.port();
     for segment in [
-        "..%2Fx", "a%2Fb", "%2E", ".", "..", "%2E%2E", "a%00b", "a%0Ab", "a%0Db", "a%5Cb",
-        "%20", "%E2%80%AEtxt.exe",
+        "..%2Fx",
+        "a%2Fb",
+        "%2E",
+        ".",
+        "..",
+        "%2E%2E",
+        "a%00b",
+        "a%0Ab",
+        "a%0Db",
+        "a%5Cb",
+        "%20",
+        "%E2%80%AEtxt.exe",
     ] {
         let reply = put(port, segment, BEARER, 1, 100);
         assert_eq!(reply.status, 400, "{segment}: {}", reply.text());
@@ -248,7 +271,14 @@ fn cut_or_oversized_uploads_leave_nothing_and_uploads_are_bounded() {
     let folder = Folder::new("cut");
     let (_display, server) = serve_display(
         63,
-        &["--token", "tok", "--upload-dir", folder.arg(), "--max-upload", "8M"],
+        &[
+            "--token",
+            "tok",
+            "--upload-dir",
+            folder.arg(),
+            "--max-upload",
+            "8M",
+        ],
     );
     let port = server.port();
     // Cut after half: the temporary file exists while it arrives, and is gone once cut.
@@ -261,7 +291,10 @@ fn cut_or_oversized_uploads_leave_nothing_and_uploads_are_bounded() {
     .expect("head");
     s.write_all(&pattern(1, 0, 3 << 20)).expect("half");
     wait_for("the temporary file", || {
-        folder.names().iter().any(|n| n.starts_with(".vnrit-upload-"))
+        folder
+            .names()
+            .iter()
+            .any(|n| n.starts_with(".vnrit-upload-"))
     });
     drop(s);
     wait_for("the cut upload to be removed", || folder.names().is_empty());
@@ -326,17 +359,29 @@ impl Tmpfs {
     fn mount(size: &str) -> Tmpfs {
         let folder = Folder::new("tmpfs");
         let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", folder.arg()])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                folder.arg(),
+            ])
             .status()
             .expect("mount runs");
-        assert!(status.success(), "mount -t tmpfs failed (this test needs root)");
+        assert!(
+            status.success(),
+            "mount -t tmpfs failed (this test needs root)"
+        );
         Tmpfs(folder)
     }
 }
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0 .0).status();
+        let _ = std::process::Command::new("umount")
+            .arg(&self.0 .0)
+            .status();
     }
 }
 
@@ -361,7 +406,16 @@ fn listing_downloads_ranges_links_and_view_only() {
     let outside = Folder::new("outside");
     let (_display, server) = serve_display(
         65,
-        &["--token", "tok", "--view-token", "look", "--download-dir", folder.arg(), "--upload-dir", outside.arg()],
+        &[
+            "--token",
+            "tok",
+            "--view-token",
+            "look",
+            "--download-dir",
+            folder.arg(),
+            "--upload-dir",
+            outside.arg(),
+        ],
     );
     let port = server.port();
     let len = 3_000_000u64;
@@ -402,15 +456,26 @@ fn listing_downloads_ranges_links_and_view_only() {
     );
     assert_eq!(part.body, pattern(5, 1_000_000, (len - 1_000_000) as usize));
     // A stale If-Range gets the whole file; a range past the end gets 416.
-    let stale = get(port, "/api/files/report.pdf", "Range: bytes=10-\r\nIf-Range: \"x\"\r\n");
+    let stale = get(
+        port,
+        "/api/files/report.pdf",
+        "Range: bytes=10-\r\nIf-Range: \"x\"\r\n",
+    );
     assert_eq!((stale.status, stale.body.len() as u64), (200, len));
-    let past = get(port, "/api/files/report.pdf", &format!("Range: bytes={len}-\r\n"));
+    let past = get(
+        port,
+        "/api/files/report.pdf",
+        &format!("Range: bytes={len}-\r\n"),
+    );
     assert_eq!(past.status, 416);
 
     // Links out of the folder, hidden files and paths are not sent.
     assert_eq!(get(port, "/api/files/link", "").status, 403);
     assert_eq!(get(port, "/api/files/.hidden", "").status, 404);
-    assert_eq!(get(port, "/api/files/..%2F..%2Fetc%2Fpasswd", "").status, 400);
+    assert_eq!(
+        get(port, "/api/files/..%2F..%2Fetc%2Fpasswd", "").status,
+        400
+    );
     assert_eq!(get(port, "/api/files/missing", "").status, 404);
 
     // View-only: no listing, no download, no upload; nothing written.
@@ -426,6 +491,10 @@ fn listing_downloads_ranges_links_and_view_only() {
     assert_eq!(outside.names(), ["secret"]);
     // No token at all: 401.
     let mut s = connect(port);
-    write!(s, "GET /api/files HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").expect("w");
+    write!(
+        s,
+        "GET /api/files HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    .expect("w");
     assert_eq!(read_reply(s).status, 401);
 }

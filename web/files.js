@@ -137,23 +137,24 @@ export class FileTransfer {
     clearTimeout(this.timer);
     if (document.hidden) return;
     this.timer = setTimeout(async () => {
-      await this.refresh();
+      // A view-only viewer is refused for good: no polling for it.
+      if ((await this.refresh()) === 403) return;
       this.#schedule(this.els.panel.hidden ? CLOSED_POLL_MS : OPEN_POLL_MS);
     }, delay);
   }
 
-  /** Reads the download folder's listing and shows it. */
+  /** Reads the download folder's listing and shows it; returns the HTTP status. */
   async refresh() {
     let res;
     try {
       res = await fetch(this.url('api/files'), { cache: 'no-store' });
     } catch {
-      return; // server away: the status pill says so already
+      return 0; // server away: the status pill says so already
     }
     if (!res.ok) {
       this.els.note.textContent = (await res.text()).trim().split('\n')[0];
       this.els.list.replaceChildren();
-      return;
+      return res.status;
     }
     /** @type {{name: string, size: number, modified: number}[]} */
     const entries = await res.json();
@@ -177,5 +178,6 @@ export class FileTransfer {
         return li;
       }),
     );
+    return res.status;
   }
 }

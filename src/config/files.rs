@@ -77,7 +77,16 @@ mod tests {
         assert_eq!(parse_size_bytes("500M"), Ok(500 << 20));
         assert_eq!(parse_size_bytes("64k"), Ok(64 << 10));
         assert_eq!(parse_size_bytes("1000"), Ok(1000));
-        for bad in ["", "0", "G", "2X", "-1", "2GB", "2000T", "99999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "G",
+            "2X",
+            "-1",
+            "2GB",
+            "2000T",
+            "99999999999999999999",
+        ] {
             assert!(parse_size_bytes(bad).is_err(), "{bad}");
         }
     }

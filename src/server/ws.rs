@@ -272,10 +272,12 @@ async fn mic_refusal(state: &AppState, role: Role) -> Option<String> {
         return Some("view-only viewers cannot use the microphone".into());
     }
     let mic = state.mic.clone();
-    match tokio::task::spawn_blocking(move || mic.probe()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(_)) => Some("no PulseAudio on the server for a microphone".into()),
-        Err(err) => Some(err.to_string()),
+    // A server address that does not answer must not hold up the hello.
+    let probe = tokio::task::spawn_blocking(move || mic.probe());
+    match tokio::time::timeout(std::time::Duration::from_secs(1), probe).await {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(_))) | Err(_) => Some("no PulseAudio on the server for a microphone".into()),
+        Ok(Err(err)) => Some(err.to_string()),
     }
 }
 

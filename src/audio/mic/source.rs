@@ -125,8 +125,7 @@ impl MicSource {
             &Command::LoadModule(params),
             self.version,
         )?;
-        match protocol::read_reply_message::<protocol::LookupReply>(&mut self.conn, self.version)
-        {
+        match protocol::read_reply_message::<protocol::LookupReply>(&mut self.conn, self.version) {
             Ok((_, index)) => Ok(index.0),
             Err(err) => Err(PulseError::Unusable(format!(
                 "PulseAudio could not load {name} ({err}); is it PulseAudio or PipeWire-Pulse?"

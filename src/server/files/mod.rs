@@ -194,8 +194,14 @@ async fn upload(
         let chunk = match chunk {
             Ok(c) => c,
             Err(err) => {
-                tracing::info!("upload of {name:?} cut after {} bytes: {err}", upload.written);
-                return refuse(StatusCode::BAD_REQUEST, "Bad Request: the upload was cut off");
+                tracing::info!(
+                    "upload of {name:?} cut after {} bytes: {err}",
+                    upload.written
+                );
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: the upload was cut off",
+                );
             }
         };
         if upload.written + chunk.len() as u64 > max {
@@ -207,7 +213,10 @@ async fn upload(
     }
     let size = upload.written;
     if declared.is_some_and(|n| n != size) {
-        return refuse(StatusCode::BAD_REQUEST, "Bad Request: the upload was cut off");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: the upload was cut off",
+        );
     }
     match upload.commit(&name).await {
         Ok(saved) => {
@@ -313,7 +322,11 @@ async fn send(
     let since = modified
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let etag = format!("\"{len:x}-{:x}.{:x}\"", since.as_secs(), since.subsec_nanos());
+    let etag = format!(
+        "\"{len:x}-{:x}.{:x}\"",
+        since.as_secs(),
+        since.subsec_nanos()
+    );
     let last_modified = httpdate::fmt_http_date(modified);
     let text = |h| headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok());
     let decision = range::decide(
@@ -357,7 +370,10 @@ async fn send(
     };
     set(header::CONTENT_TYPE, mime.to_string());
     set(header::CONTENT_LENGTH, count.to_string());
-    set(header::CONTENT_DISPOSITION, names::content_disposition(name));
+    set(
+        header::CONTENT_DISPOSITION,
+        names::content_disposition(name),
+    );
     set(header::ACCEPT_RANGES, "bytes".into());
     set(header::ETAG, etag);
     set(header::LAST_MODIFIED, last_modified);
@@ -437,8 +453,13 @@ mod tests {
         let a: Vec<_> = (0..PER_VIEWER_UPLOADS)
             .map(|_| files.begin("a".into()).expect("a slot"))
             .collect();
-        assert!(files.begin("a".into()).is_none(), "over the per-viewer limit");
-        let b = files.begin("b".into()).expect("another viewer is not held up");
+        assert!(
+            files.begin("a".into()).is_none(),
+            "over the per-viewer limit"
+        );
+        let b = files
+            .begin("b".into())
+            .expect("another viewer is not held up");
         drop(a);
         assert!(files.begin("a".into()).is_some());
         drop(b);

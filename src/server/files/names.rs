@@ -43,9 +43,8 @@ pub fn check(name: &str) -> Result<&str, NameError> {
         return Err(NameError::Path);
     }
     // C0, DEL, C1, and the Unicode controls that reorder how a name is shown (bidi overrides).
-    let bad = |c: char| {
-        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
+    let bad =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if name.chars().any(bad) {
         return Err(NameError::Control);
     }
@@ -172,7 +171,12 @@ mod tests {
         assert_eq!(numbered("v1.2 final notes", 1), "v1.2 final notes (1)");
         assert_eq!(numbered("trailing.", 1), "trailing (1).");
         // Every numbered name is itself a valid name.
-        for name in ["report.pdf", ".bashrc", "a.tar.gz", &"y".repeat(MAX_NAME_BYTES)] {
+        for name in [
+            "report.pdf",
+            ".bashrc",
+            "a.tar.gz",
+            &"y".repeat(MAX_NAME_BYTES),
+        ] {
             let n = numbered(name, 999);
             assert!(check(&n).is_ok() || n.len() > MAX_NAME_BYTES, "{n}");
         }
