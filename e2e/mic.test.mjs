@@ -1,14 +1,16 @@
 // vnrit e2e: the viewer's microphone. Chromium's fake microphone (which beeps) is turned on
 // with the page's button; on a private PulseAudio the source `vnrit-mic` appears, becomes the
 // default source, and `parec` from it records the beep (its dominant frequency is checked).
-// Turning it off removes the source and restores the default. A view-only page, and a page of
-// a server without PulseAudio, get a disabled button that says why.
+// Turning it off removes the source and restores the default. A view-only page, a page over
+// plain HTTP on a non-local address, and a page of a server without PulseAudio get a disabled
+// button that says why.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { Harness, launchBrowser, startServer, waitFor } from './lib/harness.mjs';
 import { Pulse } from './lib/pulse.mjs';
+import { VETH_ADDR } from './lib/net.mjs';
 
 /** Chromium's fake capture device: a 20 ms beep of this frequency twice a second. */
 const BEEP_HZ = 400;
@@ -132,13 +134,26 @@ test('the page\'s microphone is heard on vnrit-mic, the default source while on,
   await waitFor(() => !sources().includes('vnrit-mic'), { timeoutMs: 15000, what: 'vnrit-mic to go with the viewer' });
 });
 
-test('view-only pages and servers without PulseAudio get a disabled button that says why', { timeout: 60000 }, async () => {
+test('view-only pages, plain-HTTP pages and servers without PulseAudio get a disabled button that says why', { timeout: 60000 }, async () => {
   const view = await h.browser.newPage();
   await view.goto(`${h.server.base}/?token=${h.token}-view`, { timeout: 15000 });
   const viewTitle = await waitFor(() => view.evaluate(() => window.vnrit.session && window.vnrit.mic.reason !== 'connecting…' && document.getElementById('tb-mic').title), { timeoutMs: 20000, what: 'the view-only hello' });
   assert.match(viewTitle, /view-only/);
   assert.equal(await view.evaluate(() => document.getElementById('tb-mic').disabled), true);
   await view.close();
+
+  // Over plain HTTP on a non-local address the browser gives no microphone at all.
+  const http = await startServer({ display: h.display, token: h.token, name: 'mic-vnrit-http', bind: VETH_ADDR });
+  try {
+    const page = await h.browser.newPage();
+    await page.goto(http.url, { timeout: 15000 });
+    const title = await waitFor(() => page.evaluate(() => window.vnrit.session && window.vnrit.mic.reason !== 'connecting…' && document.getElementById('tb-mic').title), { timeoutMs: 20000, what: 'the hello over plain HTTP' });
+    assert.match(title, /needs a secure page: open vnrit over HTTPS/);
+    assert.equal(await page.evaluate(() => document.getElementById('tb-mic').disabled), true);
+    await page.close();
+  } finally {
+    await http.child.stop();
+  }
 
   process.env.PULSE_SERVER = 'unix:/nonexistent/vnrit-e2e-no-pulse';
   const bare = await startServer({ display: h.display, token: h.token, name: 'mic-vnrit-nopulse' });
