@@ -189,27 +189,8 @@ async fn upload(
         Ok(u) => u,
         Err(err) => return write_failed(&err, dir),
     };
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(err) => {
-                tracing::info!(
-                    "upload of {name:?} cut after {} bytes: {err}",
-                    upload.written
-                );
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "Bad Request: the upload was cut off",
-                );
-            }
-        };
-        if upload.written + chunk.len() as u64 > max {
-            return too_large();
-        }
-        if let Err(err) = upload.write(&chunk).await {
-            return write_failed(&err, dir);
-        }
+    if let Err(refusal) = receive(&mut upload, body, &name, max, dir).await {
+        return refusal;
     }
     let size = upload.written;
     if declared.is_some_and(|n| n != size) {
@@ -219,21 +200,64 @@ async fn upload(
         );
     }
     match upload.commit(&name).await {
-        Ok(saved) => {
-            tracing::info!("received {saved:?} ({size} bytes) in {}", dir.display());
-            let location = format!("/api/files/{}", encode_path_segment(&saved));
-            let mut response = (
-                StatusCode::CREATED,
-                Json(serde_json::json!({ "name": saved, "size": size })),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                response.headers_mut().insert(header::LOCATION, v);
-            }
-            response
-        }
+        Ok(saved) => created(&saved, size, dir),
         Err(err) => write_failed(&err, dir),
     }
+}
+
+/// Streams the request body into `upload`; a refusal (cut, over `max`, write error) as the
+/// response to send.
+async fn receive(
+    upload: &mut store::Upload,
+    body: Body,
+    name: &str,
+    max: u64,
+    dir: &std::path::Path,
+) -> Result<(), Response> {
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::info!(
+                    "upload of {name:?} cut after {} bytes: {err}",
+                    upload.written
+                );
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: the upload was cut off",
+                ));
+            }
+        };
+        if upload.written + chunk.len() as u64 > max {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "Payload Too Large: files over {} are refused (--max-upload)",
+                    human_size(max)
+                ),
+            ));
+        }
+        if let Err(err) = upload.write(&chunk).await {
+            return Err(write_failed(&err, dir));
+        }
+    }
+    Ok(())
+}
+
+/// 201 with the final name.
+fn created(saved: &str, size: u64, dir: &std::path::Path) -> Response {
+    tracing::info!("received {saved:?} ({size} bytes) in {}", dir.display());
+    let location = format!("/api/files/{}", encode_path_segment(saved));
+    let mut response = (
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "name": saved, "size": size })),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
 }
 
 /// 507 for a full disk, 500 for the rest, both saying which folder.
