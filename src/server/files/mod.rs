@@ -36,6 +36,10 @@ pub const DEFAULT_MAX_UPLOAD: u64 = 2 << 30;
 pub const PER_VIEWER_UPLOADS: usize = 4;
 /// Uploads the server runs at once, all viewers together.
 pub const TOTAL_UPLOADS: usize = 32;
+/// Most of a refused upload's remaining body read (and discarded) before answering.
+const DRAIN_BYTES: u64 = 64 << 20;
+/// Longest time spent on that.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(3);
 /// Bytes per chunk of a download body.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -189,7 +193,10 @@ async fn upload(
         Ok(u) => u,
         Err(err) => return write_failed(&err, dir),
     };
-    if let Err(refusal) = receive(&mut upload, body, &name, max, dir).await {
+    let mut stream = body.into_data_stream();
+    if let Err(refusal) = receive(&mut upload, &mut stream, &name, max, dir).await {
+        drop(upload); // the partial file goes now
+        drain(&mut stream).await;
         return refusal;
     }
     let size = upload.written;
@@ -209,12 +216,11 @@ async fn upload(
 /// response to send.
 async fn receive(
     upload: &mut store::Upload,
-    body: Body,
+    stream: &mut axum::body::BodyDataStream,
     name: &str,
     max: u64,
     dir: &std::path::Path,
 ) -> Result<(), Response> {
-    let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(c) => c,
@@ -243,6 +249,22 @@ async fn receive(
         }
     }
     Ok(())
+}
+
+/// Reads and discards what is left of a refused upload, for at most [`DRAIN_BYTES`] and
+/// [`DRAIN_TIME`]: a client still sending when the connection closes may lose the answer (the
+/// close resets the connection), so a short rest is taken in to let it read the refusal.
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// 201 with the final name.
