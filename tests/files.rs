@@ -50,7 +50,7 @@ impl Drop for Folder {
 fn pattern(seed: u64, offset: u64, len: usize) -> Vec<u8> {
     (offset..offset + len as u64)
         .map(|i| {
-            let x = (i / 8 ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let x = ((i / 8) ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             (x >> ((i % 8) * 8)) as u8
         })
         .collect()
