@@ -26,9 +26,15 @@ before(async () => {
   });
 });
 
+/** Where the test's own files to pick are made (beside the upload folder, not in it). */
+const picks = () => join(dir, '..', `vnrit-e2e-upload-${process.pid}`);
+
 after(async () => {
   await h?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir) {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(picks(), { recursive: true, force: true });
+  }
 });
 
 test('a picked file uploads with progress, and the panel lists and downloads a new server file', { timeout: 60000 }, async () => {
@@ -38,7 +44,7 @@ test('a picked file uploads with progress, and the panel lists and downloads a n
   await waitFor(() => page.isVisible('#files-panel'), { what: 'the files panel' });
 
   // 200 MiB from a file on disk (the browser reads it itself, as from a user's pick).
-  const source = join(dir, '..', `vnrit-e2e-upload-${process.pid}`, 'notes é 1.bin');
+  const source = join(picks(), 'notes é 1.bin');
   mkdirSync(dirname(source), { recursive: true });
   const sent = createHash('sha256');
   const fd = openSync(source, 'w');
