@@ -242,7 +242,8 @@ async fn serve(
         config.connect_timeout,
         shutdown_rx,
     )
-    .with_control(config.control.clone());
+    .with_control(config.control.clone())
+    .with_files(config.files.clone());
 
     let host = if local.ip().is_unspecified() {
         "localhost".to_string()

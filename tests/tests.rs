@@ -1,6 +1,7 @@
 mod audio;
 mod capture;
 mod cli;
+mod files;
 mod flood;
 mod http;
 mod input;

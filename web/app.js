@@ -3,8 +3,8 @@
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
 // remote cursor), view (fit/1:1, zoom, pan), fit (asks for a desktop of the window's size),
 // stage gestures (trackpad mode, Alt+wheel zoom), special keys, on-screen keyboard, clipboard
-// panel, statistics, toolbar and notices, and presence.js (who is here, who has control: input
-// goes out only while this page has it).
+// panel, files panel, microphone, statistics, toolbar and notices, and presence.js (who is
+// here, who has control: input goes out only while this page has it).
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -21,6 +21,8 @@ import { StatsOverlay } from './stats.js';
 import { FitRequester } from './fit.js';
 import { PageTitle } from './title.js';
 import { PresenceUI, storedName, reconnectKey } from './presence.js';
+import { FileTransfer } from './files.js';
+import { MicControl } from './mic.js';
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -177,9 +179,23 @@ const clipboard = new ClipboardSync(
   remote,
 );
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
+const files = new FileTransfer(
+  {
+    panel: $('files-panel'),
+    opener: /** @type {HTMLButtonElement} */ ($('tb-files')),
+    pick: /** @type {HTMLInputElement} */ ($('files-pick')),
+    choose: /** @type {HTMLButtonElement} */ ($('files-send')),
+    uploads: $('files-uploads'),
+    list: $('files-list'),
+    note: $('files-note'),
+    drop: document.body,
+  },
+  (path) => withToken(path),
+);
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats, presence });
+const mic = new MicControl(/** @type {HTMLButtonElement} */ ($('tb-mic')), status, () => viewer.session);
+Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats, presence, files, mic });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -252,8 +268,10 @@ function connect() {
       viewOnlyToken = hello.control === false;
       if (viewer.input) viewer.input.viewOnly = viewOnlyToken || !presence.mayControl;
       fit.hello(hello);
+      mic.hello(hello);
     }),
     onPresence: live((msg) => presence.update(msg)),
+    onMic: live((msg) => mic.serverSays(msg)),
     onInputOpen: live(() => {
       ownInput.hello();
       ownInput.keys.clear(); // a new session holds nothing on the desktop
@@ -292,6 +310,7 @@ async function tokenRejected() {
 
 async function sessionEnded(gen, reason, info) {
   viewer.session = null;
+  mic.sessionEnded();
   setAudioAvailable(false);
   if (!info.opened && (await tokenRejected())) {
     if (gen !== viewer.generation) return;

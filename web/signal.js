@@ -28,10 +28,12 @@ const SILENCE_CHECK_MS = 2000;
  * @property {(text: string) => void} [onInput] an input wire message from the server (data
  *   channel, or {"type":"input","data":...} on the WebSocket)
  * @property {() => void} [onInputOpen] the 'input' data channel opened
- * @property {(hello: {control?: boolean, resize?: object}) => void} [onHello] the server's hello
- *   (control: false = view-only; resize: present when the page may ask for its size)
+ * @property {(hello: {control?: boolean, resize?: object, mic?: boolean, micReason?: string}) => void} [onHello]
+ *   the server's hello (control: false = view-only; resize: present when the page may ask for
+ *   its size; mic: this viewer may send its microphone, else micReason)
  * @property {(presence: object) => void} [onPresence] who is connected and who has control
  *   ({"type":"presence"}, control protocol v1: docs/web.md)
+ * @property {(msg: {on: boolean, reason: string}) => void} [onMic] the microphone's state after a request
  * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
  *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
  */
@@ -53,6 +55,8 @@ export class Session {
     this.stream = new MediaStream();
     this.remoteCandidates = [];
     this.remoteDescriptionSet = false;
+    /** The audio transceiver (desktop audio in; the microphone out when sendrecv). */
+    this.audio = null;
     this.timer = null;
     this.graceTimer = null;
     this.silenceTimer = null;
@@ -100,6 +104,22 @@ export class Session {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return false;
     this.#send({ type: 'resize', v: 1, width, height, dpr });
     return true;
+  }
+
+  /**
+   * Asks the server to turn this viewer's microphone on or off; the answer comes as onMic.
+   * @param {boolean} on
+   * @returns {boolean} false when the socket is not open
+   */
+  sendMic(on) {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.#send({ type: 'mic', on });
+    return true;
+  }
+
+  /** The sender of the audio transceiver (for the microphone), if negotiated sendrecv. */
+  audioSender() {
+    return this.audio?.sender ?? null;
   }
 
   /** Asks the server for an IDR frame (e.g. after a long freeze). */
@@ -173,6 +193,9 @@ export class Session {
       case 'error':
         this.handlers.onServerError(String(msg.message ?? 'unknown error'));
         break;
+      case 'mic':
+        this.handlers.onMic?.({ on: msg.on === true, reason: typeof msg.reason === 'string' ? msg.reason : '' });
+        break;
       default:
         break; // newer server, unknown message: ignore
     }
@@ -185,7 +208,9 @@ export class Session {
     const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // sendrecv when this viewer may send its microphone: the track goes on later with
+    // replaceTrack, without renegotiating.
+    this.audio = pc.addTransceiver('audio', { direction: hello.mic ? 'sendrecv' : 'recvonly' });
     this.input = pc.createDataChannel('input', { ordered: true });
     this.input.onopen = () => {
       if (!this.closed) this.handlers.onInputOpen?.();

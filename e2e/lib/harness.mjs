@@ -265,15 +265,16 @@ export async function startServer({ display, token, port, name = 'vnrit', extraA
  * Launches headless Chromium with a fresh profile (playwright makes a new temp user-data-dir).
  * `executablePath` replaces /usr/bin/chromium, e.g. with a wrapper that starts it in another
  * network namespace (playwright drives it over a pipe, which survives `ip netns exec`).
- * @param {{executablePath?: string}} [opts]
+ * `extraArgs` are added to CHROMIUM_ARGS (e.g. the fake microphone's flags).
+ * @param {{executablePath?: string, extraArgs?: string[]}} [opts]
  */
-export async function launchBrowser({ executablePath = CHROMIUM } = {}) {
+export async function launchBrowser({ executablePath = CHROMIUM, extraArgs = [] } = {}) {
   const env = { ...process.env, PULSE_SERVER: 'unix:/nonexistent/vnrit-e2e-no-pulse' };
   delete env.DISPLAY;
   return chromium.launch({
     executablePath,
     headless: false, // --headless=new is in CHROMIUM_ARGS; playwright must not add its own flag
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     env,
     timeout: 30000,
   });

@@ -14,6 +14,7 @@
 //! itself; viewers simply get no packets meanwhile.
 
 mod encoder;
+pub mod mic;
 mod pulse;
 mod stats;
 mod worker;

@@ -390,6 +390,29 @@ impl Recorder {
     }
 }
 
+/// Connects to the first reachable server among the candidates (as [`Recorder::open`] does) and
+/// authenticates; returns the reader, the protocol version, the last sequence number used and
+/// the address.
+pub(super) fn connect(
+    server: Option<&str>,
+) -> Result<(std::io::BufReader<Conn>, u16, u32, String), PulseError> {
+    let candidates = server_candidates(server);
+    let mut last = None;
+    for address in &candidates {
+        match open(address) {
+            Ok(conn) => {
+                let (conn, version, seq) = handshake(conn)?;
+                return Ok((conn, version, seq, address.clone()));
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    match last {
+        Some(err) if server.is_some() || candidates.len() == 1 => Err(err),
+        _ => Err(PulseError::NoServer(candidates.join(", "))),
+    }
+}
+
 /// Authenticates and names the client; returns the reader, the protocol version in use and the
 /// last sequence number used.
 fn handshake(conn: Conn) -> Result<(std::io::BufReader<Conn>, u16, u32), PulseError> {

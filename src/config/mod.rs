@@ -16,7 +16,9 @@ use crate::resize::{ResizeMode, ResizeSettings};
 use crate::server::tls::TlsSource;
 use crate::session::ice::TurnAuth;
 
+mod files;
 mod values;
+pub use files::FilesArgs;
 use values::{
     parse_height, parse_origin, parse_secret, parse_size, parse_stun, parse_token, parse_ttl,
 };
@@ -225,6 +227,9 @@ pub struct Cli {
     /// Who drives the desktop (`--control`, `--control-idle`, `--admin-token`).
     #[command(flatten)]
     pub control: crate::control::ControlSettings,
+    /// File transfer folders and limits.
+    #[command(flatten)]
+    pub files: FilesArgs,
 }
 
 /// The screen-reading method named on the command line.
@@ -301,6 +306,8 @@ pub struct Config {
     pub launch: crate::launch::LaunchConfig,
     /// Control hand-over between viewers.
     pub control: crate::control::ControlSettings,
+    /// File transfer folders and limits.
+    pub files: crate::server::files::FilesConfig,
 }
 
 impl Cli {
@@ -378,6 +385,7 @@ impl Cli {
             }),
             launch: self.launch.into(),
             control: self.control,
+            files: self.files.into_config(),
         }
     }
 }

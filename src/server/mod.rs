@@ -1,5 +1,5 @@
-//! HTTP: the embedded page, the `/ws` signalling socket and `/api/stats`, all behind token auth,
-//! and the WHEP endpoint (`/whep`, bearer-token auth of its own).
+//! HTTP: the embedded page, the `/ws` signalling socket, `/api/stats` and the file transfer
+//! (`/api/files`), all behind token auth, and the WHEP endpoint (`/whep`, bearer-token auth of its own).
 //!
 //! One route table ([`router`]); auth is a layer over all of it. The server takes a bound
 //! listener, so tests can bind port 0.
@@ -8,6 +8,7 @@ pub mod access;
 pub mod assets;
 pub mod auth;
 pub mod cookie;
+pub mod files;
 pub mod metrics;
 mod presence;
 pub mod signal;
@@ -80,6 +81,10 @@ pub struct AppState {
     /// Presence and who has control (see [`crate::control`]); ask
     /// [`ControlHub::may_control`] before acting on the desktop for a viewer.
     pub control: ControlHub,
+    /// File transfer (`/api/files`); see [`AppState::with_files`].
+    pub files: Arc<files::Files>,
+    /// The one microphone viewers can send into the desktop (`vnrit-mic`).
+    pub mic: crate::audio::mic::Microphone,
     sessions: Arc<Mutex<BTreeMap<u64, Arc<SessionStats>>>>,
     next_id: Arc<AtomicU64>,
     failures: Arc<auth::FailureLimiter>,
@@ -117,6 +122,8 @@ impl AppState {
             publish: None,
             resize: None,
             control: ControlHub::new(ControlSettings::default()),
+            files: Arc::default(),
+            mic: crate::audio::mic::Microphone::default(),
             sessions: Arc::default(),
             next_id: Arc::new(AtomicU64::new(1)),
             failures: Arc::default(),
@@ -140,6 +147,12 @@ impl AppState {
     /// Control hand-over with these settings (default: exclusive, 60 s idle, no admin token).
     pub fn with_control(mut self, settings: ControlSettings) -> Self {
         self.control = ControlHub::new(settings);
+        self
+    }
+
+    /// Uploads and downloads go to and come from the folders of `config`.
+    pub fn with_files(mut self, config: files::FilesConfig) -> Self {
+        self.files = Arc::new(files::Files::new(config));
         self
     }
 
@@ -284,6 +297,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics::handler))
+        .merge(files::routes())
         .fallback(get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -67,6 +67,11 @@ pub enum ClientMessage {
         #[serde(default)]
         admin: Option<String>,
     },
+    /// Turns this viewer's microphone on or off (its audio goes to the `vnrit-mic` source).
+    Mic {
+        /// On (`true`) or off.
+        on: bool,
+    },
 }
 
 /// The `action` of a `control` message.
@@ -122,6 +127,11 @@ pub enum ServerMessage {
         resize: Option<ResizeOffer>,
         /// The X display streamed, e.g. `:99` (the page puts it in its title).
         display: String,
+        /// Whether this viewer may send its microphone (then the page offers audio sendrecv).
+        mic: bool,
+        /// Why not, when `mic` is false (e.g. no PulseAudio on the server).
+        #[serde(rename = "micReason", skip_serializing_if = "Option::is_none")]
+        mic_reason: Option<String>,
     },
     /// The answer SDP.
     Answer {
@@ -147,6 +157,15 @@ pub enum ServerMessage {
         /// The rest (mode, controller, viewers...).
         #[serde(flatten)]
         presence: crate::control::Presence,
+    },
+    /// The state of this viewer's microphone after a `mic` request, with the reason when it
+    /// was refused.
+    Mic {
+        /// On or off now.
+        on: bool,
+        /// Why it is off although asked for, if it is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Something went wrong; the text says what.
     Error {
@@ -220,6 +239,10 @@ mod tests {
             Ok(ClientMessage::Name { name: "Ann".into() })
         );
         assert_eq!(
+            parse(r#"{"type":"mic","on":true}"#),
+            Ok(ClientMessage::Mic { on: true })
+        );
+        assert_eq!(
             parse(r#"{"type":"input","data":"[\"m\",0.5,0.5]"}"#),
             Ok(ClientMessage::Input {
                 data: r#"["m",0.5,0.5]"#.into()
@@ -238,6 +261,8 @@ mod tests {
             r#"{"type":"offer"}"#,
             r#"{"type":"offer","sdp":5}"#,
             r#"{"type":"offer","sdp":"x","extra":1}"#,
+            r#"{"type":"mic"}"#,
+            r#"{"type":"mic","on":"yes"}"#,
             r#"{"type":"candidate","candidate":{"sdpMid":"0"}}"#,
             r#"{"type":"control","action":"steal"}"#,
             r#"{"type":"control","action":"take","admin":5}"#,
@@ -287,10 +312,20 @@ mod tests {
             control: true,
             resize: None,
             display: ":99".into(),
+            mic: false,
+            mic_reason: Some("no PulseAudio server".into()),
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true,"display":":99"}"#
+            r#"{"type":"hello","version":1,"iceServers":[{"urls":["stun:example.org:3478"]}],"iceTransportPolicy":"all","control":true,"display":":99","mic":false,"micReason":"no PulseAudio server"}"#
+        );
+        assert_eq!(
+            ServerMessage::Mic {
+                on: false,
+                reason: Some("busy".into())
+            }
+            .to_json(),
+            r#"{"type":"mic","on":false,"reason":"busy"}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),
@@ -307,10 +342,12 @@ mod tests {
                 max_height: 2160,
             }),
             display: ":1".into(),
+            mic: true,
+            mic_reason: None,
         };
         assert_eq!(
             hello.to_json(),
-            r#"{"type":"hello","version":1,"iceServers":[],"iceTransportPolicy":"all","control":true,"resize":{"version":1,"maxWidth":3840,"maxHeight":2160},"display":":1"}"#
+            r#"{"type":"hello","version":1,"iceServers":[],"iceTransportPolicy":"all","control":true,"resize":{"version":1,"maxWidth":3840,"maxHeight":2160},"display":":1","mic":true}"#
         );
     }
 

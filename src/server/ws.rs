@@ -19,6 +19,7 @@ use super::access::{origin_allowed, Role};
 use super::presence;
 use super::signal::{self, ClientMessage, ResizeOffer, ServerMessage};
 use super::AppState;
+use crate::audio::mic::{MicClaim, MicTap};
 use crate::input::{InputError, OutgoingMessages};
 use crate::resize::policy::{Refusal, Request};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
@@ -100,6 +101,10 @@ async fn run(
     let (mut tx, mut rx) = socket.split();
     let send = |msg: ServerMessage| Message::Text(msg.to_json().into());
 
+    let mic_refusal = mic_refusal(state, role).await;
+    // The browser's audio is received only when this viewer may send its microphone.
+    let mic_tap = mic_refusal.is_none().then(MicTap::default);
+    let mut mic_claim: Option<MicClaim> = None;
     let hello = ServerMessage::Hello {
         version: signal::PROTOCOL_VERSION,
         ice_servers: state.net.ice_servers(),
@@ -107,6 +112,8 @@ async fn run(
         control: role == Role::Control && state.input.is_some(),
         resize: resize_offer(state, role),
         display: state.hub.display().to_string(),
+        mic: mic_refusal.is_none(),
+        mic_reason: mic_refusal,
     };
     if tx.send(send(hello)).await.is_err() {
         return;
@@ -234,7 +241,7 @@ async fn run(
                         if session.is_some() {
                             Some(ServerMessage::Error { message: "this connection already has a session; open a new WebSocket to renegotiate".into() })
                         } else {
-                            match Session::answer(sdp, &state.hub, state.audio.as_ref(), &state.net, stats.clone(), events_tx.clone()).await {
+                            match Session::answer(sdp, &state.hub, state.audio.as_ref(), &state.net, stats.clone(), events_tx.clone(), mic_tap.clone()).await {
                                 Ok((s, answer)) => {
                                     session = Some(s);
                                     connect_deadline.as_mut().reset(tokio::time::Instant::now() + state.connect_timeout);
@@ -269,6 +276,7 @@ async fn run(
                     Ok(ClientMessage::Control { action, to, admin }) => {
                         presence::act(state, &seat, action, to, admin.as_deref())
                     }
+                    Ok(ClientMessage::Mic { on }) => Some(switch_mic(state, id, on, mic_tap.as_ref(), &mut mic_claim).await),
                 };
                 if let Some(reply) = reply {
                     if tx.send(send(reply)).await.is_err() {
@@ -278,8 +286,10 @@ async fn run(
             }
         }
     }
-    // Releases every key and button this viewer held, then leaves the control hub.
+    // Releases every key and button this viewer held, its microphone, then leaves the
+    // control hub.
     drop(input);
+    drop(mic_claim);
     if let Some(resize) = &state.resize {
         resize.viewer_left(id);
     }
@@ -344,6 +354,81 @@ fn resize_request(
             }
             first.then_some(ServerMessage::Error { message })
         }
+    }
+}
+
+/// Whether a viewer with `role` may ever use the microphone (a full-token viewer); whether it
+/// has control now is asked when it turns the microphone on.
+fn controlling(role: Role) -> bool {
+    role == Role::Control
+}
+
+/// Why this viewer cannot send its microphone (`None`: it can): not controlling, or no
+/// PulseAudio on the server.
+async fn mic_refusal(state: &AppState, role: Role) -> Option<String> {
+    if !controlling(role) {
+        return Some("view-only viewers cannot use the microphone".into());
+    }
+    let mic = state.mic.clone();
+    // A server address that does not answer must not hold up the hello.
+    let probe = tokio::task::spawn_blocking(move || mic.probe());
+    match tokio::time::timeout(std::time::Duration::from_secs(1), probe).await {
+        Ok(Ok(Ok(()))) => None,
+        Ok(Ok(Err(_))) | Err(_) => Some("no PulseAudio on the server for a microphone".into()),
+        Ok(Err(err)) => Some(err.to_string()),
+    }
+}
+
+/// Turns the viewer's microphone on (claiming the server's one microphone) or off; the answer
+/// for the page says what it is now.
+async fn switch_mic(
+    state: &AppState,
+    id: u64,
+    on: bool,
+    tap: Option<&MicTap>,
+    claim: &mut Option<MicClaim>,
+) -> ServerMessage {
+    let refused = |reason: String| ServerMessage::Mic {
+        on: false,
+        reason: Some(reason),
+    };
+    if !on {
+        if claim.take().is_some() {
+            tracing::info!(session = id, "microphone off");
+        }
+        return ServerMessage::Mic {
+            on: false,
+            reason: None,
+        };
+    }
+    if claim.is_some() {
+        return ServerMessage::Mic {
+            on: true,
+            reason: None,
+        };
+    }
+    // With control hand-over (--control exclusive) only the viewer in control speaks into
+    // the desktop, as only it types.
+    if !state.control.may_control(id) {
+        return refused(
+            "only the viewer in control can use the microphone; ask for control".into(),
+        );
+    }
+    let Some(tap) = tap.cloned() else {
+        return refused("this viewer cannot use the microphone".into());
+    };
+    let mic = state.mic.clone();
+    match tokio::task::spawn_blocking(move || mic.claim(id, &tap)).await {
+        Ok(Ok(c)) => {
+            tracing::info!(session = id, "microphone on");
+            *claim = Some(c);
+            ServerMessage::Mic {
+                on: true,
+                reason: None,
+            }
+        }
+        Ok(Err(err)) => refused(err.to_string()),
+        Err(err) => refused(err.to_string()),
     }
 }
 

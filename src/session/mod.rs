@@ -29,6 +29,7 @@ use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 use crate::abr::LinkStats;
+use crate::audio::mic::MicTap;
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
 pub use offer::PendingOffer;
@@ -207,7 +208,8 @@ pub struct Session {
 impl Session {
     /// Answers the browser's `offer_sdp`: builds the peer connection with its own H.264 track,
     /// joins the shared stream, and returns the answer SDP at once (candidates trickle after
-    /// through `events`; ICE gathering is never waited for).
+    /// through `events`; ICE gathering is never waited for). With `mic`, audio the browser
+    /// sends (its microphone) is accepted and pushed into the tap.
     pub async fn answer(
         offer_sdp: String,
         hub: &Hub,
@@ -215,13 +217,22 @@ impl Session {
         net: &NetworkConfig,
         stats: Arc<SessionStats>,
         events: mpsc::Sender<SessionEvent>,
+        mic: Option<MicTap>,
     ) -> Result<(Session, String), SessionError> {
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| SessionError::BadOffer(e.to_string()))?;
         let estimator = hub
             .adaptive()
             .map(|a| a.estimator_bounds(hub.max_bitrate_kbps()));
-        let peer = peer::build(net, audio_hub.is_some(), estimator, stats.clone(), events).await?;
+        let peer = peer::build(
+            net,
+            audio_hub.is_some(),
+            estimator,
+            stats.clone(),
+            events,
+            mic,
+        )
+        .await?;
         stats.set_state(PeerState::Connecting);
         let mut session = Session {
             pc: peer.pc.clone(),

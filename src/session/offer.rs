@@ -35,7 +35,7 @@ impl Session {
         stats: Arc<SessionStats>,
         events: mpsc::Sender<SessionEvent>,
     ) -> Result<(PendingOffer, String), SessionError> {
-        let peer = peer::build(net, with_audio, None, stats.clone(), events).await?;
+        let peer = peer::build(net, with_audio, None, stats.clone(), events, None).await?;
         stats.set_state(PeerState::Connecting);
         let mut pending = PendingOffer {
             session: Session {

@@ -16,6 +16,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfiguration, RTCConfigurationBuilder, RTCIceGatheringState,
@@ -34,6 +35,7 @@ use super::{
 };
 use super::{SessionStats, H264_FMTP};
 use crate::abr::LinkStats;
+use crate::audio::mic::{MicPacket, MicTap};
 
 /// Network settings shared by all sessions.
 #[derive(Debug, Clone)]
@@ -282,14 +284,18 @@ pub(super) struct Peer {
 }
 
 /// Builds one peer connection for `net`, reporting its events to `events`; `estimator` turns
-/// on congestion control (adaptive bitrate).
+/// on congestion control (adaptive bitrate). With `mic`, the browser's audio (its microphone)
+/// is received and every packet pushed into the tap.
 pub(super) async fn build(
     net: &NetworkConfig,
     with_audio: bool,
     estimator: Option<EstimatorBounds>,
     stats: Arc<SessionStats>,
     events: mpsc::Sender<SessionEvent>,
+    mic: Option<MicTap>,
 ) -> Result<Peer, SessionError> {
+    // Opus is negotiated for either direction.
+    let with_audio = with_audio || mic.is_some();
     let link = stats.link.clone();
     let (connected_tx, connected) = tokio::sync::watch::channel(false);
     let input: InputChannel = Arc::default();
@@ -314,6 +320,7 @@ pub(super) async fn build(
         connected: connected_tx,
         mux: mux.clone(),
         timers: timers.clone(),
+        mic,
     });
     let Some(pool) = &net.ports else {
         let mut builder = builder(net, with_audio, handler, 0, &link, estimator)?;
@@ -426,6 +433,8 @@ struct Handler {
     connected: tokio::sync::watch::Sender<bool>,
     /// When the connection's timers tick on the coarse grid.
     timers: Arc<TimerGrid>,
+    /// Where the browser's microphone packets go (`None`: not received).
+    mic: Option<MicTap>,
 }
 
 #[async_trait::async_trait]
@@ -471,6 +480,28 @@ impl PeerConnectionEventHandler for Handler {
         self.timers.set_connected(state == PeerState::Connected);
         let _ = self.connected.send(state == PeerState::Connected);
         let _ = self.events.send(SessionEvent::State(state)).await;
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let Some(tap) = self.mic.clone() else { return };
+        if track.kind().await != RtpCodecKind::Audio {
+            return;
+        }
+        let id = self.stats.id;
+        tracing::debug!(session = id, "the browser's audio track arrived");
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(packet) => tap.push(MicPacket {
+                        sequence: packet.header.sequence_number,
+                        payload: packet.payload,
+                    }),
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+            tracing::debug!(session = id, "the browser's audio track ended");
+        });
     }
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {

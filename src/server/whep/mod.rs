@@ -347,6 +347,7 @@ async fn create_inner(
         &state.net,
         stats.clone(),
         events_tx,
+        None,
     )
     .await;
     let mut session = match answered {
