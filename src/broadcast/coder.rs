@@ -220,7 +220,14 @@ impl Coder {
             Some(d) if !encoded.keyframe && self.unscaled() => mbs.add_rect(d),
             _ => mbs.fill(),
         }
-        self.planner.coded_by_library(now, &mbs);
+        let lossy = if encoded.keyframe && self.composer.is_some() && self.unscaled() {
+            // An IDR stands alone: decode it once to refine only what it did not get exact
+            // (a flat desktop needs nothing), not the whole screen.
+            lossy_in_idr(self.converter.last(), &encoded.data).unwrap_or_else(|| mbs.clone())
+        } else {
+            mbs.clone()
+        };
+        self.planner.coded_by_library(now, &lossy);
         let Some(composer) = self.composer.as_mut() else {
             self.skips.observe(&encoded.data);
             return (encoded.data.to_vec(), true);
@@ -233,6 +240,19 @@ impl Coder {
         }
         (data, ok)
     }
+}
+
+/// The macroblocks an IDR did not code exactly, from decoding it (`None` if it does not
+/// decode, which should not happen).
+fn lossy_in_idr(frame: &crate::video::I420Frame, idr: &[u8]) -> Option<MbMap> {
+    use openh264::formats::YUVSource as _;
+    let mut decoder = openh264::decoder::Decoder::new().ok()?;
+    let yuv = decoder.decode(idr).ok()??;
+    let (sy, su, sv) = yuv.strides();
+    Some(crate::video::mbmap::differing(
+        frame,
+        [(yuv.y(), sy), (yuv.u(), su), (yuv.v(), sv)],
+    ))
 }
 
 /// What kind of still-screen picture [`Coder::still_picture`] made.

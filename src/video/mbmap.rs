@@ -1,6 +1,7 @@
 //! A set of 16x16 macroblocks of one picture: which parts of the screen changed, were coded
 //! lossy, or are to be sent again. Raster order, one flag per macroblock.
 
+use super::frame::I420Frame;
 use crate::capture::DamageRect;
 
 /// One flag per macroblock of a `width_mbs` x `height_mbs` picture.
@@ -164,6 +165,37 @@ impl MbMap {
             height: py1 - py0,
         })
     }
+}
+
+/// The macroblocks where `decoded` (planes with their strides) differs from `frame` at all:
+/// what a lossless refinement has to send after a picture the encoder coded.
+pub fn differing(frame: &I420Frame, decoded: [(&[u8], usize); 3]) -> MbMap {
+    let mut m = MbMap::new(frame.width, frame.height);
+    let (cw, ch) = frame.chroma_size();
+    let planes = [
+        (&frame.y[..], frame.width, frame.height, 16),
+        (&frame.u[..], cw, ch, 8),
+        (&frame.v[..], cw, ch, 8),
+    ];
+    for ((src, w, h, mb), (dec, stride)) in planes.into_iter().zip(decoded) {
+        let (w, h, mb) = (w as usize, h as usize, mb as usize);
+        for y in 0..h {
+            let (a, Some(b)) = (&src[y * w..y * w + w], dec.get(y * stride..y * stride + w)) else {
+                m.fill();
+                return m;
+            };
+            if a == b {
+                continue;
+            }
+            for x in (0..w).step_by(mb) {
+                let end = (x + mb).min(w);
+                if a[x..end] != b[x..end] {
+                    m.set(((y / mb) * m.width_mbs as usize + x / mb) as u32, true);
+                }
+            }
+        }
+    }
+    m
 }
 
 #[cfg(test)]
