@@ -475,7 +475,7 @@ fn splice_list(rbsp: &[u8], start: usize, end: usize, entries: &[(u32, u32)]) ->
     }
     w.ue(3);
     let mut pos = end;
-    while pos < last_one && pos % 8 != 0 {
+    while pos < last_one && !pos.is_multiple_of(8) {
         w.bit(bit(pos));
         pos += 1;
     }

@@ -40,8 +40,10 @@ fn scene(w: u32, h: u32, glyphs: u32, shift: u32) -> I420Frame {
     for y in 0..h {
         for x in 0..w {
             let yy = y + shift;
-            let text = ((x / 2) * 7 + (yy / 3) * 13) % 11 == 0 && (yy / 12) % 2 == 0;
-            let typed = y >= 4 && y < 14 && x >= 4 && x < 4 + glyphs * 8 && (x + y) % 3 != 0;
+            let text =
+                ((x / 2) * 7 + (yy / 3) * 13).is_multiple_of(11) && (yy / 12).is_multiple_of(2);
+            let typed =
+                (4..14).contains(&y) && (4..4 + glyphs * 8).contains(&x) && (x + y) % 3 != 0;
             f.y[(y * w + x) as usize] = if typed || text { 30 } else { 220 };
         }
     }
