@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::refine::{Planner, RefineConfig, Route};
 use super::PipelineStats;
-use crate::capture::{CaptureError, Capturer, DamageRect};
 use super::VideoConfig;
+use crate::capture::{CaptureError, Capturer, DamageRect};
 use crate::video::compose::Composer;
 use crate::video::mbmap::MbMap;
 use crate::video::skip::SkipFrames;
