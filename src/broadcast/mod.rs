@@ -6,8 +6,10 @@
 //! it loses the oldest frames, then waits for the next keyframe, which it requests. Keyframe
 //! requests from all viewers land in one flag and are coalesced by the pipeline.
 
+mod coder;
 mod pacer;
 mod pipeline;
+pub mod refine;
 mod stats;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -39,6 +41,8 @@ pub struct VideoConfig {
     pub capture: CaptureMethod,
     /// Adaptive bitrate (`None` = constant bitrate).
     pub adaptive: Option<AdaptiveConfig>,
+    /// Hand-made lossless pictures for small changes and the refinement of still areas.
+    pub lossless_updates: bool,
 }
 
 /// How many encoded frames a viewer may fall behind before it starts losing them.

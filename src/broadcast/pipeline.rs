@@ -10,14 +10,14 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::coder::{Coder, HandOutcome, Still};
 use super::pacer::{Pacer, Step};
 use super::VideoConfig;
 use super::{Control, PipelineStats, VideoFrame};
 use crate::abr::{Policy, PolicyConfig, Viewers};
 use crate::capture::{CaptureError, Capturer};
 use crate::on_demand::StopSwitch as _;
-use crate::video::skip::SkipFrames;
-use crate::video::{self, Converter, EncodedFrame, EncoderSettings, H264Encoder, VideoError};
+use crate::video::{EncodedFrame, VideoError};
 
 /// Why the pipeline stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,12 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         })
     });
     let mut adapted_at = Instant::now();
-    let mut seq = 0u64;
+    let mut out = Output {
+        tx,
+        stats: stats.clone(),
+        seq: 0,
+        clock_origin,
+    };
     let mut keyframe_wanted = false;
     while !control.stopped() {
         keyframe_wanted |= control.take_keyframe_request();
@@ -102,6 +107,22 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         }
         match pacer.step(Instant::now(), keyframe_wanted) {
             Step::Wait(timeout) => {
+                let now = Instant::now();
+                let mut timeout = timeout;
+                if !pacer.dirty() {
+                    let kbps = control.bitrate_kbps.load(Ordering::Relaxed);
+                    if let Some(at) = coder.next_refine(kbps) {
+                        if at <= now {
+                            if let Some((data, _)) = coder.still_picture(now, kbps, false) {
+                                stats.frames_refined.fetch_add(1, Ordering::Relaxed);
+                                out.send(&mut coder, &mut pacer, now, data, true);
+                                continue;
+                            }
+                        } else {
+                            timeout = timeout.min(at - now);
+                        }
+                    }
+                }
                 // Keyframe requests and stops raise `control.wake`; without it (no socket
                 // pair) the wait is cut into slices so they are still noticed.
                 let damaged = match &control.wake {
@@ -118,29 +139,36 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
             }
             Step::Produce => {
                 let now = Instant::now();
+                let kbps = control.bitrate_kbps.load(Ordering::Relaxed);
                 if !pacer.dirty() && !keyframe_wanted {
-                    if let Ok(data) = coder.skips.picture() {
-                        pacer.produced(now);
-                        stats.frames_repeated.fetch_add(1, Ordering::Relaxed);
-                        stats
-                            .bytes_encoded
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                        seq += 1;
-                        let _ = tx.send(Arc::new(VideoFrame {
-                            encoded: EncodedFrame {
-                                data: data.into(),
-                                keyframe: false,
-                                width: coder.out_w,
-                                height: coder.out_h,
-                            },
-                            timestamp: now.duration_since(clock_origin),
-                            seq,
-                            repeat: true,
-                        }));
+                    if let Some((data, kind)) = coder.still_picture(now, kbps, true) {
+                        let counter = match kind {
+                            Still::KeepAlive => &stats.frames_repeated,
+                            Still::Refined => &stats.frames_refined,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        out.send(&mut coder, &mut pacer, now, data, kind == Still::KeepAlive);
                         continue;
                     }
                 }
-                let i420 = if pacer.dirty() {
+                let mut converted = false;
+                if pacer.dirty() && !keyframe_wanted {
+                    match coder.hand_change(&mut capturer, now)? {
+                        HandOutcome::Sent(data) => {
+                            stats.frames_captured.fetch_add(1, Ordering::Relaxed);
+                            stats.frames_hand.fetch_add(1, Ordering::Relaxed);
+                            out.send(&mut coder, &mut pacer, now, data, false);
+                            continue;
+                        }
+                        HandOutcome::Converted => converted = true,
+                        HandOutcome::NotTaken => {}
+                    }
+                }
+                let mut damage = None;
+                let i420 = if converted {
+                    damage = capturer.grabbed_damage();
+                    coder.converter.last()
+                } else if pacer.dirty() {
                     // Converted straight out of the shared memory segment: no copy.
                     let pixels = capturer.capture_pixels()?;
                     stats.frames_captured.fetch_add(1, Ordering::Relaxed);
@@ -157,16 +185,17 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                             coder.out_h
                         );
                     }
-                    coder.converter.convert(pixels.data, pixels.stride)?
+                    coder.converter.convert(pixels.data, pixels.stride)?;
+                    damage = capturer.grabbed_damage();
+                    coder.converter.last()
                 } else {
                     // Keep-alive or keyframe on a still screen: the last picture is current.
                     coder.converter.last()
                 };
-                let wanted = control.bitrate_kbps.load(Ordering::Relaxed);
-                if wanted != bitrate {
-                    tracing::debug!("encoder target {bitrate} -> {wanted} kbit/s");
-                    coder.encoder.set_bitrate(wanted);
-                    bitrate = wanted;
+                if kbps != bitrate {
+                    tracing::debug!("encoder target {bitrate} -> {kbps} kbit/s");
+                    coder.encoder.set_bitrate(kbps);
+                    bitrate = kbps;
                 }
                 stats.bitrate_kbps.store(bitrate, Ordering::Relaxed);
                 if keyframe_wanted {
@@ -189,78 +218,75 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     pacer.damaged();
                     continue;
                 };
-                coder.skips.observe(&encoded.data);
+                let (data, understood) = coder.after_encode(now, &encoded, damage);
+                if !understood {
+                    // Hand-made pictures stop until an IDR restarts the renumbering.
+                    keyframe_wanted = true;
+                }
                 stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .bytes_encoded
-                    .fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
                 if encoded.keyframe {
                     stats.keyframes.fetch_add(1, Ordering::Relaxed);
                 }
-                seq += 1;
-                // No receivers (between viewers) is fine: the frame is simply not needed.
-                let _ = tx.send(Arc::new(VideoFrame {
-                    encoded,
-                    timestamp,
-                    seq,
-                    repeat: false,
-                }));
+                coder.planner.sent(now, data.len() as u64);
+                out.publish(&coder, timestamp, data, encoded.keyframe, false);
             }
         }
     }
-    tracing::info!("video pipeline stopped after {seq} frames");
+    tracing::info!("video pipeline stopped after {} frames", out.seq);
     Ok(())
 }
 
-/// The stages that depend on the screen size: conversion (and scaling), the encoder, and
-/// the keep-alive pictures that repeat its output. Made anew when the screen is resized.
-struct Coder {
-    converter: Converter,
-    encoder: H264Encoder,
-    /// Keep-alives on a still screen repeat the last picture without running OpenH264.
-    skips: SkipFrames,
-    out_w: u32,
-    out_h: u32,
+/// Where the pipeline's pictures go: the broadcast ring, with the stats.
+struct Output {
+    tx: broadcast::Sender<Arc<VideoFrame>>,
+    stats: Arc<PipelineStats>,
+    seq: u64,
+    clock_origin: Instant,
 }
 
-impl Coder {
-    fn new(
-        src_w: u32,
-        src_h: u32,
-        cfg: &VideoConfig,
-        bitrate_kbps: u32,
-    ) -> Result<Self, VideoError> {
-        let (out_w, out_h) = video::output_size(src_w, src_h, cfg.height);
-        if (out_w, out_h) != video::requested_size(src_w, src_h, cfg.height) {
-            tracing::info!(
-                "the screen ({src_w}x{src_h}) is larger than the encoder takes (sides up to {}, \
-                 pictures up to 3840x2160 pixels): scaling it down to {out_w}x{out_h}",
-                video::MAX_SIDE
-            );
-        }
-        let converter = Converter::new(src_w, src_h, out_w, out_h)?;
-        let mut encoder = H264Encoder::new(EncoderSettings {
-            width: out_w,
-            height: out_h,
-            framerate: cfg.framerate as f32,
-            bitrate_kbps,
-            idr_interval: cfg.idr_interval,
-        })?;
-        // With adaptive bitrate the policy lowers the frame rate evenly when bits are short;
-        // OpenH264's own skipping would instead freeze a changing screen for seconds.
-        encoder.set_frame_skip(cfg.adaptive.is_none());
-        Ok(Coder {
-            converter,
-            encoder,
-            skips: SkipFrames::new(),
-            out_w,
-            out_h,
-        })
+impl Output {
+    /// Sends a picture made without the encoder (hand-made or keep-alive) at `now`.
+    fn send(
+        &mut self,
+        coder: &mut Coder,
+        pacer: &mut Pacer,
+        now: Instant,
+        data: Vec<u8>,
+        repeat: bool,
+    ) {
+        pacer.produced(now);
+        coder.planner.sent(now, data.len() as u64);
+        let timestamp = now.duration_since(self.clock_origin);
+        self.publish(coder, timestamp, data, false, repeat);
     }
 
-    /// Shows the size this coder encodes at in the pipeline's stats (`/api/stats`).
-    fn publish_size(&self, stats: &PipelineStats) {
-        stats.width.store(self.out_w, Ordering::Relaxed);
-        stats.height.store(self.out_h, Ordering::Relaxed);
+    /// Puts one access unit in the ring (no receivers between viewers is fine: the frame is
+    /// simply not needed).
+    fn publish(
+        &mut self,
+        coder: &Coder,
+        timestamp: std::time::Duration,
+        data: Vec<u8>,
+        keyframe: bool,
+        repeat: bool,
+    ) {
+        self.stats
+            .bytes_encoded
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats
+            .refine_pending
+            .store(coder.planner.pending(), Ordering::Relaxed);
+        self.seq += 1;
+        let _ = self.tx.send(Arc::new(VideoFrame {
+            encoded: EncodedFrame {
+                data: data.into(),
+                keyframe,
+                width: coder.out_w,
+                height: coder.out_h,
+            },
+            timestamp,
+            seq: self.seq,
+            repeat,
+        }));
     }
 }

@@ -24,6 +24,12 @@ pub struct PipelineStats {
     pub frames_repeated: AtomicU64,
     /// Frames lost by viewers that fell behind (summed over viewers).
     pub frames_dropped: AtomicU64,
+    /// Small changes sent as hand-made pictures (lossless macroblocks, no encode).
+    pub frames_hand: AtomicU64,
+    /// Refinement pictures sent on a still screen (lossy areas made lossless).
+    pub frames_refined: AtomicU64,
+    /// Macroblocks coded lossy and not refined yet.
+    pub refine_pending: AtomicU32,
     /// Bytes of H.264 produced.
     pub bytes_encoded: AtomicU64,
     /// Total encode time in microseconds (with `frames_encoded`, the mean).
@@ -85,6 +91,12 @@ pub struct StatsSnapshot {
     pub frames_repeated: u64,
     /// Frames lost by slow viewers.
     pub frames_dropped: u64,
+    /// Small changes sent as hand-made pictures.
+    pub frames_hand: u64,
+    /// Refinement pictures sent on a still screen.
+    pub frames_refined: u64,
+    /// Macroblocks waiting for refinement.
+    pub refine_pending: u32,
     /// Bytes of H.264 produced.
     pub bytes_encoded: u64,
     /// Mean encode time per frame in milliseconds.
@@ -113,6 +125,9 @@ impl PipelineStats {
             frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
             frames_repeated: self.frames_repeated.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            frames_hand: self.frames_hand.load(Ordering::Relaxed),
+            frames_refined: self.frames_refined.load(Ordering::Relaxed),
+            refine_pending: self.refine_pending.load(Ordering::Relaxed),
             bytes_encoded: self.bytes_encoded.load(Ordering::Relaxed),
             encode_ms_mean: if frames_encoded == 0 {
                 0.0

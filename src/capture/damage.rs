@@ -38,6 +38,8 @@ pub struct DamageWatch {
     captured_seq: u64,
     /// Union of damaged areas since the last capture: (x0, y0, x1, y1), exclusive ends.
     bounds: Option<(i32, i32, i32, i32)>,
+    /// `bounds` as they were at the last capture (what that grab brought news of).
+    grabbed: Option<(i32, i32, i32, i32)>,
 }
 
 impl DamageWatch {
@@ -69,6 +71,7 @@ impl DamageWatch {
             reported_seq: 0,
             captured_seq: 0,
             bounds: None,
+            grabbed: None,
         })
     }
 
@@ -110,25 +113,31 @@ impl DamageWatch {
         self.drain(conn)?;
         self.clear(conn)?;
         self.captured_seq = self.reported_seq;
-        self.bounds = None;
+        self.grabbed = self.bounds.take();
         Ok(())
+    }
+
+    /// Reads the events that arrived, without clearing anything: the damage bounds so far
+    /// (clipped to `width` x `height`) and whether a resize is pending.
+    pub fn peek(
+        &mut self,
+        conn: &RustConnection,
+        width: u16,
+        height: u16,
+    ) -> Result<(Option<DamageRect>, bool), CaptureError> {
+        self.drain(conn)?;
+        Ok((self.bounds(width, height), self.resized.is_some()))
+    }
+
+    /// The damage the last capture brought news of, clipped to `width` x `height`; `None`
+    /// when it is not known (the first grab: take it as the whole screen).
+    pub fn grabbed(&self, width: u16, height: u16) -> Option<DamageRect> {
+        clip(self.grabbed?, width, height)
     }
 
     /// The union of damage since the last capture, clipped to `width` x `height`.
     pub fn bounds(&self, width: u16, height: u16) -> Option<DamageRect> {
-        let (x0, y0, x1, y1) = self.bounds?;
-        let (x0, y0) = (x0.max(0), y0.max(0));
-        let (x1, y1) = (x1.min(width.into()), y1.min(height.into()));
-        if x1 <= x0 || y1 <= y0 {
-            return None;
-        }
-        // All four are within 0..=65535 here, so the casts are lossless.
-        Some(DamageRect {
-            x: x0 as u32,
-            y: y0 as u32,
-            width: (x1 - x0) as u32,
-            height: (y1 - y0) as u32,
-        })
+        clip(self.bounds?, width, height)
     }
 
     /// The screen's new size, `(width, height)`, if the root window was resized since the
@@ -190,4 +199,21 @@ impl DamageWatch {
             Some((a, b, c, d)) => (a.min(x0), b.min(y0), c.max(x1), d.max(y1)),
         });
     }
+}
+
+/// `(x0, y0, x1, y1)` clipped to `width` x `height`, as a rectangle (`None` if empty).
+fn clip(b: (i32, i32, i32, i32), width: u16, height: u16) -> Option<DamageRect> {
+    let (x0, y0, x1, y1) = b;
+    let (x0, y0) = (x0.max(0), y0.max(0));
+    let (x1, y1) = (x1.min(width.into()), y1.min(height.into()));
+    if x1 <= x0 || y1 <= y0 {
+        return None;
+    }
+    // All four are within 0..=65535 here, so the casts are lossless.
+    Some(DamageRect {
+        x: x0 as u32,
+        y: y0 as u32,
+        width: (x1 - x0) as u32,
+        height: (y1 - y0) as u32,
+    })
 }

@@ -16,8 +16,20 @@ pub fn grab(
     height: u16,
     frame: &mut Frame,
 ) -> Result<(), CaptureError> {
+    grab_at(conn, root, (0, 0), width, height, frame)
+}
+
+/// Like [`grab`], for the `width` x `height` rectangle whose top-left corner is `at`.
+pub fn grab_at(
+    conn: &RustConnection,
+    root: Window,
+    at: (i16, i16),
+    width: u16,
+    height: u16,
+    frame: &mut Frame,
+) -> Result<(), CaptureError> {
     let reply = conn
-        .get_image(ImageFormat::Z_PIXMAP, root, 0, 0, width, height, !0)?
+        .get_image(ImageFormat::Z_PIXMAP, root, at.0, at.1, width, height, !0)?
         .reply()?;
     let stride = usize::from(width) * 4;
     let needed = stride * usize::from(height);

@@ -388,6 +388,78 @@ impl Capturer {
     }
 }
 
+impl Capturer {
+    /// The damage the last grab brought news of (`None`: unknown, e.g. the first grab; take
+    /// it as the whole screen). Lets the caller tell the encoder's lossy areas apart.
+    pub fn grabbed_damage(&self) -> Option<DamageRect> {
+        self.damage.grabbed(self.width, self.height)
+    }
+
+    /// The damage reported so far (reading any events that arrived), without grabbing;
+    /// `None` when nothing is known to have changed or a resize is pending (then grab the
+    /// whole screen).
+    pub fn pending_damage(&mut self) -> Result<Option<DamageRect>, CaptureError> {
+        let (bounds, resized) = self.damage.peek(&self.conn, self.width, self.height)?;
+        Ok(if resized { None } else { bounds })
+    }
+
+    /// Grabs only the damaged area, widened to multiples of `align` pixels and clipped to
+    /// the screen (this clears the pending damage, as a whole-screen grab does). Returns the
+    /// area and its pixels (rows of `width * 4` bytes), or `None` without grabbing when the
+    /// damage is unknown, a resize is pending, or the capture method cannot grab parts.
+    pub fn capture_damage(
+        &mut self,
+        align: u32,
+    ) -> Result<Option<(DamageRect, Pixels<'_>)>, CaptureError> {
+        if self.pending_damage()?.is_none() {
+            return Ok(None);
+        }
+        self.damage.mark_captured(&self.conn)?;
+        let Some(d) = self.damage.grabbed(self.width, self.height) else {
+            return Ok(None);
+        };
+        let align = align.max(1);
+        let (sw, sh) = (u32::from(self.width), u32::from(self.height));
+        let (x0, y0) = (d.x / align * align, d.y / align * align);
+        let x1 = (d.x + d.width)
+            .div_ceil(align)
+            .saturating_mul(align)
+            .min(sw);
+        let y1 = (d.y + d.height)
+            .div_ceil(align)
+            .saturating_mul(align)
+            .min(sh);
+        let rect = DamageRect {
+            x: x0,
+            y: y0,
+            width: x1 - x0,
+            height: y1 - y0,
+        };
+        // Within the screen (at most 65535 on each side), so the casts are lossless.
+        let at = (x0 as i16, y0 as i16);
+        let (w, h) = (rect.width as u16, rect.height as u16);
+        let (data, stride) = match &mut self.grabber {
+            Grabber::Shm(g) => {
+                g.fetch_at(&self.conn, self.root, at, w, h)?;
+                g.pixels_of(w, h)
+            }
+            Grabber::GetImage => {
+                getimage::grab_at(&self.conn, self.root, at, w, h, &mut self.frame)?;
+                (&self.frame.data[..], self.frame.stride)
+            }
+        };
+        Ok(Some((
+            rect,
+            Pixels {
+                width: rect.width,
+                height: rect.height,
+                stride,
+                data,
+            },
+        )))
+    }
+}
+
 impl Drop for Capturer {
     fn drop(&mut self) {
         if let Grabber::Shm(g) = &self.grabber {

@@ -153,12 +153,24 @@ impl ShmGrabber {
 
     /// Grab the whole root window into the segment; [`pixels`](Self::pixels) then reads it.
     pub fn fetch(&mut self, conn: &RustConnection, root: Window) -> Result<(), CaptureError> {
-        let (w, h) = (self.width, self.height);
+        self.fetch_at(conn, root, (0, 0), self.width, self.height)
+    }
+
+    /// Grab the `w` x `h` rectangle at `at` (inside the screen) into the start of the
+    /// segment, rows of `w * 4` bytes; [`pixels_of`](Self::pixels_of) then reads it.
+    pub fn fetch_at(
+        &mut self,
+        conn: &RustConnection,
+        root: Window,
+        at: (i16, i16),
+        w: u16,
+        h: u16,
+    ) -> Result<(), CaptureError> {
         let format = u8::from(ImageFormat::Z_PIXMAP);
         let reply = conn
-            .shm_get_image(root, 0, 0, w, h, !0, format, self.xid, 0)?
+            .shm_get_image(root, at.0, at.1, w, h, !0, format, self.xid, 0)?
             .reply()?;
-        let needed = self.stride() * usize::from(h);
+        let needed = usize::from(w) * 4 * usize::from(h);
         let written = usize::try_from(reply.size).unwrap_or(usize::MAX);
         if written < needed || self.seg.as_slice().len() < needed {
             return Err(CaptureError::Protocol(format!(
@@ -174,6 +186,14 @@ impl ShmGrabber {
     pub fn pixels(&self) -> (&[u8], usize) {
         let stride = self.stride();
         let needed = stride * usize::from(self.height);
+        let segment = self.seg.as_slice();
+        (&segment[..needed.min(segment.len())], stride)
+    }
+
+    /// The pixels of a [`fetch_at`](Self::fetch_at) of a `w` x `h` rectangle, with the stride.
+    pub fn pixels_of(&self, w: u16, h: u16) -> (&[u8], usize) {
+        let stride = usize::from(w) * 4;
+        let needed = stride * usize::from(h);
         let segment = self.seg.as_slice();
         (&segment[..needed.min(segment.len())], stride)
     }

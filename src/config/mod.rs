@@ -204,6 +204,13 @@ pub struct Cli {
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(50..=100_000), value_name = "KBPS")]
     pub min_bitrate: u32,
 
+    /// Send small changes (a typed glyph, a cursor) losslessly without an encode, and make
+    /// still areas lossless after motion stops (docs/video-stage.md). On by default;
+    /// `--lossless-updates=false` encodes every change with OpenH264, as before.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub lossless_updates: bool,
+
     /// Seconds a viewer may take to finish connecting (offer to connected) before it is dropped.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600), value_name = "SECONDS")]
     pub connect_timeout: u64,
@@ -331,6 +338,7 @@ impl Cli {
                 adaptive: self.adaptive_bitrate.then(|| AdaptiveConfig {
                     min_kbps: self.min_bitrate.min(self.bitrate),
                 }),
+                lossless_updates: self.lossless_updates,
             },
             stun: self.stun.into_iter().filter(|s| !s.is_empty()).collect(),
             turn: self.turn,

@@ -20,6 +20,8 @@ pub struct Converter {
     src_h: u32,
     scaler: Option<Scaler>,
     frame: I420Frame,
+    /// Scratch picture for [`Converter::convert_region`].
+    region: I420Frame,
 }
 
 impl Converter {
@@ -54,6 +56,7 @@ impl Converter {
             src_h,
             scaler,
             frame: I420Frame::black(out_w, out_h),
+            region: I420Frame::black(2, 2),
         })
     }
 
@@ -107,6 +110,60 @@ impl Converter {
         })?;
         bgrx_to_i420(src, stride32, &mut self.frame)?;
         Ok(&self.frame)
+    }
+}
+
+impl Converter {
+    /// Converts only the `w` x `h` rectangle at (`x`, `y`) of the source into the last
+    /// output, from `bgrx` holding just that rectangle (rows of `stride` bytes). Returns
+    /// `Ok(false)` and changes nothing when that cannot be done exactly: a scaled output, or
+    /// a rectangle that is not on even coordinates inside the output (then convert it all).
+    pub fn convert_region(
+        &mut self,
+        (x, y, w, h): (u32, u32, u32, u32),
+        bgrx: &[u8],
+        stride: usize,
+    ) -> Result<bool, VideoError> {
+        let (fw, fh) = (self.frame.width, self.frame.height);
+        // Clip to the output (an odd screen size is cropped by one pixel).
+        let (w, h) = (w.min(fw.saturating_sub(x)), h.min(fh.saturating_sub(y)));
+        if self.scaler.is_some() || w == 0 || h == 0 || (x | y | w | h) % 2 != 0 {
+            return Ok(false);
+        }
+        if stride < w as usize * 4 || bgrx.len() < stride * (h as usize - 1) + w as usize * 4 {
+            return Err(VideoError::BufferTooSmall {
+                got: bgrx.len(),
+                needed: stride * h as usize,
+            });
+        }
+        if (self.region.width, self.region.height) != (w, h) {
+            self.region = I420Frame::black(w, h);
+        }
+        let stride32 = u32::try_from(stride).map_err(|_| VideoError::StrideTooSmall {
+            stride,
+            width: w,
+            needed: w as usize * 4,
+        })?;
+        bgrx_to_i420(bgrx, stride32, &mut self.region)?;
+        let (cw, _) = self.frame.chroma_size();
+        let (x, y, w, h, fw, cw) = (
+            x as usize,
+            y as usize,
+            w as usize,
+            h as usize,
+            fw as usize,
+            cw as usize,
+        );
+        for row in 0..h {
+            self.frame.y[(y + row) * fw + x..][..w].copy_from_slice(&self.region.y[row * w..][..w]);
+        }
+        let (rw, rh) = (w / 2, h / 2);
+        for row in 0..rh {
+            let at = (y / 2 + row) * cw + x / 2;
+            self.frame.u[at..at + rw].copy_from_slice(&self.region.u[row * rw..][..rw]);
+            self.frame.v[at..at + rw].copy_from_slice(&self.region.v[row * rw..][..rw]);
+        }
+        Ok(true)
     }
 }
 
@@ -197,6 +254,44 @@ mod tests {
                 (seed >> 24) as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn a_converted_region_equals_the_same_area_of_a_whole_conversion() {
+        let (w, h) = (96usize, 64usize);
+        let before = noise(w * 4 * h, 1);
+        let after = noise(w * 4 * h, 2);
+        let mut whole = Converter::new(w as u32, h as u32, w as u32, h as u32).unwrap();
+        let want = whole.convert(&after, w * 4).unwrap().clone();
+        let mut part = Converter::new(w as u32, h as u32, w as u32, h as u32).unwrap();
+        part.convert(&before, w * 4).unwrap();
+        let (x, y, rw, rh) = (16usize, 32usize, 48usize, 32usize);
+        let region: Vec<u8> = (0..rh)
+            .flat_map(|r| after[(y + r) * w * 4 + x * 4..][..rw * 4].to_vec())
+            .collect();
+        let rect = (x as u32, y as u32, rw as u32, rh as u32);
+        assert!(part.convert_region(rect, &region, rw * 4).unwrap());
+        let got = part.last();
+        for row in 0..h {
+            for col in 0..w {
+                let inside = (x..x + rw).contains(&col) && (y..y + rh).contains(&row);
+                let i = row * w + col;
+                if inside {
+                    assert_eq!(got.y[i], want.y[i], "inside at {col},{row}");
+                }
+            }
+        }
+        let cw = w / 2;
+        for row in y / 2..(y + rh) / 2 {
+            for col in x / 2..(x + rw) / 2 {
+                assert_eq!(got.u[row * cw + col], want.u[row * cw + col]);
+                assert_eq!(got.v[row * cw + col], want.v[row * cw + col]);
+            }
+        }
+        assert!(
+            !part.convert_region((1, 0, 2, 2), &region, rw * 4).unwrap(),
+            "odd x"
+        );
     }
 
     #[test]

@@ -13,9 +13,11 @@
 //!
 //! [`output_size`] decides the encoded size from the screen size and `--height`.
 
+pub mod compose;
 pub mod convert;
 pub mod encoder;
 pub mod frame;
+pub mod mbmap;
 pub mod nal;
 pub mod scale;
 pub mod skip;

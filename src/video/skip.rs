@@ -35,18 +35,18 @@ pub enum SkipError {
 }
 
 /// Reads bits (most significant first) and Exp-Golomb codes from an RBSP.
-struct BitReader<'a> {
+pub(super) struct BitReader<'a> {
     data: &'a [u8],
-    pos: usize,
+    pub(super) pos: usize,
     what: &'static str,
 }
 
 impl<'a> BitReader<'a> {
-    fn new(data: &'a [u8], what: &'static str) -> Self {
+    pub(super) fn new(data: &'a [u8], what: &'static str) -> Self {
         BitReader { data, pos: 0, what }
     }
 
-    fn bit(&mut self) -> Result<u32, SkipError> {
+    pub(super) fn bit(&mut self) -> Result<u32, SkipError> {
         let byte = self
             .data
             .get(self.pos / 8)
@@ -56,7 +56,7 @@ impl<'a> BitReader<'a> {
         Ok(u32::from(b))
     }
 
-    fn bits(&mut self, n: u32) -> Result<u32, SkipError> {
+    pub(super) fn bits(&mut self, n: u32) -> Result<u32, SkipError> {
         let mut v = 0;
         for _ in 0..n {
             v = (v << 1) | self.bit()?;
@@ -64,11 +64,11 @@ impl<'a> BitReader<'a> {
         Ok(v)
     }
 
-    fn flag(&mut self) -> Result<bool, SkipError> {
+    pub(super) fn flag(&mut self) -> Result<bool, SkipError> {
         Ok(self.bit()? == 1)
     }
 
-    fn ue(&mut self) -> Result<u32, SkipError> {
+    pub(super) fn ue(&mut self) -> Result<u32, SkipError> {
         let mut zeros = 0;
         while self.bit()? == 0 {
             zeros += 1;
@@ -79,7 +79,7 @@ impl<'a> BitReader<'a> {
         Ok(((1u64 << zeros) - 1 + u64::from(self.bits(zeros)?)) as u32)
     }
 
-    fn se(&mut self) -> Result<i32, SkipError> {
+    pub(super) fn se(&mut self) -> Result<i32, SkipError> {
         let k = i64::from(self.ue()?);
         Ok(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) } as i32)
     }
@@ -87,14 +87,14 @@ impl<'a> BitReader<'a> {
 
 /// Writes bits and Exp-Golomb codes into an RBSP.
 #[derive(Default)]
-struct BitWriter {
+pub(super) struct BitWriter {
     bytes: Vec<u8>,
     cur: u8,
     used: u32,
 }
 
 impl BitWriter {
-    fn bit(&mut self, b: bool) {
+    pub(super) fn bit(&mut self, b: bool) {
         self.cur = (self.cur << 1) | u8::from(b);
         self.used += 1;
         if self.used == 8 {
@@ -104,13 +104,13 @@ impl BitWriter {
         }
     }
 
-    fn bits(&mut self, v: u32, n: u32) {
+    pub(super) fn bits(&mut self, v: u32, n: u32) {
         for i in (0..n).rev() {
             self.bit((v >> i) & 1 == 1);
         }
     }
 
-    fn ue(&mut self, v: u32) {
+    pub(super) fn ue(&mut self, v: u32) {
         let x = u64::from(v) + 1;
         let len = 64 - x.leading_zeros();
         for _ in 1..len {
@@ -121,7 +121,7 @@ impl BitWriter {
         }
     }
 
-    fn se(&mut self, v: i32) {
+    pub(super) fn se(&mut self, v: i32) {
         let k = if v > 0 {
             2 * v as u32 - 1
         } else {
@@ -130,8 +130,32 @@ impl BitWriter {
         self.ue(k);
     }
 
+    /// Eight bits at once (any alignment).
+    pub(super) fn byte(&mut self, v: u8) {
+        if self.used == 0 {
+            self.bytes.push(v);
+            return;
+        }
+        let u = self.used;
+        self.bytes.push((self.cur << (8 - u)) | (v >> u));
+        self.cur = v & ((1u8 << u) - 1);
+    }
+
+    /// Zero bits up to the next byte boundary.
+    pub(super) fn align_zero(&mut self) {
+        while self.used != 0 {
+            self.bit(false);
+        }
+    }
+
+    /// Appends whole bytes; call [`align_zero`](Self::align_zero) first.
+    pub(super) fn aligned_bytes(&mut self, data: &[u8]) {
+        debug_assert_eq!(self.used, 0);
+        self.bytes.extend_from_slice(data);
+    }
+
     /// `rbsp_trailing_bits`: a one, then zeros to the byte boundary.
-    fn finish(mut self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
         self.bit(true);
         while self.used != 0 {
             self.bit(false);
@@ -141,7 +165,7 @@ impl BitWriter {
 }
 
 /// The RBSP of a NAL unit payload (after the header byte): emulation prevention removed.
-fn unescape(payload: &[u8]) -> Vec<u8> {
+pub(super) fn unescape(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len());
     let mut zeros = 0;
     for &b in payload {
@@ -156,7 +180,7 @@ fn unescape(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Appends `rbsp` to `out` with emulation prevention bytes inserted.
-fn escape_into(rbsp: &[u8], out: &mut Vec<u8>) {
+pub(super) fn escape_into(rbsp: &[u8], out: &mut Vec<u8>) {
     let mut zeros = 0;
     for &b in rbsp {
         if zeros >= 2 && b <= 3 {
@@ -170,20 +194,25 @@ fn escape_into(rbsp: &[u8], out: &mut Vec<u8>) {
 
 /// The sequence parameter set fields a slice header depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Sps {
-    id: u32,
-    separate_colour_plane: bool,
-    chroma_array_type: u32,
-    log2_max_frame_num: u32,
-    poc_type: u32,
-    log2_max_poc_lsb: u32,
-    delta_pic_order_always_zero: bool,
-    frame_mbs_only: bool,
-    pic_size_in_mbs: u32,
+pub(super) struct Sps {
+    pub(super) id: u32,
+    pub(super) separate_colour_plane: bool,
+    pub(super) chroma_array_type: u32,
+    pub(super) log2_max_frame_num: u32,
+    pub(super) poc_type: u32,
+    pub(super) log2_max_poc_lsb: u32,
+    pub(super) delta_pic_order_always_zero: bool,
+    pub(super) frame_mbs_only: bool,
+    pub(super) pic_size_in_mbs: u32,
+    /// Macroblocks per row.
+    pub(super) width_mbs: u32,
+    /// `max_num_ref_frames` and the bit position of its Exp-Golomb code in the RBSP.
+    pub(super) max_num_ref_frames: u32,
+    pub(super) max_num_ref_frames_at: usize,
 }
 
 impl Sps {
-    fn parse(rbsp: &[u8]) -> Result<Self, SkipError> {
+    pub(super) fn parse(rbsp: &[u8]) -> Result<Self, SkipError> {
         let mut r = BitReader::new(rbsp, "sequence parameter set");
         let profile_idc = r.bits(8)?;
         r.bits(16)?; // constraint flags, level_idc
@@ -219,7 +248,8 @@ impl Sps {
             }
             _ => {}
         }
-        r.ue()?; // max_num_ref_frames
+        let max_num_ref_frames_at = r.pos;
+        let max_num_ref_frames = r.ue()?;
         r.flag()?; // gaps_in_frame_num_value_allowed_flag
         let width_mbs = r.ue()? + 1;
         let height_map_units = r.ue()? + 1;
@@ -241,23 +271,26 @@ impl Sps {
             delta_pic_order_always_zero,
             frame_mbs_only,
             pic_size_in_mbs: width_mbs * height_map_units * if frame_mbs_only { 1 } else { 2 },
+            width_mbs,
+            max_num_ref_frames,
+            max_num_ref_frames_at,
         })
     }
 }
 
 /// The picture parameter set fields a P slice header depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Pps {
-    id: u32,
-    sps_id: u32,
-    bottom_field_pic_order_in_frame_present: bool,
-    weighted_pred: bool,
-    deblocking_filter_control_present: bool,
-    redundant_pic_cnt_present: bool,
+pub(super) struct Pps {
+    pub(super) id: u32,
+    pub(super) sps_id: u32,
+    pub(super) bottom_field_pic_order_in_frame_present: bool,
+    pub(super) weighted_pred: bool,
+    pub(super) deblocking_filter_control_present: bool,
+    pub(super) redundant_pic_cnt_present: bool,
 }
 
 impl Pps {
-    fn parse(rbsp: &[u8]) -> Result<Self, SkipError> {
+    pub(super) fn parse(rbsp: &[u8]) -> Result<Self, SkipError> {
         let mut r = BitReader::new(rbsp, "picture parameter set");
         let id = r.ue()?;
         let sps_id = r.ue()?;
