@@ -5,6 +5,7 @@ mod flood;
 mod http;
 mod input;
 mod input_clipboard;
+mod input_text;
 mod layers;
 mod props;
 mod resize;

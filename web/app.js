@@ -2,7 +2,8 @@
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
 // remote cursor), view (fit/1:1, zoom, pan), stage gestures (trackpad mode, Alt+wheel zoom),
-// special keys, on-screen keyboard, clipboard panel, statistics, toolbar and notices.
+// special keys, on-screen keyboard, input methods (ime.js), clipboard panel with its
+// type-text action, statistics, toolbar and notices.
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -15,6 +16,7 @@ import { PointerInput } from './pointer.js';
 import { setupSpecialKeys } from './keyboard.js';
 import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
+import { TextCatcher } from './ime.js';
 import { StatsOverlay } from './stats.js';
 
 const FIRST_RETRY_MS = 1000;
@@ -90,10 +92,13 @@ function releaseKeyboard() {
   control.keysDown.clear();
   sendInput('["ra"]');
 }
+/** ime.js: a hidden field that has the focus while the desktop has the keyboard. */
+const ime = new TextCatcher(stage, remote, () => !!control?.active, (text) => status.note(text));
 /** input.js: mouse, physical keyboard (Keyboard Lock in fullscreen), direct touch, cursor. */
 control = attachInput(video, sendInput, {
   onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
   onMessage: (text) => status.note(text),
+  focusTarget: () => ime.field,
 });
 // Tab reaches the video without trapping the keyboard there; Enter hands it to the desktop.
 video.addEventListener('keydown', (e) => {
@@ -112,14 +117,16 @@ const clipboard = new ClipboardSync(
     copy: $('clip-copy'),
     note: $('clip-note'),
     opener: $('tb-clip'),
-    focus: video,
+    focus: ime.field,
+    type: $('clip-type'),
+    stop: $('clip-stop'),
   },
   remote,
 );
 const stats = new StatsOverlay($('stats'), () => viewer.session?.pc ?? null);
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
-Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats });
+Object.assign(viewer, { view, input: control, remote: ownInput, pointer, osk, clipboard, stats, ime });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -132,6 +139,10 @@ function onInput(text) {
   switch (m.type) {
     case 'cb':
       clipboard.fromDesktop(a[0]); // the panel here, not input.js's own
+      return;
+    case 'v':
+      // The server's input protocol version (a version 1 server never says).
+      ownInput.serverVersion = Number(a[0]) || 1;
       return;
     case 'cp':
       // A remote cursor moved by the desktop itself (not by this mouse) stays in view.
@@ -163,6 +174,7 @@ function withToken(path, protocol) {
 function connect() {
   clearTimeout(retryTimer);
   const gen = ++viewer.generation; // first, so the old session's onClosed is already stale
+  ownInput.serverVersion = 1; // until the new session's server says otherwise
   if (viewer.session) viewer.session.close('replaced');
   const live = (fn) => (...args) => {
     if (gen === viewer.generation) fn(...args);

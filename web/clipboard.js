@@ -2,13 +2,18 @@
 // browser permits: text the desktop copies is written to the local clipboard while the page
 // has focus, and local text is sent when the video gets focus if reading was granted
 // (pasting into the video is input.js's). The panel does the same by hand: type or paste, "Send to desktop"; the
-// desktop's latest text is shown there to copy from.
+// desktop's latest text is shown there to copy from. "Type into desktop" types the panel's
+// text as key strokes instead (for programs without a clipboard: VM consoles, password
+// fields that refuse paste), at the server's steady rate, with "Stop typing" to cancel.
+
+import { TYPE_RATE } from './remote.js';
 
 /** The clipboard panel and the automatic paths. */
 export class ClipboardSync {
   /**
    * @param {{panel: HTMLElement, text: HTMLTextAreaElement, send: HTMLButtonElement,
-   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, focus: HTMLElement}} els
+   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, focus: HTMLElement,
+   *   type: HTMLButtonElement, stop: HTMLButtonElement}} els
    *   focus: the element whose focus means "the user is about to work on the desktop"
    * @param {() => import('./remote.js').RemoteInput|null} remote
    */
@@ -22,6 +27,10 @@ export class ClipboardSync {
     els.opener.addEventListener('click', () => this.toggle());
     els.send.addEventListener('click', () => this.#send(els.text.value, 'sent to the desktop'));
     els.copy.addEventListener('click', () => this.#copyHere());
+    els.type.addEventListener('click', () => this.typeText(els.text.value));
+    els.stop.addEventListener('click', () => this.stopTyping());
+    /** Hides "Stop typing" once the server should be done. */
+    this.typingTimer = null;
     els.panel.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') {
         this.toggle(false);
@@ -49,6 +58,39 @@ export class ClipboardSync {
         this.#note('desktop text ready: open the clipboard panel to copy it');
       });
     }
+  }
+
+  /**
+   * Types `text` on the desktop as key strokes (up to 64 KiB).
+   * @param {string} text
+   * @returns {boolean} whether it was sent
+   */
+  typeText(text) {
+    const r = this.remote();
+    if (!r || !text) return false;
+    const why = r.typeText(text);
+    if (why) {
+      this.#note(`not typed: ${why}`);
+      return false;
+    }
+    const chars = [...text].length;
+    const ms = Math.ceil((chars / TYPE_RATE) * 1000) + 1000;
+    this.#note(`typing ${chars} characters (about ${Math.ceil(ms / 1000)} s)…`);
+    this.els.stop.hidden = false;
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => {
+      this.els.stop.hidden = true;
+      this.#note(`typed ${chars} characters`);
+    }, ms);
+    return true;
+  }
+
+  /** Cancels what the type-text action still has to type. */
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    this.els.stop.hidden = true;
+    this.remote()?.cancelTyping();
+    this.#note('typing stopped');
   }
 
   #send(text, note) {
