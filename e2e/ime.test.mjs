@@ -4,7 +4,7 @@
 // raw key of the composition, and shortcuts still go by key afterwards; dead keys (the
 // browser's composed character, and a composition as macOS makes them) give é on an X
 // server whose layout has no é; the clipboard panel's type-text action types a
-// 2,000-character mixed-script text exactly.
+// 2,000-character mixed-script text exactly; a soft keyboard's plain insertText is typed.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +81,24 @@ test('IME compositions arrive as exactly the committed text, and Ctrl+A still go
   assert.equal(a.keysym, 0x61, `then a, not ${a.name}`);
   assert.equal(a.state & 0x4, 0x4, 'with Control held');
   assert.equal(await page.evaluate(() => document.getElementById('vnrit-ime').value), '', 'the field is left empty');
+});
+
+test("a soft keyboard's text (insertText, no composition) is typed too", { timeout: 60000 }, async () => {
+  await page.click('#tb-ime');
+  await waitFor(
+    () =>
+      page.evaluate(
+        () => vnrit.input.active && document.activeElement?.id === 'vnrit-ime' && document.activeElement.inputMode === 'text',
+      ),
+    { timeoutMs: 5000, what: "the field focused for this device's keyboard" },
+  );
+  const from = xev.mark();
+  await cdp.send('Input.insertText', { text: 'Grüße, мир' });
+  await waitFor(() => xev.typed(from) === 'Grüße, мир', {
+    timeoutMs: 10000,
+    what: `xev to read "Grüße, мир" (read ${JSON.stringify(xev.typed(from))})`,
+  });
+  assert.equal(xev.presses(from).filter((p) => p.name === 'Shift_L').length, 1, 'Shift only around G');
 });
 
 test('dead keys give é on an X layout without é', { timeout: 60000 }, async () => {

@@ -348,6 +348,13 @@ function setupToolbar() {
     document.documentElement.style.setProperty('--osk-h', `${oskEl.hidden ? 0 : oskEl.offsetHeight}px`);
   }).observe(oskEl);
 
+  // This device's own keyboard (phones, tablets: autocorrect, swipe typing, input methods).
+  $('tb-ime').addEventListener('click', () => {
+    control.activate();
+    ime.showSoftKeyboard();
+    status.note("this device's keyboard types on the desktop");
+  });
+
   const touch = $('tb-touch');
   touch.addEventListener('click', () => {
     pointer.touchMode = pointer.touchMode === 'trackpad' ? 'direct' : 'trackpad';

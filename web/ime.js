@@ -50,10 +50,13 @@ export class TextCatcher {
     f.addEventListener('input', () => {
       if (!this.composing) this.#trim(false);
     });
+    // The soft keyboard stays away again until asked for.
+    f.addEventListener('blur', () => (f.inputMode = 'none'));
   }
 
   /** Shows this device's own keyboard (phones, tablets) for typing on the desktop. */
   showSoftKeyboard() {
+    this.field.blur(); // a focused field shows its keyboard only when focused again
     this.field.inputMode = 'text';
     this.field.focus({ preventScroll: true });
   }
