@@ -1,7 +1,7 @@
 //! Text typed as key strokes (`tx`, input protocol version 2) against a real Xvfb, read back
 //! by another X client: every character in order whatever the keymap lacks, Shift only
 //! around shifted characters, nothing left down, cancellation, the backlog bound, and
-//! view-only refusal.
+//! view-only refusal (of clipboard images too).
 
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,11 @@ fn typing_is_cancelled_bounded_and_refused_to_view_only_viewers() {
     send(&mut s, r#"["txc"]"#);
     // A view-only viewer can neither type nor cancel.
     let mut viewer = service.session(false);
-    for msg in [r#"["tx","x"]"#, r#"["txc"]"#] {
+    for msg in [
+        r#"["tx","x"]"#,
+        r#"["txc"]"#,
+        r#"["ci","image/png","iVBORw=="]"#,
+    ] {
         assert!(
             matches!(viewer.handle(msg.as_bytes()), Err(InputError::ViewOnly)),
             "{msg} refused"

@@ -234,6 +234,12 @@ proptest! {
         prop_assert!(wire::parse(msg.as_bytes()).is_err());
     }
 
+    #[test]
+    fn wire_clipboard_image_round_trips(png in proptest::collection::vec(any::<u8>(), 1..2048)) {
+        let msg = wire::encode_image(&png);
+        prop_assert_eq!(wire::parse(msg.as_bytes()), Ok(InputEvent::ClipboardImage(png)));
+    }
+
     /// Whatever text is queued, the typist types exactly its characters (line breaks folded
     /// to one Return, tabs kept, other control characters dropped), in order, at most
     /// `MAX_CATCH_UP` per wake-up, and gives the whole backlog back.

@@ -140,6 +140,9 @@ function onInput(text) {
     case 'cb':
       clipboard.fromDesktop(a[0]); // the panel here, not input.js's own
       return;
+    case 'ci':
+      clipboard.imageFromDesktop(a[1]);
+      return;
     case 'v':
       // The server's input protocol version (a version 1 server never says).
       ownInput.serverVersion = Number(a[0]) || 1;

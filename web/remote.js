@@ -93,6 +93,15 @@ export class RemoteInput {
     if (held) this.#out(['ra']);
   }
 
+  /**
+   * Sets the desktop's CLIPBOARD to a PNG image (base64, at most 45 000 bytes decoded).
+   * @param {string} base64
+   */
+  clipboardImage(base64) {
+    if (this.serverVersion < 2) return false;
+    return this.#out(['ci', 'image/png', base64]);
+  }
+
   /** Sets the desktop's clipboard to `text`. */
   clipboard(text) {
     return this.#out(['cb', text]);

@@ -6,7 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vnrit::input::wire::{parse, InputEvent, MAX_CLIPBOARD_BYTES, MAX_KEY_FIELD, MAX_TYPE_BYTES};
+use vnrit::input::wire::{
+    parse, InputEvent, MAX_CLIPBOARD_BYTES, MAX_IMAGE_BYTES, MAX_KEY_FIELD, MAX_TYPE_BYTES,
+};
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(event) = parse(bytes) else { return };
@@ -25,6 +27,7 @@ fuzz_target!(|bytes: &[u8]| {
         InputEvent::Wheel { dx, dy } => assert!(dx.is_finite() && dy.is_finite()),
         InputEvent::Clipboard(text) => assert!(text.len() <= MAX_CLIPBOARD_BYTES),
         InputEvent::TypeText(text) => assert!(!text.is_empty() && text.len() <= MAX_TYPE_BYTES),
+        InputEvent::ClipboardImage(png) => assert!(!png.is_empty() && png.len() <= MAX_IMAGE_BYTES),
         InputEvent::Version | InputEvent::ReleaseAll | InputEvent::CancelTyping => {}
     }
 });

@@ -302,6 +302,7 @@ impl Injector {
             InputEvent::Wheel { dx, dy } => self.wheel(id, dx, dy),
             InputEvent::ReleaseAll => self.release_session(id),
             InputEvent::Clipboard(text) => self.clipboard.set(&self.conn, text),
+            InputEvent::ClipboardImage(png) => self.clipboard.set_image(&self.conn, png),
             InputEvent::CancelTyping => {
                 let n = self.typist.cancel(id);
                 tracing::debug!(

@@ -26,6 +26,7 @@
 //! | `["cb",text]` | set the X clipboard (CLIPBOARD and PRIMARY) to `text` |
 //! | `["tx",text]` | (v2) type `text` as key strokes, character by character, in order (IME commits, soft keyboards, the type-text action) |
 //! | `["txc"]` | (v2) cancel what this viewer's `tx` messages still have to type |
+//! | `["ci","image/png",base64]` | (v2) set the X CLIPBOARD to a PNG image (at most [`MAX_IMAGE_BYTES`]) |
 //!
 //! Server to page:
 //!
@@ -34,6 +35,7 @@
 //! | `["cp",x,y]` | the X pointer is at the normalised position `x`,`y` |
 //! | `["cs",serial,w,h,hotx,hoty,screen_w,screen_h,rgba]` | the cursor shape: `w`x`h` X pixels, hot spot, the X screen size (to scale the image like the video), and the pixels as base64 of straight-alpha RGBA |
 //! | `["cb",text]` | the X clipboard now holds `text` |
+//! | `["ci","image/png",base64]` | (v2) the X clipboard now holds this PNG image |
 //! | `["err",message]` | something the user should see (clipboard too large, view-only) |
 //! | `["v",n]` | (v2) the protocol version the server speaks, first message of every page; a page that never gets it talks to a version 1 server, which refuses `tx` |
 //!
@@ -55,6 +57,11 @@ pub const MAX_KEY_FIELD: usize = 32;
 pub const MAX_CLIPBOARD_BYTES: usize = 60_000;
 /// The largest text to type in one `tx` message, in bytes of UTF-8.
 pub const MAX_TYPE_BYTES: usize = 60_000;
+/// The largest clipboard image carried either way in one message, in bytes (its base64 fits
+/// in a message).
+pub const MAX_IMAGE_BYTES: usize = 45_000;
+/// The only clipboard image type carried.
+pub const IMAGE_PNG: &str = "image/png";
 /// The largest wheel movement in one message, in notches.
 const MAX_WHEEL: f64 = 100.0;
 
@@ -140,6 +147,8 @@ pub enum InputEvent {
     TypeText(String),
     /// Stop typing what earlier [`InputEvent::TypeText`] messages queued.
     CancelTyping,
+    /// A PNG image for the X clipboard (the decoded bytes, at most [`MAX_IMAGE_BYTES`]).
+    ClipboardImage(Vec<u8>),
 }
 
 impl InputEvent {
@@ -213,6 +222,27 @@ pub fn parse(msg: &[u8]) -> Result<InputEvent, WireError> {
             Ok(InputEvent::TypeText(text.to_owned()))
         }
         "txc" => Ok(InputEvent::CancelTyping),
+        "ci" => {
+            use base64::Engine as _;
+            if f.text("ci", 1, "type")? != IMAGE_PNG {
+                return Err(Fields::bad("ci", "type", "not image/png"));
+            }
+            let b64 = f.text("ci", 2, "data")?;
+            if b64.len() > MAX_IMAGE_BYTES.div_ceil(3) * 4 {
+                return Err(Fields::bad("ci", "data", "over the 45000-byte image limit"));
+            }
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| Fields::bad("ci", "data", "not base64"))?;
+            if png.is_empty() || png.len() > MAX_IMAGE_BYTES {
+                return Err(Fields::bad(
+                    "ci",
+                    "data",
+                    "empty or over the 45000-byte image limit",
+                ));
+            }
+            Ok(InputEvent::ClipboardImage(png))
+        }
         other => {
             let mut name: String = other.chars().take(16).collect();
             if other.len() > name.len() {
@@ -349,6 +379,13 @@ pub fn encode_version() -> String {
     format!("[\"v\",{PROTOCOL_VERSION}]")
 }
 
+/// `["ci","image/png",base64]`: a clipboard image for the page.
+pub fn encode_image(png: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+    format!("[\"ci\",\"{IMAGE_PNG}\",\"{b64}\"]")
+}
+
 /// `["err",message]`: a message the page shows to the user.
 pub fn encode_error(message: &str) -> String {
     Value::Array(vec![Value::from("err"), Value::from(message)]).to_string()
@@ -371,6 +408,22 @@ mod tests {
             Ok(InputEvent::TypeText("中文输入\n".into()))
         );
         assert_eq!(p(r#"["txc"]"#), Ok(InputEvent::CancelTyping));
+        assert_eq!(
+            p(r#"["ci","image/png","iVBORw=="]"#),
+            Ok(InputEvent::ClipboardImage(vec![0x89, b'P', b'N', b'G']))
+        );
+        assert_eq!(
+            encode_image(&[0x89, b'P', b'N', b'G']),
+            r#"["ci","image/png","iVBORw=="]"#
+        );
+        for bad in [
+            r#"["ci","image/gif","iVBORw=="]"#,
+            r#"["ci","image/png","***"]"#,
+            r#"["ci","image/png",""]"#,
+            r#"["ci","image/png"]"#,
+        ] {
+            assert!(matches!(p(bad), Err(WireError::BadField { .. })), "{bad}");
+        }
         assert_eq!(
             p(r#"["kd","KeyA","a"]"#),
             Ok(InputEvent::KeyDown {
