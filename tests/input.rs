@@ -69,7 +69,7 @@ impl Listener {
     }
 
     /// Every event that arrived once `service` has carried out its queue.
-    fn events(&self, service: &InputService) -> Vec<Event> {
+    pub(crate) fn events(&self, service: &InputService) -> Vec<Event> {
         service.sync().expect("service sync");
         self.conn.sync().expect("listener sync");
         let mut out = Vec::new();
@@ -81,7 +81,7 @@ impl Listener {
 
     /// The text the key presses among `events` type, read with the server's current keymap
     /// (Shift picks column 1, AltGr/Mod5 column 4, as XKB does for these key types).
-    fn typed(&self, events: &[Event]) -> String {
+    pub(crate) fn typed(&self, events: &[Event]) -> String {
         let setup = self.conn.setup();
         let (min, max) = (setup.min_keycode, setup.max_keycode);
         let map = self
@@ -110,7 +110,7 @@ impl Listener {
     }
 
     /// Keycodes the server reports down.
-    fn keys_down(&self) -> Vec<u8> {
+    pub(crate) fn keys_down(&self) -> Vec<u8> {
         let keys = self
             .conn
             .query_keymap()

@@ -11,7 +11,10 @@ use std::time::Duration;
 use axum::http::{header, HeaderMap, HeaderValue};
 use proptest::prelude::*;
 use serde_json::json;
-use vnrit::input::wire::{self, InputEvent, WireError, MAX_CLIPBOARD_BYTES, MAX_KEY_FIELD};
+use vnrit::input::typing::{Stroke, Typist};
+use vnrit::input::wire::{
+    self, InputEvent, WireError, MAX_CLIPBOARD_BYTES, MAX_KEY_FIELD, MAX_TYPE_BYTES,
+};
 use vnrit::server::auth::{check, cookie_value, query_token, Credentials, Proof, Role, COOKIE};
 use vnrit::server::cookie::CookieKeys;
 use vnrit::server::signal::{self, ClientMessage, SignalError, MAX_MESSAGE_BYTES};
@@ -211,6 +214,66 @@ proptest! {
             wire::parse(msg.as_bytes()),
             Err(WireError::ClipboardTooLarge(text.len()))
         );
+    }
+
+    #[test]
+    fn wire_type_text_round_trips(text in any::<String>()) {
+        let msg = json!(["tx", text]).to_string();
+        let parsed = wire::parse(msg.as_bytes());
+        if text.is_empty() || text.len() > MAX_TYPE_BYTES {
+            prop_assert!(matches!(parsed, Err(WireError::BadField { .. })), "{:?}", parsed);
+        } else {
+            prop_assert_eq!(parsed, Ok(InputEvent::TypeText(text)));
+        }
+    }
+
+    #[test]
+    fn wire_type_text_over_limit_refused(extra in 1usize..2048, c in "[a-zé中😀]") {
+        let text = c.repeat((MAX_TYPE_BYTES + extra) / c.len() + 1);
+        let msg = json!(["tx", text]).to_string();
+        prop_assert!(wire::parse(msg.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn wire_clipboard_image_round_trips(png in proptest::collection::vec(any::<u8>(), 1..2048)) {
+        let msg = wire::encode_image(&png);
+        prop_assert_eq!(wire::parse(msg.as_bytes()), Ok(InputEvent::ClipboardImage(png)));
+    }
+
+    /// Whatever text is queued, the typist types exactly its characters (line breaks folded
+    /// to one Return, tabs kept, other control characters dropped), in order, at most
+    /// `MAX_CATCH_UP` per wake-up, and gives the whole backlog back.
+    #[test]
+    fn typist_types_exactly_the_text(text in any::<String>(), late_ms in 0u64..50) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let want: String = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .chars()
+            .filter(|&c| c == '\n' || c == '\t' || !c.is_control())
+            .collect();
+        let n = text.chars().count();
+        let backlog = Arc::new(AtomicUsize::new(n));
+        let mut t = Typist::default();
+        let mut now = Instant::now();
+        t.push(9, &text, n, Arc::clone(&backlog), now);
+        let mut got = String::new();
+        while let Some(at) = t.deadline() {
+            now = at.max(now) + Duration::from_millis(late_ms);
+            let due = t.due(now);
+            prop_assert!(due.len() <= vnrit::input::typing::MAX_CATCH_UP);
+            for (_, s) in due {
+                got.push(match s {
+                    Stroke::Char(c) => c,
+                    Stroke::Return => '\n',
+                    Stroke::Tab => '\t',
+                });
+            }
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(backlog.load(Ordering::Acquire), 0);
     }
 
     // ---- token and cookie ----

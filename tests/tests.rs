@@ -7,6 +7,7 @@ mod http;
 mod input;
 mod input_clipboard;
 mod launch;
+mod input_text;
 mod layers;
 mod props;
 mod resize;

@@ -2,9 +2,10 @@
 // 30 s), the session counter that keeps callbacks of an old session away from the new one,
 // and the wiring of the feature modules: input.js (mouse, physical keyboard, direct touch,
 // remote cursor), view (fit/1:1, zoom, pan), fit (asks for a desktop of the window's size),
-// stage gestures (trackpad mode, Alt+wheel zoom), special keys, on-screen keyboard, clipboard
-// panel, files panel, microphone, statistics, toolbar and notices, and presence.js (who is
-// here, who has control: input goes out only while this page has it).
+// stage gestures (trackpad mode, Alt+wheel zoom), special keys, on-screen keyboard, input
+// methods (ime.js), clipboard panel with its type-text action, files panel, microphone,
+// statistics, toolbar and notices, and presence.js (who is here, who has control: input goes
+// out only while this page has it).
 // Everything is reachable as `globalThis.vnrit` (the `viewer` object) for the console and
 // the tests.
 
@@ -17,6 +18,7 @@ import { PointerInput } from './pointer.js';
 import { setupSpecialKeys } from './keyboard.js';
 import { OnScreenKeyboard } from './osk.js';
 import { ClipboardSync } from './clipboard.js';
+import { TextCatcher } from './ime.js';
 import { StatsOverlay } from './stats.js';
 import { FitRequester } from './fit.js';
 import { PageTitle } from './title.js';
@@ -149,10 +151,13 @@ function releaseKeyboard() {
   control.keysDown.clear();
   sendInput('["ra"]');
 }
+/** ime.js: a hidden field that has the focus while the desktop has the keyboard. */
+const ime = new TextCatcher(stage, remote, () => !!control?.active, (text) => status.note(text));
 /** input.js: mouse, physical keyboard (Keyboard Lock in fullscreen), direct touch, cursor. */
 control = attachInput(video, sendInput, {
   onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
   onMessage: (text) => status.note(text),
+  focusTarget: () => ime.field,
 });
 video.addEventListener('pointerdown', () => {
   if (!presence.mayControl && !viewOnlyToken) noControlHint();
@@ -174,7 +179,9 @@ const clipboard = new ClipboardSync(
     copy: $('clip-copy'),
     note: $('clip-note'),
     opener: $('tb-clip'),
-    focus: video,
+    focus: ime.field,
+    type: $('clip-type'),
+    stop: $('clip-stop'),
   },
   remote,
 );
@@ -195,7 +202,7 @@ const files = new FileTransfer(
 // `input` is input.js's controller (mouse, keyboard, cursor); `remote` sends this page's own
 // input (on-screen keyboard, special keys, trackpad, clipboard panel).
 const mic = new MicControl(/** @type {HTMLButtonElement} */ ($('tb-mic')), status, () => viewer.session);
-Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats, presence, files, mic });
+Object.assign(viewer, { view, fit, input: control, remote: ownInput, pointer, osk, clipboard, stats, presence, files, mic, ime });
 
 // input.js redraws its cursor overlay on window resizes; a zoom or pan is one for it too.
 view.onChange(() => dispatchEvent(new Event('resize')));
@@ -208,6 +215,13 @@ function onInput(text) {
   switch (m.type) {
     case 'cb':
       clipboard.fromDesktop(a[0]); // the panel here, not input.js's own
+      return;
+    case 'ci':
+      clipboard.imageFromDesktop(a[1]);
+      return;
+    case 'v':
+      // The server's input protocol version (a version 1 server never says).
+      ownInput.serverVersion = Number(a[0]) || 1;
       return;
     case 'cp':
       // A remote cursor moved by the desktop itself (not by this mouse) stays in view.
@@ -239,6 +253,7 @@ function withToken(path, protocol) {
 function connect() {
   clearTimeout(retryTimer);
   const gen = ++viewer.generation; // first, so the old session's onClosed is already stale
+  ownInput.serverVersion = 1; // until the new session's server says otherwise
   if (viewer.session) viewer.session.close('replaced');
   const live = (fn) => (...args) => {
     if (gen === viewer.generation) fn(...args);
@@ -426,6 +441,13 @@ function setupToolbar() {
   new ResizeObserver(() => {
     document.documentElement.style.setProperty('--osk-h', `${oskEl.hidden ? 0 : oskEl.offsetHeight}px`);
   }).observe(oskEl);
+
+  // This device's own keyboard (phones, tablets: autocorrect, swipe typing, input methods).
+  $('tb-ime').addEventListener('click', () => {
+    control.activate();
+    ime.showSoftKeyboard();
+    status.note("this device's keyboard types on the desktop");
+  });
 
   const touch = $('tb-touch');
   touch.addEventListener('click', () => {

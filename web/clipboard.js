@@ -2,13 +2,24 @@
 // browser permits: text the desktop copies is written to the local clipboard while the page
 // has focus, and local text is sent when the video gets focus if reading was granted
 // (pasting into the video is input.js's). The panel does the same by hand: type or paste, "Send to desktop"; the
-// desktop's latest text is shown there to copy from.
+// desktop's latest text is shown there to copy from. "Type into desktop" types the panel's
+// text as key strokes instead (for programs without a clipboard: VM consoles, password
+// fields that refuse paste), at the server's steady rate, with "Stop typing" to cancel.
+// Images (PNG, up to 45 000 bytes for now) go both ways: the desktop's is previewed in the
+// panel and written to the local clipboard where allowed; one pasted into the panel goes to
+// the desktop's CLIPBOARD.
+
+import { TYPE_RATE } from './remote.js';
+
+/** Largest clipboard image carried, in bytes (the server's limit). */
+const MAX_IMAGE_BYTES = 45000;
 
 /** The clipboard panel and the automatic paths. */
 export class ClipboardSync {
   /**
    * @param {{panel: HTMLElement, text: HTMLTextAreaElement, send: HTMLButtonElement,
-   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, focus: HTMLElement}} els
+   *   copy: HTMLButtonElement, note: HTMLElement, opener: HTMLButtonElement, focus: HTMLElement,
+   *   type: HTMLButtonElement, stop: HTMLButtonElement}} els
    *   focus: the element whose focus means "the user is about to work on the desktop"
    * @param {() => import('./remote.js').RemoteInput|null} remote
    */
@@ -22,6 +33,16 @@ export class ClipboardSync {
     els.opener.addEventListener('click', () => this.toggle());
     els.send.addEventListener('click', () => this.#send(els.text.value, 'sent to the desktop'));
     els.copy.addEventListener('click', () => this.#copyHere());
+    els.type.addEventListener('click', () => this.typeText(els.text.value));
+    els.stop.addEventListener('click', () => this.stopTyping());
+    els.text.addEventListener('paste', (e) => {
+      const file = [...(e.clipboardData?.files ?? [])].find((f) => f.type === 'image/png');
+      if (!file) return;
+      e.preventDefault();
+      this.sendImage(file);
+    });
+    /** Hides "Stop typing" once the server should be done. */
+    this.typingTimer = null;
     els.panel.addEventListener('keydown', (e) => {
       if (e.key === 'Escape') {
         this.toggle(false);
@@ -38,6 +59,45 @@ export class ClipboardSync {
     if (open) this.els.text.focus();
   }
 
+  /** The desktop's clipboard now holds a PNG image (`ci` from the server, base64). */
+  imageFromDesktop(base64) {
+    if (typeof base64 !== 'string') return;
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const blob = new Blob([bytes], { type: 'image/png' });
+    const img = /** @type {HTMLImageElement} */ (document.getElementById('clip-image'));
+    if (img) {
+      if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+      img.src = URL.createObjectURL(blob);
+      img.hidden = false;
+    }
+    this.#note(`desktop clipboard: an image of ${bytes.length} bytes`);
+    if (document.hasFocus() && navigator.clipboard?.write && globalThis.ClipboardItem) {
+      navigator.clipboard.write([new ClipboardItem({ 'image/png': blob })]).catch(() => {
+        this.#note('desktop image ready: open the clipboard panel to see it');
+      });
+    }
+  }
+
+  /**
+   * Puts a PNG image on the desktop's CLIPBOARD.
+   * @param {Blob} blob
+   * @returns {Promise<boolean>} whether it was sent
+   */
+  async sendImage(blob) {
+    const r = this.remote();
+    if (!r) return false;
+    if (blob.size > MAX_IMAGE_BYTES) {
+      this.#note(`image not sent: ${blob.size} bytes is over the ${MAX_IMAGE_BYTES}-byte limit`);
+      return false;
+    }
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let bin = '';
+    for (const b of bytes) bin += String.fromCharCode(b);
+    const ok = r.clipboardImage(btoa(bin));
+    this.#note(ok ? `image of ${bytes.length} bytes sent to the desktop` : 'image not sent: the server cannot take images');
+    return ok;
+  }
+
   /** The desktop's clipboard changed (`cb` from the server). */
   fromDesktop(text) {
     if (typeof text !== 'string') return;
@@ -49,6 +109,39 @@ export class ClipboardSync {
         this.#note('desktop text ready: open the clipboard panel to copy it');
       });
     }
+  }
+
+  /**
+   * Types `text` on the desktop as key strokes (up to 64 KiB).
+   * @param {string} text
+   * @returns {boolean} whether it was sent
+   */
+  typeText(text) {
+    const r = this.remote();
+    if (!r || !text) return false;
+    const why = r.typeText(text);
+    if (why) {
+      this.#note(`not typed: ${why}`);
+      return false;
+    }
+    const chars = [...text].length;
+    const ms = Math.ceil((chars / TYPE_RATE) * 1000) + 1000;
+    this.#note(`typing ${chars} characters (about ${Math.ceil(ms / 1000)} s)…`);
+    this.els.stop.hidden = false;
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => {
+      this.els.stop.hidden = true;
+      this.#note(`typed ${chars} characters`);
+    }, ms);
+    return true;
+  }
+
+  /** Cancels what the type-text action still has to type. */
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    this.els.stop.hidden = true;
+    this.remote()?.cancelTyping();
+    this.#note('typing stopped');
   }
 
   #send(text, note) {

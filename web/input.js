@@ -1,12 +1,12 @@
 // vnrit viewer: remote control. Turns keyboard, mouse, wheel and touch on the video into the
-// input wire format (see src/input/wire.rs: JSON arrays, version 1), draws the remote cursor
+// input wire format (see src/input/wire.rs: JSON arrays, version 2), draws the remote cursor
 // and carries the clipboard both ways. Transport is the caller's: attachInput() gets a
 // `send(text)` and the caller feeds server messages to handleServerMessage().
 //
 // Positions are normalised to the picture inside the video element (letterbox bars removed),
 // so the server maps them to the X screen whatever size the stream is encoded at.
 
-const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 2;
 /** Pixels of wheel delta per notch (Chromium reports 100 per notch at zoom 1). */
 const WHEEL_PIXELS_PER_NOTCH = 100;
 /** Lines per notch (the usual desktop setting). */
@@ -34,9 +34,12 @@ let current = null;
  * @param {HTMLVideoElement} video
  * @param {(msg: string) => void} send sends one message (data channel, else WebSocket)
  * @param {{ onPinch?: (scale: number, x: number, y: number) => void,
- *           onMessage?: (text: string) => void, viewOnly?: boolean }} [options]
+ *           onMessage?: (text: string) => void, viewOnly?: boolean,
+ *           focusTarget?: () => HTMLElement|null }} [options]
  *   onPinch: a two-finger pinch (scale since the gesture started, centre in client pixels);
- *   onMessage: shows text to the user (default: a small panel); viewOnly: send nothing.
+ *   onMessage: shows text to the user (default: a small panel); viewOnly: send nothing;
+ *   focusTarget: what takes the focus while the desktop has the keyboard (ime.js's hidden
+ *   text field, so input methods work; default the video).
  * @returns {InputController}
  */
 export function attachInput(video, send, options = {}) {
@@ -127,7 +130,7 @@ export class InputController {
   /** Makes the keyboard go to the remote desktop (as a click on the video does). */
   activate() {
     this.active = true;
-    this.video.focus({ preventScroll: true });
+    (this.options.focusTarget?.() ?? this.video).focus({ preventScroll: true });
   }
 
   /** Relative mouse (pointer lock); Escape leaves it. */
@@ -214,6 +217,8 @@ export class InputController {
 
   #key(e, down) {
     if (!this.active || e.isComposing) return;
+    // An input method's keys ("Process", 229) compose text that ime.js types once committed.
+    if (down && (e.key === 'Process' || e.keyCode === 229)) return;
     if (down && e.repeat) {
       e.preventDefault(); // X repeats held keys itself
       return;

@@ -1,8 +1,17 @@
-// vnrit viewer: the page side of the input wire format, version 1 (see src/input/wire.rs):
+// vnrit viewer: the page side of the input wire format, version 2 (see src/input/wire.rs):
 // one JSON array per message. This module only encodes and decodes; the live session
 // carries the text (the 'input' data channel when open, else the signalling WebSocket).
 // Everything that sends input (mouse, touch, keyboard, on-screen keyboard, special keys,
 // clipboard) calls the methods of `RemoteInput`; nothing else builds wire messages.
+
+/** The input protocol version this page speaks. */
+export const PROTOCOL_VERSION = 2;
+/** Largest text the type-text action takes, in bytes of UTF-8. */
+export const MAX_TYPE_BYTES = 65536;
+/** UTF-16 units per `tx` message: even escaped, a chunk stays under the server's 64 KiB. */
+const TYPE_CHUNK_UNITS = 8000;
+/** Characters the server types per second (src/input/typing.rs: one every 4 ms). */
+export const TYPE_RATE = 250;
 
 /** Input the page sends to the desktop, as wire messages through `send(text)`. */
 export class RemoteInput {
@@ -13,6 +22,8 @@ export class RemoteInput {
     this.keys = new Map();
     this.buttons = new Set();
     this.last = null;
+    /** The input protocol version the server announced (`["v",n]`); 1 until it says. */
+    this.serverVersion = 1;
   }
 
   #out(msg) {
@@ -82,15 +93,50 @@ export class RemoteInput {
     if (held) this.#out(['ra']);
   }
 
+  /**
+   * Sets the desktop's CLIPBOARD to a PNG image (base64, at most 45 000 bytes decoded).
+   * @param {string} base64
+   */
+  clipboardImage(base64) {
+    if (this.serverVersion < 2) return false;
+    return this.#out(['ci', 'image/png', base64]);
+  }
+
   /** Sets the desktop's clipboard to `text`. */
   clipboard(text) {
     return this.#out(['cb', text]);
   }
 
+  /**
+   * Types `text` on the desktop as key strokes, character by character (IME commits, soft
+   * keyboards, the type-text action). Needs a version 2 server.
+   * @param {string} text
+   * @returns {string|null} null when sent, else why not (for the user)
+   */
+  typeText(text) {
+    if (!text) return null;
+    if (this.serverVersion < 2) return 'this server cannot type text (it is older than the page): update vnrit';
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes > MAX_TYPE_BYTES) return `text of ${bytes} bytes is over the ${MAX_TYPE_BYTES}-byte limit for typing`;
+    for (let i = 0; i < text.length; ) {
+      let end = Math.min(text.length, i + TYPE_CHUNK_UNITS);
+      // Never split a surrogate pair between two messages.
+      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1])) end -= 1;
+      if (!this.#out(['tx', text.slice(i, end)])) return 'not connected';
+      i = end;
+    }
+    return null;
+  }
+
+  /** Stops typing what `typeText` still has queued on the server. */
+  cancelTyping() {
+    if (this.serverVersion >= 2) this.#out(['txc']);
+  }
+
   /** Says which protocol version the page speaks (sent when a channel opens). */
   hello() {
     this.last = null;
-    this.#out(['v', 1]);
+    this.#out(['v', PROTOCOL_VERSION]);
   }
 }
 

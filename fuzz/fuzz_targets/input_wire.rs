@@ -1,11 +1,14 @@
 //! Fuzz target: the input wire parser (`vnrit::input::wire::parse`) on arbitrary bytes.
 //!
 //! Any bytes must give `Ok` or `Err`, never a panic; what is accepted must respect the
-//! documented limits (key fields, clipboard size, normalised positions, buttons).
+//! documented limits (key fields, clipboard size, text to type, normalised positions,
+//! buttons).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vnrit::input::wire::{parse, InputEvent, MAX_CLIPBOARD_BYTES, MAX_KEY_FIELD};
+use vnrit::input::wire::{
+    parse, InputEvent, MAX_CLIPBOARD_BYTES, MAX_IMAGE_BYTES, MAX_KEY_FIELD, MAX_TYPE_BYTES,
+};
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(event) = parse(bytes) else { return };
@@ -23,6 +26,8 @@ fuzz_target!(|bytes: &[u8]| {
         InputEvent::ButtonDown(b) | InputEvent::ButtonUp(b) => assert!((1..=9).contains(&b)),
         InputEvent::Wheel { dx, dy } => assert!(dx.is_finite() && dy.is_finite()),
         InputEvent::Clipboard(text) => assert!(text.len() <= MAX_CLIPBOARD_BYTES),
-        InputEvent::Version | InputEvent::ReleaseAll => {}
+        InputEvent::TypeText(text) => assert!(!text.is_empty() && text.len() <= MAX_TYPE_BYTES),
+        InputEvent::ClipboardImage(png) => assert!(!png.is_empty() && png.len() <= MAX_IMAGE_BYTES),
+        InputEvent::Version | InputEvent::ReleaseAll | InputEvent::CancelTyping => {}
     }
 });

@@ -1,12 +1,17 @@
-//! The clipboard between the pages and X, UTF-8 text only.
+//! The clipboard between the pages and X: UTF-8 text, and PNG images (`image/png`).
 //!
-//! X to page: XFixes reports each new owner of CLIPBOARD; the watcher asks the owner for
-//! UTF8_STRING (STRING if refused) into a property of its own hidden window, reads it, and
-//! publishes it to controlling viewers, or a message saying it is too large.
+//! X to page: XFixes reports each new owner of CLIPBOARD; the watcher asks the owner for its
+//! TARGETS, then for `image/png` when it offers that and no text, else for UTF8_STRING
+//! (STRING if refused), into a property of its own hidden window, reads it, and publishes it
+//! to controlling viewers, or a message saying it is too large.
 //!
-//! Page to X: [`Clipboard::set`] keeps the text and takes ownership of CLIPBOARD and PRIMARY;
-//! requests from other clients (TARGETS, UTF8_STRING, TEXT, STRING) are answered from it
-//! until another client takes the selection.
+//! Page to X: [`Clipboard::set`] keeps the text and takes ownership of CLIPBOARD and PRIMARY,
+//! [`Clipboard::set_image`] keeps a PNG and takes CLIPBOARD; requests from other clients
+//! (TARGETS, UTF8_STRING, TEXT, STRING; TARGETS and `image/png` for an image) are answered
+//! from it until another client takes the selection.
+//!
+//! Not yet: the INCR protocol (transfers over what one property holds), so text is limited to
+//! [`MAX_CLIPBOARD_BYTES`] and images to [`wire::MAX_IMAGE_BYTES`] either way.
 
 use x11rb::connection::Connection;
 use x11rb::errors::{ConnectionError, ReplyError, ReplyOrIdError};
@@ -30,6 +35,14 @@ struct Atoms {
     text: Atom,
     incr: Atom,
     property: Atom,
+    png: Atom,
+}
+
+/// What we own the selections with.
+#[derive(Debug)]
+enum Owned {
+    Text(String),
+    Png(Vec<u8>),
 }
 
 /// The clipboard watcher and owner.
@@ -37,8 +50,8 @@ struct Atoms {
 pub(crate) struct Clipboard {
     window: Window,
     atoms: Atoms,
-    /// Text we own the selections with, if any.
-    owned: Option<String>,
+    /// What we own the selections with, if anything.
+    owned: Option<Owned>,
     enabled: bool,
 }
 
@@ -71,6 +84,7 @@ impl Clipboard {
             text: intern(conn, b"TEXT")?,
             incr: intern(conn, b"INCR")?,
             property: intern(conn, b"VNRIT_CLIPBOARD")?,
+            png: intern(conn, wire::IMAGE_PNG.as_bytes())?,
         };
         let enabled = conn
             .extension_information(xfixes::X11_EXTENSION_NAME)?
@@ -100,9 +114,20 @@ impl Clipboard {
         conn: &impl Connection,
         text: String,
     ) -> Result<(), ConnectionError> {
-        self.owned = Some(text);
+        self.owned = Some(Owned::Text(text));
         conn.set_selection_owner(self.window, self.atoms.clipboard, CURRENT_TIME)?;
         conn.set_selection_owner(self.window, AtomEnum::PRIMARY.into(), CURRENT_TIME)?;
+        Ok(())
+    }
+
+    /// Own CLIPBOARD with a PNG image (from a page); PRIMARY is for text and left alone.
+    pub(crate) fn set_image(
+        &mut self,
+        conn: &impl Connection,
+        png: Vec<u8>,
+    ) -> Result<(), ConnectionError> {
+        self.owned = Some(Owned::Png(png));
+        conn.set_selection_owner(self.window, self.atoms.clipboard, CURRENT_TIME)?;
         Ok(())
     }
 
@@ -121,7 +146,7 @@ impl Clipboard {
                     conn.convert_selection(
                         self.window,
                         self.atoms.clipboard,
-                        self.atoms.utf8,
+                        self.atoms.targets,
                         self.atoms.property,
                         n.selection_timestamp,
                     )?;
@@ -147,6 +172,9 @@ impl Clipboard {
         n: &SelectionNotifyEvent,
         publish: &Publisher,
     ) -> Result<(), ReplyError> {
+        if n.target == self.atoms.targets {
+            return self.choose_target(conn, n);
+        }
         if n.property == x11rb::NONE {
             if n.target == self.atoms.utf8 {
                 // Older owners only speak STRING (Latin-1).
@@ -160,7 +188,13 @@ impl Clipboard {
             }
             return Ok(());
         }
-        let limit_words = (MAX_CLIPBOARD_BYTES / 4 + 1) as u32;
+        let image = n.target == self.atoms.png;
+        let limit = if image {
+            wire::MAX_IMAGE_BYTES
+        } else {
+            MAX_CLIPBOARD_BYTES
+        };
+        let limit_words = (limit / 4 + 1) as u32;
         let reply = conn
             .get_property(
                 true,
@@ -172,7 +206,7 @@ impl Clipboard {
             )?
             .reply()?;
         let total = reply.value.len() + reply.bytes_after as usize;
-        if reply.type_ == self.atoms.incr || total > MAX_CLIPBOARD_BYTES {
+        if reply.type_ == self.atoms.incr || total > limit {
             if reply.bytes_after > 0 {
                 conn.delete_property(self.window, self.atoms.property)?;
             }
@@ -181,10 +215,15 @@ impl Clipboard {
             } else {
                 format!("{total} bytes")
             };
+            let what = if image { "an image" } else { "text" };
             tracing::info!("input: X clipboard of {size} not sent to the page");
             publish.clipboard(wire::encode_error(&format!(
-                "The remote clipboard holds {size} of text, over the {MAX_CLIPBOARD_BYTES}-byte limit: copy less text."
+                "The remote clipboard holds {size} of {what}, over the {limit}-byte limit: copy less."
             )));
+            return Ok(());
+        }
+        if image {
+            publish.clipboard(wire::encode_image(&reply.value));
             return Ok(());
         }
         let text = if reply.type_ == u32::from(AtomEnum::STRING) {
@@ -193,6 +232,44 @@ impl Clipboard {
             String::from_utf8_lossy(&reply.value).into_owned()
         };
         publish.clipboard(wire::encode_clipboard(&text));
+        Ok(())
+    }
+
+    /// The owner listed its TARGETS (or refused): ask for an image when it offers one and no
+    /// text, else for text.
+    fn choose_target(
+        &mut self,
+        conn: &impl Connection,
+        n: &SelectionNotifyEvent,
+    ) -> Result<(), ReplyError> {
+        let mut offers: Vec<Atom> = Vec::new();
+        if n.property != x11rb::NONE {
+            let reply = conn
+                .get_property(
+                    true,
+                    self.window,
+                    self.atoms.property,
+                    AtomEnum::ATOM,
+                    0,
+                    1024,
+                )?
+                .reply()?;
+            offers = reply.value32().map(|v| v.collect()).unwrap_or_default();
+        }
+        let text = [self.atoms.utf8, self.atoms.text, AtomEnum::STRING.into()];
+        let target = if offers.contains(&self.atoms.png) && !offers.iter().any(|a| text.contains(a))
+        {
+            self.atoms.png
+        } else {
+            self.atoms.utf8
+        };
+        conn.convert_selection(
+            self.window,
+            self.atoms.clipboard,
+            target,
+            self.atoms.property,
+            n.time,
+        )?;
         Ok(())
     }
 
@@ -212,6 +289,25 @@ impl Clipboard {
         let string = u32::from(AtomEnum::STRING);
         let done = match &self.owned {
             None => false,
+            // An image is on CLIPBOARD only (PRIMARY may still name us from earlier text).
+            Some(Owned::Png(_)) if r.selection != a.clipboard => false,
+            Some(Owned::Png(png)) => {
+                if r.target == a.targets {
+                    conn.change_property32(
+                        PropMode::REPLACE,
+                        r.requestor,
+                        property,
+                        AtomEnum::ATOM,
+                        &[a.targets, a.png],
+                    )?;
+                    true
+                } else if r.target == a.png {
+                    conn.change_property8(PropMode::REPLACE, r.requestor, property, a.png, png)?;
+                    true
+                } else {
+                    false
+                }
+            }
             Some(_) if r.target == a.targets => {
                 let list = [a.targets, a.utf8, a.text, string];
                 conn.change_property32(
@@ -223,7 +319,7 @@ impl Clipboard {
                 )?;
                 true
             }
-            Some(text) if r.target == a.utf8 || r.target == a.text => {
+            Some(Owned::Text(text)) if r.target == a.utf8 || r.target == a.text => {
                 conn.change_property8(
                     PropMode::REPLACE,
                     r.requestor,
@@ -233,7 +329,7 @@ impl Clipboard {
                 )?;
                 true
             }
-            Some(text) if r.target == string => {
+            Some(Owned::Text(text)) if r.target == string => {
                 let latin1: Vec<u8> = text
                     .chars()
                     .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))

@@ -6,7 +6,8 @@
 //! pages are watching the cursor does it also wake on a timer, to notice pointer warps
 //! (XWarpPointer, e.g. `xdotool mousemove`), which produce no raw motion event: every 250 ms
 //! for 5 s after any input or X event (programs mostly warp in answer to input), every second
-//! on an idle desktop.
+//! on an idle desktop. While text waits to be typed ([`Typist`]), it also wakes when the
+//! next character is due.
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd as _;
@@ -30,6 +31,7 @@ use super::clipboard::Clipboard;
 use super::cursor::CursorWatch;
 use super::keymap::Keymap;
 use super::keys::{self, sym, KeyAction};
+use super::typing::{Stroke, Typist};
 use super::{Cmd, InputError, InputEvent, Outgoing, Publisher, Shared};
 use crate::wake::{wait_readable, Ready};
 
@@ -64,6 +66,7 @@ pub(crate) struct Injector {
     publish: Publisher,
     cursor: CursorWatch,
     clipboard: Clipboard,
+    typist: Typist,
 }
 
 fn x_err(e: impl std::fmt::Display) -> InputError {
@@ -122,6 +125,7 @@ impl Injector {
             publish,
             cursor,
             clipboard,
+            typist: Typist::default(),
         })
     }
 
@@ -150,6 +154,14 @@ impl Injector {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 match cmd {
                     Cmd::Event { session, event } => self.event(session, event)?,
+                    Cmd::Type {
+                        session,
+                        text,
+                        reserved,
+                        backlog,
+                    } => self
+                        .typist
+                        .push(session, &text, reserved, backlog, Instant::now()),
                     Cmd::EndSession(session) => self.end_session(session)?,
                     Cmd::Sync(done) => {
                         self.conn.sync().map_err(to_conn_err)?;
@@ -161,6 +173,9 @@ impl Injector {
                         return Ok(());
                     }
                 }
+            }
+            for (session, stroke) in self.typist.due(Instant::now()) {
+                self.type_stroke(session, stroke)?;
             }
             // Round trips made while handling events may queue more events: drain until
             // nothing is left, so poll() below never sleeps on buffered events.
@@ -175,10 +190,18 @@ impl Injector {
             }
             self.conn.flush()?;
             // While pages watch, a slow check catches pointer warps (no raw motion for those).
-            let timeout = match self.publish.watched() {
+            let warp_check = match self.publish.watched() {
                 false => None,
                 true if busy_since.elapsed() < BUSY_FOR => Some(WARP_CHECK),
                 true => Some(WARP_CHECK_IDLE),
+            };
+            let next_stroke = self
+                .typist
+                .deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = match (warp_check, next_stroke) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
             let wake = &self.shared.wake;
             let ready = wait_readable(self.conn.stream().as_fd(), Some(wake.fd()), timeout)?;
@@ -279,7 +302,17 @@ impl Injector {
             InputEvent::Wheel { dx, dy } => self.wheel(id, dx, dy),
             InputEvent::ReleaseAll => self.release_session(id),
             InputEvent::Clipboard(text) => self.clipboard.set(&self.conn, text),
-            InputEvent::Version => Ok(()),
+            InputEvent::ClipboardImage(png) => self.clipboard.set_image(&self.conn, png),
+            InputEvent::CancelTyping => {
+                let n = self.typist.cancel(id);
+                tracing::debug!(
+                    session = id,
+                    "input: typing cancelled, {n} characters dropped"
+                );
+                Ok(())
+            }
+            // Sessions send text as `Cmd::Type`, with its backlog count.
+            InputEvent::TypeText(_) | InputEvent::Version => Ok(()),
         }
     }
 
@@ -315,6 +348,34 @@ impl Injector {
         };
         self.fake(KEY_PRESS_EVENT, kc, 0, 0)?;
         self.sessions.entry(id).or_default().keys.insert(code, kc);
+        Ok(())
+    }
+
+    /// Type one character of queued text: press and release its key (with Shift around it
+    /// when it is on the shifted level), so nothing stays down.
+    fn type_stroke(&mut self, id: u64, stroke: Stroke) -> Result<(), ConnectionError> {
+        let ks = match stroke {
+            Stroke::Return => 0xff0d,
+            Stroke::Tab => 0xff09,
+            Stroke::Char(c) => keys::char_keysym(c),
+        };
+        let held = self.held_keycodes();
+        let Some((kc, shift)) = self.keymap.stroke_for(&self.conn, ks, &held)? else {
+            tracing::warn!(
+                session = id,
+                keysym = ks,
+                "input: no keycode free to type this character"
+            );
+            return Ok(());
+        };
+        if let Some(shift) = shift {
+            self.fake(KEY_PRESS_EVENT, shift, 0, 0)?;
+        }
+        self.fake(KEY_PRESS_EVENT, kc, 0, 0)?;
+        self.fake(KEY_RELEASE_EVENT, kc, 0, 0)?;
+        if let Some(shift) = shift {
+            self.fake(KEY_RELEASE_EVENT, shift, 0, 0)?;
+        }
         Ok(())
     }
 
@@ -370,12 +431,14 @@ impl Injector {
     }
 
     fn end_session(&mut self, id: u64) -> Result<(), ConnectionError> {
+        self.typist.cancel(id);
         self.release_session(id)?;
         self.sessions.remove(&id);
         Ok(())
     }
 
     fn release_everything(&mut self) -> Result<(), ConnectionError> {
+        self.typist.cancel_all();
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
         for id in ids {
             self.end_session(id)?;

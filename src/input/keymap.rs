@@ -180,6 +180,46 @@ impl Keymap {
         self.bind_spare(conn, ks, held)
     }
 
+    /// How to type `ks` as one stroke of typed text: a keycode, and the Shift keycode to
+    /// hold around it when the keysym is on the shifted level. Keys someone holds are not
+    /// used (typing must not release them); while Shift or AltGr is held anywhere, a spare
+    /// keycode bound on every level is used, so the held modifier cannot change the result.
+    pub fn stroke_for(
+        &mut self,
+        conn: &impl Connection,
+        ks: u32,
+        held: &HashSet<Keycode>,
+    ) -> Result<Option<(Keycode, Option<Keycode>)>, ConnectionError> {
+        let levels_held = self.held_has(
+            held,
+            &[
+                sym::SHIFT_L,
+                sym::SHIFT_R,
+                sym::ISO_LEVEL3_SHIFT,
+                sym::MODE_SWITCH,
+            ],
+        );
+        if !levels_held {
+            let free = |kc: &Keycode| !held.contains(kc);
+            let at = |col: usize| {
+                (self.min..=self.max_keycode())
+                    .filter(free)
+                    .find(|&kc| self.row(kc).get(col) == Some(&ks))
+            };
+            let found = match (at(0), at(1), self.find_any_column(sym::SHIFT_L)) {
+                (Some(kc), _, _) => Some((kc, None)),
+                (None, Some(kc), Some(shift)) => Some((kc, Some(shift))),
+                _ => None,
+            };
+            if let Some((kc, shift)) = found {
+                // One of our spares, bound earlier: it was just used, so recycle it last.
+                self.touch(kc);
+                return Ok(Some((kc, shift)));
+            }
+        }
+        Ok(self.bind_spare(conn, ks, held)?.map(|kc| (kc, None)))
+    }
+
     fn held_has(&self, held: &HashSet<Keycode>, wanted: &[u32]) -> bool {
         held.iter()
             .any(|&kc| wanted.contains(&self.keysym_at(kc, 0)))

@@ -10,8 +10,12 @@
 //! viewer has control. Whatever a session holds down is released when it ends (dropped), when its page
 //! reports losing focus, and on [`InputService::shutdown`], so no key or button stays stuck.
 //!
-//! Messages for the pages (pointer position, cursor image, clipboard text) come from
-//! [`InputSession::outgoing`], already encoded as [`wire`] text.
+//! Text to type (`tx`: IME commits, soft keyboards, the page's type-text action) is queued
+//! per viewer and typed by the X thread at a steady rate ([`typing`]); a viewer may have at
+//! most [`typing::MAX_BACKLOG_CHARS`] characters waiting.
+//!
+//! Messages for the pages (the server's protocol version, pointer position, cursor image,
+//! clipboard text) come from [`InputSession::outgoing`], already encoded as [`wire`] text.
 
 mod clipboard;
 mod cursor;
@@ -19,6 +23,7 @@ mod injector;
 mod keymap;
 pub mod keys;
 pub mod ratelimit;
+pub mod typing;
 pub mod wire;
 
 use std::cell::Cell;
@@ -73,6 +78,12 @@ pub enum InputError {
     /// This viewer sent more input than [`ratelimit::SUSTAINED_PER_SEC`] events a second.
     #[error("input: too many input events (over {} a second); some were dropped, releases of held keys and buttons still pass", ratelimit::SUSTAINED_PER_SEC)]
     RateLimited,
+    /// This viewer already has [`typing::MAX_BACKLOG_CHARS`] characters waiting to be typed.
+    #[error(
+        "input: over {} characters are waiting to be typed; wait, or cancel the typing",
+        typing::MAX_BACKLOG_CHARS
+    )]
+    TypingBacklog,
     /// The X thread could not be started.
     #[error("input: cannot start the input thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -155,7 +166,17 @@ impl Publisher {
 /// Commands for the X thread.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    Event { session: u64, event: InputEvent },
+    Event {
+        session: u64,
+        event: InputEvent,
+    },
+    /// Text to type; `reserved` characters were counted into the session's `backlog`.
+    Type {
+        session: u64,
+        text: String,
+        reserved: usize,
+        backlog: Arc<AtomicUsize>,
+    },
     EndSession(u64),
     Sync(mpsc::Sender<()>),
     Shutdown(mpsc::Sender<()>),
@@ -185,8 +206,14 @@ impl Shared {
         if !self.alive.load(Ordering::Acquire) {
             return Err(InputError::Stopped);
         }
-        let is_event = matches!(cmd, Cmd::Event { .. });
+        let is_event = matches!(cmd, Cmd::Event { .. } | Cmd::Type { .. });
         if bounded && is_event && self.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+            if let Cmd::Type {
+                reserved, backlog, ..
+            } = &cmd
+            {
+                backlog.fetch_sub(*reserved, Ordering::AcqRel);
+            }
             return Err(InputError::Busy);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
@@ -256,6 +283,7 @@ impl InputService {
             log: RateLimitedLog::default(),
             limiter: ratelimit::InputLimiter::new(Instant::now()),
             gate: None,
+            typing: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -305,6 +333,8 @@ pub struct InputSession {
     shared: Arc<Shared>,
     log: RateLimitedLog,
     limiter: ratelimit::InputLimiter,
+    /// Characters of this viewer's text still waiting to be typed.
+    typing: Arc<AtomicUsize>,
     gate: Option<GateFn>,
 }
 
@@ -349,9 +379,12 @@ impl InputSession {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(InputError::RateLimited);
         }
-        let cmd = Cmd::Event {
-            session: self.id,
-            event,
+        let cmd = match event {
+            InputEvent::TypeText(text) => self.typing_cmd(text)?,
+            event => Cmd::Event {
+                session: self.id,
+                event,
+            },
         };
         let sent = self
             .shared
@@ -360,6 +393,22 @@ impl InputSession {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
         sent
+    }
+
+    /// The command typing `text`, once it fits in this viewer's typing backlog.
+    fn typing_cmd(&self, text: String) -> Result<Cmd, InputError> {
+        let n = text.chars().count();
+        self.typing
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b + n <= typing::MAX_BACKLOG_CHARS).then_some(b + n)
+            })
+            .map_err(|_| InputError::TypingBacklog)?;
+        Ok(Cmd::Type {
+            session: self.id,
+            text,
+            reserved: n,
+            backlog: Arc::clone(&self.typing),
+        })
     }
 
     /// Releases every key and button this viewer holds, as if its page had lost focus; for
@@ -399,7 +448,9 @@ impl InputSession {
         OutgoingMessages {
             rx,
             shared: Arc::clone(&self.shared),
-            pending: self.snapshot(),
+            pending: std::iter::once(Arc::from(wire::encode_version()))
+                .chain(self.snapshot())
+                .collect(),
             clipboard: self.can_control,
         }
     }

@@ -1,4 +1,4 @@
-//! The input wire format, version 1: parsing what the page sends and encoding what the
+//! The input wire format, version 2: parsing what the page sends and encoding what the
 //! server sends back.
 //!
 //! Every message is one UTF-8 JSON array whose first element names its type. Arrays keep
@@ -15,7 +15,7 @@
 //!
 //! | message | meaning |
 //! |---|---|
-//! | `["v",1]` | protocol version the page speaks (optional; other versions are refused) |
+//! | `["v",n]` | protocol version the page speaks, 1 or 2 (optional; other versions are refused) |
 //! | `["kd",code,key]` | key down: `KeyboardEvent.code` and `KeyboardEvent.key` |
 //! | `["ku",code,key]` | key up (the server releases what it pressed for `code`) |
 //! | `["m",x,y]` | pointer to the normalised position `x`,`y` in `[0,1]` |
@@ -24,6 +24,9 @@
 //! | `["w",dx,dy]` | wheel, in notches (fractions allowed; positive = down/right), each in `[-100,100]` |
 //! | `["ra"]` | release every key and button this viewer holds (the page lost focus) |
 //! | `["cb",text]` | set the X clipboard (CLIPBOARD and PRIMARY) to `text` |
+//! | `["tx",text]` | (v2) type `text` as key strokes, character by character, in order (IME commits, soft keyboards, the type-text action) |
+//! | `["txc"]` | (v2) cancel what this viewer's `tx` messages still have to type |
+//! | `["ci","image/png",base64]` | (v2) set the X CLIPBOARD to a PNG image (at most [`MAX_IMAGE_BYTES`]) |
 //!
 //! Server to page:
 //!
@@ -32,21 +35,33 @@
 //! | `["cp",x,y]` | the X pointer is at the normalised position `x`,`y` |
 //! | `["cs",serial,w,h,hotx,hoty,screen_w,screen_h,rgba]` | the cursor shape: `w`x`h` X pixels, hot spot, the X screen size (to scale the image like the video), and the pixels as base64 of straight-alpha RGBA |
 //! | `["cb",text]` | the X clipboard now holds `text` |
+//! | `["ci","image/png",base64]` | (v2) the X clipboard now holds this PNG image |
 //! | `["err",message]` | something the user should see (clipboard too large, view-only) |
+//! | `["v",n]` | (v2) the protocol version the server speaks, first message of every page; a page that never gets it talks to a version 1 server, which refuses `tx` |
 //!
 //! Limits: a message is at most [`MAX_MESSAGE_BYTES`]; `code` and `key` at most
-//! [`MAX_KEY_FIELD`] bytes; clipboard text at most [`MAX_CLIPBOARD_BYTES`].
+//! [`MAX_KEY_FIELD`] bytes; clipboard text at most [`MAX_CLIPBOARD_BYTES`]; text to type at
+//! most [`MAX_TYPE_BYTES`] per message (longer texts go in several messages).
 
 use serde_json::Value;
 
-/// The protocol version this server speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+/// The protocol version this server speaks (it also accepts pages that speak version 1).
+pub const PROTOCOL_VERSION: u64 = 2;
+/// The oldest page protocol version accepted.
+pub const OLDEST_VERSION: u64 = 1;
 /// The largest message accepted from a page, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 65_536;
 /// The largest `code` or `key` field accepted, in bytes.
 pub const MAX_KEY_FIELD: usize = 32;
 /// The largest clipboard text carried either way, in bytes of UTF-8.
 pub const MAX_CLIPBOARD_BYTES: usize = 60_000;
+/// The largest text to type in one `tx` message, in bytes of UTF-8.
+pub const MAX_TYPE_BYTES: usize = 60_000;
+/// The largest clipboard image carried either way in one message, in bytes (its base64 fits
+/// in a message).
+pub const MAX_IMAGE_BYTES: usize = 45_000;
+/// The only clipboard image type carried.
+pub const IMAGE_PNG: &str = "image/png";
 /// The largest wheel movement in one message, in notches.
 const MAX_WHEEL: f64 = 100.0;
 
@@ -78,7 +93,7 @@ pub enum WireError {
     )]
     ClipboardTooLarge(usize),
     /// The page speaks another protocol version.
-    #[error("the page speaks input protocol version {0}, this server only version {PROTOCOL_VERSION}; reload the page")]
+    #[error("the page speaks input protocol version {0}, this server versions {OLDEST_VERSION} to {PROTOCOL_VERSION}; reload the page")]
     Version(u64),
 }
 
@@ -128,6 +143,12 @@ pub enum InputEvent {
     ReleaseAll,
     /// New clipboard text from the page.
     Clipboard(String),
+    /// Text to type as key strokes (never empty, at most [`MAX_TYPE_BYTES`]).
+    TypeText(String),
+    /// Stop typing what earlier [`InputEvent::TypeText`] messages queued.
+    CancelTyping,
+    /// A PNG image for the X clipboard (the decoded bytes, at most [`MAX_IMAGE_BYTES`]).
+    ClipboardImage(Vec<u8>),
 }
 
 impl InputEvent {
@@ -151,7 +172,7 @@ pub fn parse(msg: &[u8]) -> Result<InputEvent, WireError> {
     match kind {
         "v" => {
             let v = f.uint("v", 1, "version")?;
-            if v == PROTOCOL_VERSION {
+            if (OLDEST_VERSION..=PROTOCOL_VERSION).contains(&v) {
                 Ok(InputEvent::Version)
             } else {
                 Err(WireError::Version(v))
@@ -185,6 +206,42 @@ pub fn parse(msg: &[u8]) -> Result<InputEvent, WireError> {
                 return Err(WireError::ClipboardTooLarge(text.len()));
             }
             Ok(InputEvent::Clipboard(text.to_owned()))
+        }
+        "tx" => {
+            let text = f.text("tx", 1, "text")?;
+            if text.is_empty() {
+                return Err(Fields::bad("tx", "text", "empty"));
+            }
+            if text.len() > MAX_TYPE_BYTES {
+                return Err(Fields::bad(
+                    "tx",
+                    "text",
+                    "over the 60000-byte limit of one message",
+                ));
+            }
+            Ok(InputEvent::TypeText(text.to_owned()))
+        }
+        "txc" => Ok(InputEvent::CancelTyping),
+        "ci" => {
+            use base64::Engine as _;
+            if f.text("ci", 1, "type")? != IMAGE_PNG {
+                return Err(Fields::bad("ci", "type", "not image/png"));
+            }
+            let b64 = f.text("ci", 2, "data")?;
+            if b64.len() > MAX_IMAGE_BYTES.div_ceil(3) * 4 {
+                return Err(Fields::bad("ci", "data", "over the 45000-byte image limit"));
+            }
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| Fields::bad("ci", "data", "not base64"))?;
+            if png.is_empty() || png.len() > MAX_IMAGE_BYTES {
+                return Err(Fields::bad(
+                    "ci",
+                    "data",
+                    "empty or over the 45000-byte image limit",
+                ));
+            }
+            Ok(InputEvent::ClipboardImage(png))
         }
         other => {
             let mut name: String = other.chars().take(16).collect();
@@ -317,6 +374,18 @@ pub fn encode_clipboard(text: &str) -> String {
     Value::Array(vec![Value::from("cb"), Value::from(text)]).to_string()
 }
 
+/// `["v",n]`: the protocol version this server speaks, the first message for every page.
+pub fn encode_version() -> String {
+    format!("[\"v\",{PROTOCOL_VERSION}]")
+}
+
+/// `["ci","image/png",base64]`: a clipboard image for the page.
+pub fn encode_image(png: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+    format!("[\"ci\",\"{IMAGE_PNG}\",\"{b64}\"]")
+}
+
 /// `["err",message]`: a message the page shows to the user.
 pub fn encode_error(message: &str) -> String {
     Value::Array(vec![Value::from("err"), Value::from(message)]).to_string()
@@ -333,6 +402,28 @@ mod tests {
     #[test]
     fn parses_every_type() {
         assert_eq!(p(r#"["v",1]"#), Ok(InputEvent::Version));
+        assert_eq!(p(r#"["v",2]"#), Ok(InputEvent::Version));
+        assert_eq!(
+            p(r#"["tx","中文输入\n"]"#),
+            Ok(InputEvent::TypeText("中文输入\n".into()))
+        );
+        assert_eq!(p(r#"["txc"]"#), Ok(InputEvent::CancelTyping));
+        assert_eq!(
+            p(r#"["ci","image/png","iVBORw=="]"#),
+            Ok(InputEvent::ClipboardImage(vec![0x89, b'P', b'N', b'G']))
+        );
+        assert_eq!(
+            encode_image(&[0x89, b'P', b'N', b'G']),
+            r#"["ci","image/png","iVBORw=="]"#
+        );
+        for bad in [
+            r#"["ci","image/gif","iVBORw=="]"#,
+            r#"["ci","image/png","***"]"#,
+            r#"["ci","image/png",""]"#,
+            r#"["ci","image/png"]"#,
+        ] {
+            assert!(matches!(p(bad), Err(WireError::BadField { .. })), "{bad}");
+        }
         assert_eq!(
             p(r#"["kd","KeyA","a"]"#),
             Ok(InputEvent::KeyDown {
@@ -369,7 +460,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_messages() {
-        assert_eq!(p(r#"["v",2]"#), Err(WireError::Version(2)));
+        assert_eq!(p(r#"["v",3]"#), Err(WireError::Version(3)));
+        assert_eq!(p(r#"["v",0]"#), Err(WireError::Version(0)));
+        assert!(matches!(p(r#"["tx",""]"#), Err(WireError::BadField { .. })));
+        assert!(matches!(p(r#"["tx",5]"#), Err(WireError::BadField { .. })));
+        let long = format!(r#"["tx","{}"]"#, "x".repeat(MAX_TYPE_BYTES + 1));
+        assert!(matches!(p(&long), Err(WireError::BadField { .. })));
         assert!(matches!(p(r#"["zz"]"#), Err(WireError::UnknownType(_))));
         assert_eq!(p(r#"{"t":"m"}"#), Err(WireError::NotAnArray));
         assert_eq!(p(r#"[1,2]"#), Err(WireError::NotAnArray));
@@ -420,7 +516,7 @@ mod tests {
     /// panic, and anything it accepts must respect the limits.
     #[test]
     fn fuzz_never_panics() {
-        let seeds: [&[u8]; 8] = [
+        let seeds: [&[u8]; 10] = [
             br#"["kd","KeyA","a"]"#,
             br#"["m",0.5,0.5]"#,
             br#"["mr",-0.1,0.2]"#,
@@ -429,6 +525,8 @@ mod tests {
             br#"["cb","x\u00e9y"]"#,
             br#"["v",1]"#,
             br#"[[[[["ra"]]]]]"#,
+            br#"["tx","\u4e2d\u6587 ok"]"#,
+            br#"["txc"]"#,
         ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {
@@ -469,6 +567,9 @@ mod tests {
                 Ok(InputEvent::KeyDown { code, key }) => {
                     assert!(code.len() <= MAX_KEY_FIELD && key.len() <= MAX_KEY_FIELD)
                 }
+                Ok(InputEvent::TypeText(text)) => {
+                    assert!(!text.is_empty() && text.len() <= MAX_TYPE_BYTES)
+                }
                 _ => {}
             }
         }
@@ -479,6 +580,7 @@ mod tests {
         assert_eq!(encode_pointer(0.5, 2.0), r#"["cp",0.50000,1.00000]"#);
         assert_eq!(encode_clipboard("a\"b"), r#"["cb","a\"b"]"#);
         assert_eq!(encode_error("no"), r#"["err","no"]"#);
+        assert_eq!(encode_version(), r#"["v",2]"#);
         let shape = CursorShape {
             serial: 7,
             width: 1,
