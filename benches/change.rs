@@ -11,6 +11,8 @@
 //!
 //! Run: `cargo bench --bench change`. `CHANGE_ROUNDS` (default 30) changes per size.
 
+mod common;
+use common::process_cpu;
 use std::time::{Duration, Instant};
 
 use openh264::decoder::Decoder;
@@ -26,16 +28,6 @@ use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, Rectangle};
 
 const W: u32 = 1920;
 const H: u32 = 1080;
-
-fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the live local `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -11,6 +11,8 @@
 //! `SCENE_ONLY=text,slice` runs the settings whose name contains `text` or `slice` (handy
 //! under `perf record`).
 
+mod common;
+use common::process_cpu;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -32,17 +34,6 @@ impl Drop for Scene {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// CPU time of this process (all threads).
-fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the live local `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -14,11 +14,13 @@ PACKAGES=(
   coturn nftables
   openbox xterm
   curl systemd
+  tigervnc-standalone-server xserver-xorg-core xserver-xorg-video-dummy
 )
 # nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
 # coturn and nftables: the TURN and UDP-blocked e2e tests (coturn is started by the tests only).
 # cmake builds libopus from source for the `opus` crate (opusic-sys, bundled).
 # nftables: e2e/keyframe.test.mjs drops media packets inside its private namespace.
+# Xvnc and Xorg's dummy driver: tests/xservers.rs streams both (any X server a user has).
 # openbox and xterm: the default session on vnrit's own display (tests/launch.rs checks both).
 # curl and systemd (systemd-analyze, no running systemd needed): scripts/deb-test.sh.
 

@@ -15,3 +15,4 @@ mod whep;
 mod whep_client;
 mod whip_status;
 mod xreset;
+mod xservers;

@@ -18,7 +18,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use crate::cli::serve_display;
 use crate::whep_client::{http, HttpResponse, WhepClient};
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -27,7 +27,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Fills the root window of `display` with `colour` (an X colour name or `#rrggbb`).
-fn fill_root(display: &str, colour: &str) {
+pub(crate) fn fill_root(display: &str, colour: &str) {
     let status = Command::new("xsetroot")
         .args(["-display", display, "-solid", colour])
         .status()
@@ -68,14 +68,14 @@ fn stats_sessions(rt: &tokio::runtime::Runtime, port: u16, token: &str) -> (usiz
 }
 
 /// Reassembles H.264 access units from RTP payloads and decodes them with OpenH264.
-struct VideoSink {
+pub(crate) struct VideoSink {
     depacketizer: H264Packet,
     access_unit: Vec<u8>,
     decoder: Decoder,
 }
 
 impl VideoSink {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         VideoSink {
             depacketizer: H264Packet::default(),
             access_unit: Vec::new(),
@@ -101,7 +101,7 @@ impl VideoSink {
     }
 }
 
-fn near(got: [u8; 3], want: [u8; 3]) -> bool {
+pub(crate) fn near(got: [u8; 3], want: [u8; 3]) -> bool {
     got.iter()
         .zip(want)
         .all(|(g, w)| (i32::from(*g) - i32::from(w)).abs() <= 40)
@@ -109,7 +109,7 @@ fn near(got: [u8; 3], want: [u8; 3]) -> bool {
 
 /// Decodes frames from `packets` until the centre pixel is near `want`, at most `limit`;
 /// returns the last decoded pixel and how many frames were decoded.
-fn decode_until(
+pub(crate) fn decode_until(
     rt: &tokio::runtime::Runtime,
     client: &WhepClient,
     packets: &mpsc::Receiver<(bytes::Bytes, bool)>,

@@ -106,19 +106,22 @@ pub enum PeerState {
 }
 
 impl PeerState {
+    /// Every state, in the order of their values.
+    pub const ALL: [PeerState; 6] = [
+        PeerState::New,
+        PeerState::Connecting,
+        PeerState::Connected,
+        PeerState::Disconnected,
+        PeerState::Failed,
+        PeerState::Closed,
+    ];
+
     /// The state stored as `state as u8` (the explicit discriminants above).
     fn from_u8(v: u8) -> Self {
-        [
-            PeerState::New,
-            PeerState::Connecting,
-            PeerState::Connected,
-            PeerState::Disconnected,
-            PeerState::Failed,
-            PeerState::Closed,
-        ]
-        .into_iter()
-        .find(|s| *s as u8 == v)
-        .unwrap_or(PeerState::New)
+        Self::ALL
+            .into_iter()
+            .find(|s| *s as u8 == v)
+            .unwrap_or(PeerState::New)
     }
 }
 
@@ -371,14 +374,7 @@ mod tests {
     #[test]
     fn every_state_survives_the_atomic_round_trip() {
         let stats = SessionStats::new(1);
-        for state in [
-            PeerState::New,
-            PeerState::Connecting,
-            PeerState::Connected,
-            PeerState::Disconnected,
-            PeerState::Failed,
-            PeerState::Closed,
-        ] {
+        for state in PeerState::ALL {
             stats.set_state(state);
             assert_eq!(stats.state(), state);
         }
