@@ -4,6 +4,7 @@
 #
 #   scripts/fuzz.sh                 # every target, 60 s each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh signal
+#   FUZZ_BUILD_ONLY=1 scripts/fuzz.sh   # only build the targets (scripts/test.sh, in the background)
 #
 # Needs only stable Rust: cargo-fuzz is installed if missing, and RUSTC_BOOTSTRAP=1 lets the
 # stable compiler accept the sanitizer-coverage flags cargo-fuzz passes. Targets are built
@@ -33,6 +34,11 @@ echo "fuzz: building ${TARGETS[*]}"
 for target in "${TARGETS[@]}"; do
   cargo fuzz build "${BUILD[@]}" "$target"
 done
+
+if [[ ${FUZZ_BUILD_ONLY:-} == 1 ]]; then
+  echo "fuzz: built ${TARGETS[*]} (FUZZ_BUILD_ONLY=1: not run)"
+  exit 0
+fi
 
 failed=()
 for target in "${TARGETS[@]}"; do
