@@ -23,7 +23,8 @@ before(async () => {
     display: null,
     token: randomBytes(12).toString('hex'),
     name: 'fit-vnrit',
-    extraArgs: ['--view-token', viewToken],
+    // A plain coloured desktop: no window manager or terminal over the colour checked below.
+    extraArgs: ['--view-token', viewToken, '--no-session'],
   });
   browser = await launchBrowser();
   xrun(server.display, 'xsetroot', ['-solid', '#3366cc']);
@@ -194,7 +195,7 @@ test('--resize off leaves vnrit\'s own display at its size; the page scales', { 
     display: null,
     token: randomBytes(12).toString('hex'),
     name: 'fit-off-vnrit',
-    extraArgs: ['--resize', 'off', '--virtual-size', '1600x900'],
+    extraArgs: ['--resize', 'off', '--virtual-size', '1600x900', '--no-session'],
   });
   try {
     xrun(off.display, 'xsetroot', ['-solid', '#cc6633']);

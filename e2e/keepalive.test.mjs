@@ -11,7 +11,8 @@ import { trackConnections, waitForColour, watchConsole } from './lib/page.mjs';
 let h;
 
 before(async () => {
-  h = await Harness.start('keepalive');
+  // With the hand-made pictures and refinement on (off by default), so they stay covered.
+  h = await Harness.start('keepalive', { serverArgs: ['--lossless-updates'] });
 });
 
 after(async () => {

@@ -24,7 +24,10 @@ before(async () => {
   await pulse.start();
   process.env.PULSE_SERVER = pulse.server;
   h = await Harness.start('mic', { server: false, browser: false });
-  h.server = await startServer({ display: h.display, token: h.token, name: 'mic-vnrit', extraArgs: ['--view-token', `${h.token}-view`] });
+  // --control shared: both full-token pages may control, so the second page's refusal below
+  // is the one-microphone rule, not control (with exclusive control only the controller may
+  // turn a microphone on at all).
+  h.server = await startServer({ display: h.display, token: h.token, name: 'mic-vnrit', extraArgs: ['--view-token', `${h.token}-view`, '--control', 'shared'] });
   h.browser = await launchBrowser({ extraArgs: FAKE_MIC });
 });
 

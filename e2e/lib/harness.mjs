@@ -284,15 +284,15 @@ export async function launchBrowser({ executablePath = CHROMIUM, extraArgs = [] 
 export class Harness {
   /**
    * @param {string} name used for log and screenshot names
-   * @param {{server?: boolean, browser?: boolean}} [opts]
+   * @param {{server?: boolean, browser?: boolean, serverArgs?: string[]}} [opts]
    */
-  static async start(name, { server = true, browser = true } = {}) {
+  static async start(name, { server = true, browser = true, serverArgs = [] } = {}) {
     const h = new Harness(name);
     try {
       h.xvfb = await startXvfb(`${name}-xvfb`);
       h.display = h.xvfb.display;
       h.token = randomBytes(12).toString('hex');
-      if (server) h.server = await startServer({ display: h.display, token: h.token, name: `${name}-vnrit` });
+      if (server) h.server = await startServer({ display: h.display, token: h.token, name: `${name}-vnrit`, extraArgs: serverArgs });
       if (browser) h.browser = await launchBrowser();
     } catch (err) {
       await h.close();
