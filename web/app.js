@@ -341,6 +341,16 @@ async function sessionEnded(gen, reason, info) {
     return; // retrying cannot help until the user fixes the URL
   }
   if (gen !== viewer.generation) return;
+  if (info.refused) {
+    // The server refused this browser's offer (e.g. no video codec in common): say why, and
+    // do not retry into the same refusal.
+    status.error(`server: ${info.refused}`);
+    notice.show('refused', 'This browser cannot play this desktop', info.refused, {
+      label: 'Retry',
+      run: connect,
+    });
+    return;
+  }
   if (info.serverReason) lastServerWord = info.serverReason;
   const delay = retryDelay;
   retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
