@@ -118,6 +118,11 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                                 out.send(&mut coder, &mut pacer, now, data, true);
                                 continue;
                             }
+                            if coder.needs_reference() {
+                                // Refinement waits for the encoder's next reference picture.
+                                pacer.damaged();
+                                continue;
+                            }
                         } else {
                             timeout = timeout.min(at - now);
                         }

@@ -205,9 +205,9 @@ pub struct Cli {
     pub min_bitrate: u32,
 
     /// Send small changes (a typed glyph, a cursor) losslessly without an encode, and make
-    /// still areas lossless after motion stops (docs/video-stage.md). Off by default for now:
-    /// on a 1 Mbit/s link it starves the stream (e2e/abr.test.mjs, docs/video-stage.md).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
+    /// still areas lossless after motion stops, within the adaptive bitrate
+    /// (docs/video-stage.md). `--lossless-updates false` codes every change with OpenH264.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub lossless_updates: bool,
 
