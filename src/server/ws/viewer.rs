@@ -6,6 +6,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use futures::stream::SplitSink;
@@ -21,6 +22,7 @@ use crate::server::access::Role;
 use crate::server::presence;
 use crate::server::signal::{self, ClientMessage, ResizeOffer, ServerMessage};
 use crate::server::AppState;
+use crate::session::liveness::{sleep_until, Decision, End, Liveness, LivenessRules};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
 /// Runs one viewer's session until the socket, the peer or vnrit ends it.
@@ -57,8 +59,14 @@ pub(super) async fn run(
         mic_tap: mic_refusal.is_none().then(MicTap::default),
         mic_claim: None,
         // A socket must send its offer and connect within the timeout, or it is closed: idle
-        // sockets hold a viewer slot.
-        connect_by: Some(tokio::time::Instant::now() + state.connect_timeout),
+        // sockets hold a viewer slot. Once connected, ICE decides when the viewer is gone.
+        liveness: Liveness::new(
+            LivenessRules {
+                connect_within: state.connect_timeout,
+                reconnect_within: None,
+            },
+            Instant::now(),
+        ),
         rejected: 0,
         notices: Notices::default(),
         closed: false,
@@ -68,7 +76,7 @@ pub(super) async fn run(
         loop {
             let flow = tokio::select! {
                 _ = shutdown.changed() => viewer.on_shutdown().await,
-                () = sleep_until(viewer.connect_by) => viewer.on_connect_timeout().await,
+                () = sleep_until(viewer.liveness.deadline()) => viewer.on_deadline().await,
                 event = events.recv() => viewer.on_event(event).await,
                 update = feed.next() => viewer.on_presence(update).await,
                 text = next_outgoing(&mut outgoing) => match text {
@@ -106,8 +114,8 @@ struct Viewer<'a> {
     session: Option<Session>,
     mic_tap: Option<MicTap>,
     mic_claim: Option<MicClaim>,
-    /// When the viewer must be connected by (`None`: it is connected).
-    connect_by: Option<tokio::time::Instant>,
+    /// Whether the peer is still alive.
+    liveness: Liveness,
     /// Signalling messages refused so far (for the rate of warnings).
     rejected: u32,
     notices: Notices,
@@ -159,8 +167,13 @@ impl Viewer<'_> {
         Flow::Break(())
     }
 
-    /// The viewer did not connect in time.
-    async fn on_connect_timeout(&mut self) -> Flow {
+    /// A liveness deadline passed: the viewer did not connect in time.
+    async fn on_deadline(&mut self) -> Flow {
+        match self.liveness.expired(Instant::now()) {
+            None => return Flow::Continue(()),
+            Some(End::NeverConnected) => {}
+            Some(_) => return Flow::Break(()),
+        }
         let timeout = self.state.connect_timeout;
         tracing::warn!(
             session = self.id,
@@ -174,30 +187,34 @@ impl Viewer<'_> {
     /// An event of the WebRTC session: a local candidate, a state change, an input message.
     async fn on_event(&mut self, event: Option<SessionEvent>) -> Flow {
         match event {
-            None | Some(SessionEvent::State(PeerState::Closed)) => Flow::Break(()),
+            None => Flow::Break(()),
             Some(SessionEvent::Candidate(candidate)) => {
                 self.send(ServerMessage::Candidate { candidate }).await
             }
-            Some(SessionEvent::State(PeerState::Connected)) => {
-                self.connect_by = None;
-                Flow::Continue(())
-            }
-            Some(SessionEvent::State(PeerState::Disconnected)) => {
+            Some(SessionEvent::State(state)) => self.on_state(state).await,
+            Some(SessionEvent::Input(data)) => match self.handle_input(&data) {
+                Some(notice) => self.send(notice).await,
+                None => Flow::Continue(()),
+            },
+        }
+    }
+
+    /// The peer connection's state changed.
+    async fn on_state(&mut self, state: PeerState) -> Flow {
+        match self.liveness.changed(state, Instant::now()) {
+            Decision::Carry | Decision::Connected { .. } => Flow::Continue(()),
+            Decision::Unreachable => {
                 // No ICE answer for 5 s: let go of held keys now rather than when ICE gives up
                 // (about 25 s later) and the session is reaped.
                 self.release_input("viewer unreachable");
                 Flow::Continue(())
             }
-            Some(SessionEvent::State(PeerState::Failed)) => {
+            Decision::End(End::Failed) => {
                 let message = "the WebRTC connection failed".into();
                 let _ = self.send(ServerMessage::Error { message }).await;
                 Flow::Break(())
             }
-            Some(SessionEvent::State(_)) => Flow::Continue(()),
-            Some(SessionEvent::Input(data)) => match self.handle_input(&data) {
-                Some(notice) => self.send(notice).await,
-                None => Flow::Continue(()),
-            },
+            Decision::End(_) => Flow::Break(()),
         }
     }
 
@@ -360,7 +377,7 @@ impl Viewer<'_> {
         match answered {
             Ok((session, answer)) => {
                 self.session = Some(session);
-                self.connect_by = Some(tokio::time::Instant::now() + state.connect_timeout);
+                self.liveness.restart(Instant::now());
                 ServerMessage::Answer { sdp: answer }
             }
             Err(err) => {
@@ -487,14 +504,6 @@ impl Notices {
         first.then(|| ServerMessage::Error {
             message: err.to_string(),
         })
-    }
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
