@@ -1,10 +1,16 @@
 // vnrit e2e: text turns crisp once the screen stops moving (issue 19's "top-off"). A terminal
 // scrolls a page of 6x13 text for about 3 s, then stops; the luma PSNR of the frame Chromium
 // shows (the <video> drawn onto a canvas) against the X screen (ImageMagick `import`) is read
-// at fixed times after the stop. With hand-made pictures (the default) refinement must make
-// the still text lossless (>= 50 dB; the 4:2:0 round trip alone allows far more on grey
-// text); with `--lossless-updates false` the same scene stays where the encoder left it,
-// which is what shows the test can tell the two apart.
+// at fixed times after the stop. With `--lossless-updates` refinement must make the still text
+// lossless (>= 50 dB; on this grey text it ends as an exact match) within 8 s and never go
+// backwards; with `--lossless-updates false` the same scene stays where the encoder left it
+// (about 36 dB), which shows the test can tell the two apart.
+//
+// Both runs use `--adaptive-bitrate=false`: with adaptive bitrate the per-viewer pacer lets
+// large pictures out at about 1 Mbit/s on loopback, so the page showed the end of the
+// refinement only 12-16 s after the stop (docs/video-stage.md). This test is about the video
+// stage; that pacer finding is written down there. CRISP_DEBUG=1 prints the page's and the
+// server's frame counters at each probe; CRISP_ARGS adds flags to both runs.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +21,7 @@ import { join } from 'node:path';
 import { Harness, startChild, startServer, waitFor } from './lib/harness.mjs';
 
 /** Seconds after the scroll stops at which the picture is compared. */
-const PROBES = [0.5, 1, 2, 4, 7, 12, 16];
+const PROBES = [0.5, 1, 2, 4, 8];
 /** What refinement must reach by the last probe, dB of luma PSNR. */
 const CRISP_DB = 50;
 
@@ -160,8 +166,9 @@ async function scrollThenStill(tag, args) {
 }
 
 test('still text is refined to lossless after a scroll stops; without refinement it stays lossy', { timeout: 120000 }, async () => {
-  const refined = await scrollThenStill('refined', (process.env.CRISP_ARGS ?? '').split(' ').filter(Boolean));
-  const plain = await scrollThenStill('plain', ['--lossless-updates', 'false']);
+  const extra = ['--adaptive-bitrate=false', ...(process.env.CRISP_ARGS ?? '').split(' ').filter(Boolean)];
+  const refined = await scrollThenStill('refined', ['--lossless-updates', ...extra]);
+  const plain = await scrollThenStill('plain', ['--lossless-updates', 'false', ...extra]);
   const last = (s) => s[s.length - 1];
   assert.ok(
     last(refined) >= CRISP_DB,
