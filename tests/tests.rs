@@ -13,6 +13,7 @@ mod props;
 mod resize;
 mod whep;
 mod whep_client;
+mod whep_vp8;
 mod whip_status;
 mod xreset;
 mod xservers;

@@ -10,7 +10,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -178,21 +180,36 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-fn codecs() -> Result<MediaEngine, WhepFailure> {
+/// The video codec a test player offers (only that one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offers {
+    /// H.264 Constrained Baseline, like a browser with H.264.
+    H264,
+    /// VP8 only, like Debian's Firefox.
+    Vp8,
+}
+
+fn codecs(offers: Offers) -> Result<MediaEngine, WhepFailure> {
     let mut media = MediaEngine::default();
+    let (mime_type, fmtp, payload_type) = match offers {
+        Offers::H264 => (
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+        ),
+        Offers::Vp8 => (MIME_TYPE_VP8, "", 96),
+    };
     media
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_H264.to_owned(),
+                    mime_type: mime_type.to_owned(),
                     clock_rate: 90_000,
                     channels: 0,
-                    sdp_fmtp_line:
-                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-                            .to_owned(),
+                    sdp_fmtp_line: fmtp.to_owned(),
                     rtcp_feedback: vec![],
                 },
-                payload_type: 102,
+                payload_type,
             },
             RtpCodecKind::Video,
         )
@@ -224,8 +241,8 @@ struct Offerer {
 }
 
 impl Offerer {
-    async fn new(on_packet: OnPacket) -> Result<Self, WhepFailure> {
-        let mut media = codecs()?;
+    async fn new(on_packet: OnPacket, offers: Offers) -> Result<Self, WhepFailure> {
+        let mut media = codecs(offers)?;
         let registry = register_default_interceptors(Registry::new(), &mut media).map_err(local)?;
         let (gathered_tx, mut gathered) = watch::channel(false);
         let (connected_tx, connected) = watch::channel(false);
@@ -282,7 +299,7 @@ impl Offerer {
 /// A valid offer whose peer connection is already closed: a player that vanished right after
 /// its POST, for reaping tests.
 pub async fn abandoned_offer() -> Result<String, WhepFailure> {
-    let offerer = Offerer::new(Arc::new(|_, _| {})).await?;
+    let offerer = Offerer::new(Arc::new(|_, _| {}), Offers::H264).await?;
     let _ = offerer.pc.close().await;
     Ok(offerer.offer)
 }
@@ -291,7 +308,17 @@ impl WhepClient {
     /// Offers recvonly video + audio to `http://127.0.0.1:{port}/whep` with `token` as bearer
     /// token; `on_packet` sees every RTP packet received. Binds UDP on 127.0.0.1 only.
     pub async fn connect(port: u16, token: &str, on_packet: OnPacket) -> Result<Self, WhepFailure> {
-        Self::connect_with(port, token, on_packet, true).await
+        Self::connect_with(port, token, on_packet, true, Offers::H264).await
+    }
+
+    /// Like [`WhepClient::connect`], offering only the video codec `offers`.
+    pub async fn connect_offering(
+        port: u16,
+        token: &str,
+        on_packet: OnPacket,
+        offers: Offers,
+    ) -> Result<Self, WhepFailure> {
+        Self::connect_with(port, token, on_packet, true, offers).await
     }
 
     /// Like [`WhepClient::connect`], but the offer goes without any candidate, as from a player
@@ -302,7 +329,7 @@ impl WhepClient {
         token: &str,
         on_packet: OnPacket,
     ) -> Result<Self, WhepFailure> {
-        Self::connect_with(port, token, on_packet, false).await
+        Self::connect_with(port, token, on_packet, false, Offers::H264).await
     }
 
     async fn connect_with(
@@ -310,13 +337,14 @@ impl WhepClient {
         token: &str,
         on_packet: OnPacket,
         with_candidates: bool,
+        offers: Offers,
     ) -> Result<Self, WhepFailure> {
         let Offerer {
             pc,
             connected,
             video,
             mut offer,
-        } = Offerer::new(on_packet).await?;
+        } = Offerer::new(on_packet, offers).await?;
         if !with_candidates {
             offer = offer
                 .split_inclusive('\n')
