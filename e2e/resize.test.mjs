@@ -114,3 +114,27 @@ test('a 5120x1440 screen streams scaled down to 3840x1080 with no flag, pointer 
     await wide.child.stop();
   }
 });
+
+test('a VP8 page (?codec=vp8) follows a resize too', { timeout: 90000 }, async () => {
+  xrun(x.display, 'xrandr', ['-s', '1024x768']);
+  xrun(x.display, 'xsetroot', ['-solid', '#00ffff']);
+  const url = new URL(server.url);
+  url.searchParams.set('codec', 'vp8');
+  const { page, problems } = await openPage(browser, url.href, '#00ffff', { viewport: { width: 1100, height: 900 } });
+  assert.deepEqual(await videoSize(page), { w: 1024, h: 768 });
+  xrun(x.display, 'xrandr', ['-s', '800x600']);
+  xrun(x.display, 'xsetroot', ['-solid', '#ff00ff']);
+  await waitFor(
+    async () => {
+      const s = await videoSize(page);
+      return s.w === 800 && s.h === 600;
+    },
+    { timeoutMs: 10000, what: "the VP8 page's video at 800x600" },
+  );
+  await waitForColour(page, '#ff00ff', { timeoutMs: 10000 });
+  const stats = await apiStats();
+  const vp8 = stats.codecs.find((c) => c.codec === 'vp8');
+  assert.deepEqual([stats.width, stats.height, vp8.encoders, stats.sessions.at(-1).codec], [800, 600, 1, 'vp8'], JSON.stringify(stats));
+  await page.close();
+  assert.deepEqual(problems, []);
+});
