@@ -180,6 +180,25 @@ pub(crate) enum Cmd {
     EndSession(u64),
     Sync(mpsc::Sender<()>),
     Shutdown(mpsc::Sender<()>),
+    /// A test's own request, made on the X thread's connection and its failure handled like
+    /// the thread's own requests'.
+    #[cfg(test)]
+    Request(XRequest),
+}
+
+/// A request a test makes on the X thread's connection.
+#[cfg(test)]
+pub(crate) struct XRequest(pub Box<XRequestFn>);
+
+#[cfg(test)]
+type XRequestFn = dyn FnOnce(&x11rb::rust_connection::RustConnection) -> Result<(), x11rb::errors::ReplyError>
+    + Send;
+
+#[cfg(test)]
+impl std::fmt::Debug for XRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XRequest")
+    }
 }
 
 /// State shared by the service, its sessions and the X thread.
