@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::lock::lock;
 use crate::wake::Wakeup;
 
 pub use wire::{InputEvent, WireError};
@@ -143,17 +144,13 @@ impl Publisher {
 
     /// A new cursor image (also kept for pages that join later).
     pub(crate) fn shape(&self, text: Arc<str>) {
-        if let Ok(mut s) = self.shared.snapshot.lock() {
-            s.shape = Some(Arc::clone(&text));
-        }
+        lock(&self.shared.snapshot).shape = Some(Arc::clone(&text));
         self.send(text, false);
     }
 
     /// A new pointer position (also kept for pages that join later).
     pub(crate) fn pointer(&self, text: Arc<str>) {
-        if let Ok(mut s) = self.shared.snapshot.lock() {
-            s.pointer = Some(Arc::clone(&text));
-        }
+        lock(&self.shared.snapshot).pointer = Some(Arc::clone(&text));
         self.send(text, false);
     }
 
@@ -236,11 +233,7 @@ impl Shared {
             return Err(InputError::Busy);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
-        let sent = match self.tx.lock() {
-            Ok(tx) => tx.send(cmd).is_ok(),
-            Err(_) => false,
-        };
-        if !sent {
+        if lock(&self.tx).send(cmd).is_err() {
             return Err(InputError::Stopped);
         }
         self.wake();
@@ -324,7 +317,7 @@ impl InputService {
             tracing::debug!("input: service already stopped");
         }
         self.shared.alive.store(false, Ordering::Release);
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        let handle = lock(&self.thread).take();
         if let Some(handle) = handle {
             if handle.join().is_err() {
                 tracing::error!("input: the X thread panicked");
@@ -475,10 +468,8 @@ impl InputSession {
     }
 
     fn snapshot(&self) -> Vec<Arc<str>> {
-        match self.shared.snapshot.lock() {
-            Ok(s) => s.shape.iter().chain(s.pointer.iter()).cloned().collect(),
-            Err(_) => Vec::new(),
-        }
+        let s = lock(&self.shared.snapshot);
+        s.shape.iter().chain(s.pointer.iter()).cloned().collect()
     }
 }
 
@@ -510,9 +501,8 @@ impl OutgoingMessages {
                 Ok(m) => return Some(m.text),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Too slow a page: skip to the present.
-                    if let Ok(s) = self.shared.snapshot.lock() {
-                        self.pending = s.shape.iter().chain(s.pointer.iter()).cloned().collect();
-                    }
+                    let s = lock(&self.shared.snapshot);
+                    self.pending = s.shape.iter().chain(s.pointer.iter()).cloned().collect();
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
