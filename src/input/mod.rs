@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::lock::lock;
 use crate::wake::Wakeup;
 
 pub use wire::{InputEvent, WireError};
@@ -143,17 +144,13 @@ impl Publisher {
 
     /// A new cursor image (also kept for pages that join later).
     pub(crate) fn shape(&self, text: Arc<str>) {
-        if let Ok(mut s) = self.shared.snapshot.lock() {
-            s.shape = Some(Arc::clone(&text));
-        }
+        lock(&self.shared.snapshot).shape = Some(Arc::clone(&text));
         self.send(text, false);
     }
 
     /// A new pointer position (also kept for pages that join later).
     pub(crate) fn pointer(&self, text: Arc<str>) {
-        if let Ok(mut s) = self.shared.snapshot.lock() {
-            s.pointer = Some(Arc::clone(&text));
-        }
+        lock(&self.shared.snapshot).pointer = Some(Arc::clone(&text));
         self.send(text, false);
     }
 
@@ -180,6 +177,25 @@ pub(crate) enum Cmd {
     EndSession(u64),
     Sync(mpsc::Sender<()>),
     Shutdown(mpsc::Sender<()>),
+    /// A test's own request, made on the X thread's connection and its failure handled like
+    /// the thread's own requests'.
+    #[cfg(test)]
+    Request(XRequest),
+}
+
+/// A request a test makes on the X thread's connection.
+#[cfg(test)]
+pub(crate) struct XRequest(pub Box<XRequestFn>);
+
+#[cfg(test)]
+type XRequestFn = dyn FnOnce(&x11rb::rust_connection::RustConnection) -> Result<(), x11rb::errors::ReplyError>
+    + Send;
+
+#[cfg(test)]
+impl std::fmt::Debug for XRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XRequest")
+    }
 }
 
 /// State shared by the service, its sessions and the X thread.
@@ -217,11 +233,7 @@ impl Shared {
             return Err(InputError::Busy);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
-        let sent = match self.tx.lock() {
-            Ok(tx) => tx.send(cmd).is_ok(),
-            Err(_) => false,
-        };
-        if !sent {
+        if lock(&self.tx).send(cmd).is_err() {
             return Err(InputError::Stopped);
         }
         self.wake();
@@ -305,7 +317,7 @@ impl InputService {
             tracing::debug!("input: service already stopped");
         }
         self.shared.alive.store(false, Ordering::Release);
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        let handle = lock(&self.thread).take();
         if let Some(handle) = handle {
             if handle.join().is_err() {
                 tracing::error!("input: the X thread panicked");
@@ -456,10 +468,8 @@ impl InputSession {
     }
 
     fn snapshot(&self) -> Vec<Arc<str>> {
-        match self.shared.snapshot.lock() {
-            Ok(s) => s.shape.iter().chain(s.pointer.iter()).cloned().collect(),
-            Err(_) => Vec::new(),
-        }
+        let s = lock(&self.shared.snapshot);
+        s.shape.iter().chain(s.pointer.iter()).cloned().collect()
     }
 }
 
@@ -491,9 +501,8 @@ impl OutgoingMessages {
                 Ok(m) => return Some(m.text),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Too slow a page: skip to the present.
-                    if let Ok(s) = self.shared.snapshot.lock() {
-                        self.pending = s.shape.iter().chain(s.pointer.iter()).cloned().collect();
-                    }
+                    let s = lock(&self.shared.snapshot);
+                    self.pending = s.shape.iter().chain(s.pointer.iter()).cloned().collect();
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }

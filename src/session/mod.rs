@@ -34,6 +34,7 @@ use crate::abr::LinkStats;
 use crate::audio::mic::MicTap;
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+use crate::lock::lock;
 use crate::video::Codec;
 pub use codecs::NoCodec;
 pub use offer::PendingOffer;
@@ -332,7 +333,7 @@ impl Session {
     /// Sends an input-side message (cursor, clipboard) on the `input` data channel. Returns
     /// `false` when the channel is not open (the caller falls back to the WebSocket).
     pub async fn send_input(&self, text: &str) -> bool {
-        let channel = self.input.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let channel = lock(&self.input).clone();
         match channel {
             Some(channel) => channel.send_text(text).await.is_ok(),
             None => false,
