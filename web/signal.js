@@ -34,8 +34,9 @@ const SILENCE_CHECK_MS = 2000;
  * @property {(presence: object) => void} [onPresence] who is connected and who has control
  *   ({"type":"presence"}, control protocol v1: docs/web.md)
  * @property {(msg: {on: boolean, reason: string}) => void} [onMic] the microphone's state after a request
- * @property {(reason: string, info: {opened: boolean}) => void} onClosed the session ended;
- *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
+ * @property {(reason: string, info: {opened: boolean, serverReason: string, refusal: string}) => void} onClosed
+ *   the session ended; `opened` tells whether the WebSocket ever opened (false hints at auth
+ *   or network trouble); `refusal` holds the server's error when it refused the offer
  */
 
 /** One connection attempt to the vnrit server. */
@@ -55,6 +56,12 @@ export class Session {
     this.stream = new MediaStream();
     this.remoteCandidates = [];
     this.remoteDescriptionSet = false;
+    /** The offer went out (an error before the answer is then a refusal of it). */
+    this.offerSent = false;
+    /** The server's words when it refused the offer, else ''. */
+    this.refusal = '';
+    /** A resize asked for before the offer went out (sent right after it). */
+    this.heldResize = null;
     /** The audio transceiver (desktop audio in; the microphone out when sendrecv). */
     this.audio = null;
     this.timer = null;
@@ -102,7 +109,11 @@ export class Session {
    */
   sendResize(width, height, dpr) {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.#send({ type: 'resize', v: 1, width, height, dpr });
+    const msg = { type: 'resize', v: 1, width, height, dpr };
+    // Asked before the offer (the hello's own request): it goes right after the offer, so an
+    // error that comes before the answer can only be the offer's.
+    if (this.offerSent) this.#send(msg);
+    else this.heldResize = msg;
     return true;
   }
 
@@ -144,7 +155,7 @@ export class Session {
       this.pc.close();
     }
     if (this.input) this.input.onmessage = this.input.onopen = null;
-    this.handlers.onClosed(reason, { opened: this.opened, serverReason: this.serverReason ?? '' });
+    this.handlers.onClosed(reason, { opened: this.opened, serverReason: this.serverReason ?? '', refusal: this.refusal });
   }
 
   /** Sends a signalling message of the control protocol ({"type":"name"|"control",...}). */
@@ -190,9 +201,17 @@ export class Session {
       case 'presence':
         this.handlers.onPresence?.(msg);
         break;
-      case 'error':
-        this.handlers.onServerError(String(msg.message ?? 'unknown error'));
+      case 'error': {
+        const message = String(msg.message ?? 'unknown error');
+        // An error between the offer and the answer is the server refusing the offer (no
+        // video codec in common, ...). The session cannot go on, and the candidates already
+        // on their way would each draw another error that hides this one.
+        if (this.offerSent && !this.remoteDescriptionSet) {
+          this.refusal = message;
+          this.close(`the server refused the connection: ${message}`);
+        } else this.handlers.onServerError(message);
         break;
+      }
       case 'mic':
         this.handlers.onMic?.({ on: msg.on === true, reason: typeof msg.reason === 'string' ? msg.reason : '' });
         break;
@@ -219,11 +238,10 @@ export class Session {
       if (!this.closed && typeof ev.data === 'string') this.handlers.onInput?.(ev.data);
     };
 
-    let offerSent = false;
     const early = [];
     pc.onicecandidate = (ev) => {
       const msg = { type: 'candidate', candidate: ev.candidate ? ev.candidate.toJSON() : null };
-      if (offerSent) this.#send(msg);
+      if (this.offerSent) this.#send(msg);
       else early.push(msg);
     };
     pc.ontrack = (ev) => {
@@ -239,7 +257,9 @@ export class Session {
     await pc.setLocalDescription(await pc.createOffer());
     if (this.closed) return;
     this.#send({ type: 'offer', sdp: pc.localDescription.sdp });
-    offerSent = true;
+    this.offerSent = true;
+    if (this.heldResize) this.#send(this.heldResize);
+    this.heldResize = null;
     early.forEach((m) => this.#send(m));
     this.#arm(CONNECT_TIMEOUT_MS, 'timed out connecting');
   }

@@ -1,0 +1,68 @@
+// vnrit e2e: Debian's Firefox ESR as a real viewer, driven headless by puppeteer-core over
+// WebDriver BiDi (no downloaded browser). Debian's Firefox has no H.264 for WebRTC on a
+// machine without internet (its H.264 is a plugin fetched at run time): it offers VP8, VP9
+// and AV1 only. Pages are puppeteer pages; e2e/lib/page.mjs's helpers work on them too
+// (they use only evaluate, goto, screenshot and the console events both libraries share).
+
+import puppeteer from 'puppeteer-core';
+
+/** The Firefox under test; FIREFOX overrides. */
+export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
+
+/** Preferences of the fresh profile (each measured to matter here, see docs/testing.md). */
+export const FIREFOX_PREFS = {
+  // Video (and, once unmuted by the page's control, audio) plays without a click.
+  'media.autoplay.default': 0,
+  'media.autoplay.blocking_policy': 0,
+  // Host candidates as addresses, not mDNS names the server cannot resolve.
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  // Loopback candidates too (the server listens on 127.0.0.1 in most tests).
+  'media.peerconnection.ice.loopback': true,
+  // getUserMedia answers without a prompt, from a fake device (a tone), as Chromium's flags do.
+  'media.navigator.permission.disabled': true,
+  'media.navigator.streams.fake': true,
+  // Fullscreen on a click the test makes (BiDi input counts as a user gesture, but be sure).
+  'full-screen-api.allow-trusted-requests-only': false,
+  'full-screen-api.transition-duration.enter': '0 0',
+  'full-screen-api.transition-duration.leave': '0 0',
+  // Nothing reaches out to the network on its own.
+  'app.update.enabled': false,
+  'browser.shell.checkDefaultBrowser': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.enabled': false,
+  'media.gmp-manager.url': '',
+  'media.gmp-gmpopenh264.enabled': false,
+};
+
+/**
+ * Launches headless Firefox ESR with a fresh profile (puppeteer makes a temporary one and
+ * removes it on close). `prefs` are added to FIREFOX_PREFS; `env` to the environment (the
+ * DISPLAY is removed: headless Firefox needs none, and must not open windows on the test's X).
+ * @param {{prefs?: Record<string, unknown>, env?: Record<string, string>}} [opts]
+ * @returns {Promise<import('puppeteer-core').Browser>}
+ */
+export async function launchFirefox({ prefs = {}, env = {} } = {}) {
+  const environment = { ...process.env, PULSE_SERVER: 'unix:/nonexistent/vnrit-e2e-no-pulse', MOZ_CRASHREPORTER_DISABLE: '1', ...env };
+  delete environment.DISPLAY;
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    protocol: 'webDriverBiDi',
+    extraPrefsFirefox: { ...FIREFOX_PREFS, ...prefs },
+    env: environment,
+    timeout: 60000,
+    protocolTimeout: 60000,
+  });
+}
+
+/**
+ * A new Firefox page of `width`x`height` CSS pixels whose errors go into the returned
+ * `problems` (see page.mjs watchConsole, which takes puppeteer pages too).
+ * @param {import('puppeteer-core').Browser} browser
+ */
+export async function newFirefoxPage(browser, { width = 960, height = 600 } = {}) {
+  const page = await browser.newPage();
+  await page.setViewport({ width, height });
+  return page;
+}
