@@ -441,6 +441,8 @@ function setupToolbar() {
   lock.addEventListener('click', () => {
     Promise.resolve(control.lockPointer()).catch((err) => status.error(`pointer lock refused: ${err.message}`));
   });
+  // Firefox answers a refused lock with this event only (its requestPointerLock returns no promise).
+  document.addEventListener('pointerlockerror', () => status.error('pointer lock refused by the browser'));
   document.addEventListener('pointerlockchange', () => {
     const locked = document.pointerLockElement === video;
     lock.setAttribute('aria-pressed', String(locked));

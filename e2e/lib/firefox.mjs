@@ -5,6 +5,7 @@
 // (they use only evaluate, goto, screenshot and the console events both libraries share).
 
 import puppeteer from 'puppeteer-core';
+import { waitFor, xrun } from './harness.mjs';
 
 /** The Firefox under test; FIREFOX overrides. */
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
@@ -38,16 +39,20 @@ export const FIREFOX_PREFS = {
  * Launches headless Firefox ESR with a fresh profile (puppeteer makes a temporary one and
  * removes it on close). `prefs` are added to FIREFOX_PREFS; `env` to the environment (the
  * DISPLAY is removed: headless Firefox needs none, and must not open windows on the test's X).
- * @param {{prefs?: Record<string, unknown>, env?: Record<string, string>}} [opts]
+ * With `display`, Firefox runs with a window on that X display instead: key strokes sent
+ * there with xdotool go through the X keyboard layout and Firefox's own key translation, as a
+ * user's do (WebDriver key actions bypass both and always read as a US keyboard).
+ * @param {{prefs?: Record<string, unknown>, env?: Record<string, string>, display?: string|null}} [opts]
  * @returns {Promise<import('puppeteer-core').Browser>}
  */
-export async function launchFirefox({ prefs = {}, env = {} } = {}) {
+export async function launchFirefox({ prefs = {}, env = {}, display = null } = {}) {
   const environment = { ...process.env, PULSE_SERVER: 'unix:/nonexistent/vnrit-e2e-no-pulse', MOZ_CRASHREPORTER_DISABLE: '1', ...env };
   delete environment.DISPLAY;
+  if (display) environment.DISPLAY = display;
   return puppeteer.launch({
     browser: 'firefox',
     executablePath: FIREFOX,
-    headless: true,
+    headless: !display,
     protocol: 'webDriverBiDi',
     extraPrefsFirefox: { ...FIREFOX_PREFS, ...prefs },
     env: environment,
@@ -65,4 +70,28 @@ export async function newFirefoxPage(browser, { width = 960, height = 600 } = {}
   const page = await browser.newPage();
   await page.setViewport({ width, height });
   return page;
+}
+
+/** An init page whose keydown events are counted in `window.__keys`. */
+const KEY_PROBE = 'data:text/html,<title>probe</title><script>window.__keys=0;addEventListener("keydown",()=>window.__keys++)</script>';
+
+/**
+ * Gives the keyboard focus of `display` to the Firefox window of `page` (a windowed Firefox,
+ * see launchFirefox's `display`), and waits until key strokes sent there arrive: X focus
+ * alone is not enough at first (measured: a few seconds pass after start before Firefox takes
+ * keys). Probes with Shift, which types nothing. Leaves `page` on a blank probe page.
+ * @param {import('puppeteer-core').Page} page
+ * @param {string} display
+ */
+export async function focusFirefoxWindow(page, display) {
+  await page.goto(KEY_PROBE);
+  await waitFor(
+    async () => {
+      const ids = xrun(display, 'xdotool', ['search', '--onlyvisible', '--class', 'firefox']).trim().split('\n');
+      xrun(display, 'xdotool', ['windowfocus', ids[0]]);
+      xrun(display, 'xdotool', ['key', 'shift']);
+      return (await page.evaluate(() => window.__keys)) > 0;
+    },
+    { timeoutMs: 30000, intervalMs: 200, what: `the Firefox window on ${display} to take key strokes` },
+  );
 }
