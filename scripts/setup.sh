@@ -10,7 +10,7 @@ PACKAGES=(
   xvfb x11-utils x11-xserver-utils x11-apps xdotool xclip imagemagick
   chromium chromium-driver firefox-esr pulseaudio pulseaudio-utils
   xserver-xephyr
-  nasm pkg-config iproute2 build-essential cmake
+  nasm pkg-config iproute2 build-essential cmake libvpx-dev
   coturn nftables
   openbox xterm
   curl systemd
@@ -18,6 +18,8 @@ PACKAGES=(
 )
 # nasm matters: without it openh264 silently builds without its assembly (about 2.5x slower).
 # coturn and nftables: the TURN and UDP-blocked e2e tests (coturn is started by the tests only).
+# libvpx-dev: the VP8 encoder for browsers without H.264 (env-libvpx-sys links it through
+# pkg-config, with bindings pregenerated for libvpx 1.12, Debian 12's).
 # cmake builds libopus from source for the `opus` crate (opusic-sys, bundled).
 # nftables: e2e/keyframe.test.mjs drops media packets inside its private namespace.
 # Xvnc and Xorg's dummy driver: tests/xservers.rs streams both (any X server a user has).

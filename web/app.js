@@ -341,49 +341,39 @@ async function sessionEnded(gen, reason, info) {
     return; // retrying cannot help until the user fixes the URL
   }
   if (gen !== viewer.generation) return;
+  if (info.refused) {
+    // The server refused this browser's offer (e.g. no video codec in common): say why, and
+    // do not retry into the same refusal.
+    status.error(`server: ${info.refused}`);
+    notice.show('refused', 'This browser cannot play this desktop', info.refused, {
+      label: 'Retry',
+      run: connect,
+    });
+    return;
+  }
   if (info.serverReason) lastServerWord = info.serverReason;
   const delay = retryDelay;
   retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
   status.reconnecting(delay, reason);
   retryTimer = setTimeout(connect, delay);
   if (!info.opened) showServerGone(delay);
-  else if (info.refusal) showRefused(info.refusal, delay);
 }
 
 /** The full-page "server gone" message, counting down to the next attempt. */
 function showServerGone(delayMs) {
-  countdownNotice('gone', 'Cannot reach the desktop', delayMs, (secs) =>
+  const until = Date.now() + delayMs;
+  const text = () =>
     'The vnrit server at ' +
     location.host +
     ' is not answering: it may have stopped or restarted, or the network is down. ' +
     (lastServerWord ? `Its last message: “${lastServerWord}”. ` : '') +
-    `Trying again in ${secs} s. ` +
-    'If it stays away, start vnrit again and reopen the link it prints.',
-  );
-}
-
-/**
- * The full-page message when the server refused this browser's offer (e.g. no video codec in
- * common), with its own words; it stays through the attempts that follow until one connects.
- */
-function showRefused(words, delayMs) {
-  const codec = /codec/i.test(words)
-    ? 'This browser and the server have no video format in common; another browser may have one. '
-    : '';
-  countdownNotice('refused', 'The server refused this browser', delayMs, (secs) =>
-    `The vnrit server at ${location.host} said: “${words}”. ${codec}Trying again in ${secs} s.`,
-  );
-}
-
-/** A notice of `kind` whose text (from `text(seconds left)`) counts down to the next attempt. */
-function countdownNotice(kind, heading, delayMs, text) {
-  const until = Date.now() + delayMs;
-  const secs = () => Math.max(1, Math.ceil((until - Date.now()) / 1000));
-  notice.show(kind, heading, text(secs()), { label: 'Retry now', run: connect });
+    `Trying again in ${Math.max(1, Math.ceil((until - Date.now()) / 1000))} s. ` +
+    'If it stays away, start vnrit again and reopen the link it prints.';
+  notice.show('gone', 'Cannot reach the desktop', text(), { label: 'Retry now', run: connect });
   const gen = viewer.generation;
   const tick = setInterval(() => {
-    if (notice.kind !== kind || gen !== viewer.generation) clearInterval(tick);
-    else notice.update(text(secs()));
+    if (notice.kind !== 'gone' || gen !== viewer.generation) clearInterval(tick);
+    else notice.update(text());
   }, 1000);
 }
 
@@ -441,7 +431,7 @@ function setupToolbar() {
   lock.addEventListener('click', () => {
     Promise.resolve(control.lockPointer()).catch((err) => status.error(`pointer lock refused: ${err.message}`));
   });
-  // Firefox answers a refused lock with this event only (its requestPointerLock returns no promise).
+  // A refused lock also fires this event (browsers whose requestPointerLock returns no promise say it only here).
   document.addEventListener('pointerlockerror', () => status.error('pointer lock refused by the browser'));
   document.addEventListener('pointerlockchange', () => {
     const locked = document.pointerLockElement === video;

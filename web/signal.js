@@ -34,10 +34,24 @@ const SILENCE_CHECK_MS = 2000;
  * @property {(presence: object) => void} [onPresence] who is connected and who has control
  *   ({"type":"presence"}, control protocol v1: docs/web.md)
  * @property {(msg: {on: boolean, reason: string}) => void} [onMic] the microphone's state after a request
- * @property {(reason: string, info: {opened: boolean, serverReason: string, refusal: string}) => void} onClosed
- *   the session ended; `opened` tells whether the WebSocket ever opened (false hints at auth
- *   or network trouble); `refusal` holds the server's error when it refused the offer
+ * @property {(reason: string, info: {opened: boolean, serverReason: string, refused: string}) => void} onClosed the session ended;
+ *   `opened` tells whether the WebSocket ever opened (false hints at auth or network trouble)
+ *   `refused` is the server's reason when it refused the offer (no retry can help)
  */
+
+/**
+ * With `?codec=NAME` in the page's address (e.g. `vp8`), offers only that video codec
+ * (for trying the VP8 stream in a browser that also has H.264). Unknown names are ignored.
+ * @param {RTCRtpTransceiver} transceiver
+ */
+function preferCodec(transceiver) {
+  const want = new URLSearchParams(location.search).get('codec');
+  if (!want || typeof transceiver.setCodecPreferences !== 'function') return;
+  const all = RTCRtpReceiver.getCapabilities?.('video')?.codecs ?? [];
+  const picked = all.filter((c) => c.mimeType.toLowerCase() === `video/${want.toLowerCase()}`);
+  if (picked.length) transceiver.setCodecPreferences(picked);
+  else console.warn(`vnrit: this browser has no ${want} video; ?codec ignored`);
+}
 
 /** One connection attempt to the vnrit server. */
 export class Session {
@@ -59,7 +73,7 @@ export class Session {
     /** The offer went out (an error before the answer is then a refusal of it). */
     this.offerSent = false;
     /** The server's words when it refused the offer, else ''. */
-    this.refusal = '';
+    this.refused = '';
     /** A resize asked for before the offer went out (sent right after it). */
     this.heldResize = null;
     /** The audio transceiver (desktop audio in; the microphone out when sendrecv). */
@@ -155,7 +169,11 @@ export class Session {
       this.pc.close();
     }
     if (this.input) this.input.onmessage = this.input.onopen = null;
-    this.handlers.onClosed(reason, { opened: this.opened, serverReason: this.serverReason ?? '', refusal: this.refusal });
+    this.handlers.onClosed(reason, {
+      opened: this.opened,
+      serverReason: this.serverReason ?? '',
+      refused: this.refused ?? '',
+    });
   }
 
   /** Sends a signalling message of the control protocol ({"type":"name"|"control",...}). */
@@ -201,17 +219,18 @@ export class Session {
       case 'presence':
         this.handlers.onPresence?.(msg);
         break;
-      case 'error': {
-        const message = String(msg.message ?? 'unknown error');
-        // An error between the offer and the answer is the server refusing the offer (no
-        // video codec in common, ...). The session cannot go on, and the candidates already
-        // on their way would each draw another error that hides this one.
+      case 'error':
+        // Between the offer and the answer an error can only be the offer's (the hello's
+        // resize request waits until the offer is out, see sendResize).
         if (this.offerSent && !this.remoteDescriptionSet) {
-          this.refusal = message;
-          this.close(`the server refused the connection: ${message}`);
-        } else this.handlers.onServerError(message);
+          // The offer was refused (no common codec, bad SDP): no answer will come, and
+          // retrying cannot help. End here, so the reason is what the page shows.
+          this.refused = String(msg.message ?? 'unknown error');
+          this.close(`server: ${this.refused}`);
+          break;
+        }
+        this.handlers.onServerError(String(msg.message ?? 'unknown error'));
         break;
-      }
       case 'mic':
         this.handlers.onMic?.({ on: msg.on === true, reason: typeof msg.reason === 'string' ? msg.reason : '' });
         break;
@@ -226,7 +245,7 @@ export class Session {
     const iceTransportPolicy = hello.iceTransportPolicy === 'relay' ? 'relay' : 'all';
     const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     this.pc = pc;
-    pc.addTransceiver('video', { direction: 'recvonly' });
+    preferCodec(pc.addTransceiver('video', { direction: 'recvonly' }));
     // sendrecv when this viewer may send its microphone: the track goes on later with
     // replaceTrack, without renegotiating.
     this.audio = pc.addTransceiver('audio', { direction: hello.mic ? 'sendrecv' : 'recvonly' });

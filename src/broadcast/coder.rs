@@ -1,19 +1,27 @@
-//! The pipeline's coding stages for one screen size: conversion, OpenH264, and the hand-made
-//! pictures around it (keep-alives, lossless small changes, refinement of still areas; see
-//! [`crate::video::compose`]), with the decisions of [`super::refine`]. Made anew when the
-//! screen is resized.
+//! The pipeline's coding stages for one screen size: conversion, the encoder, and the
+//! hand-made pictures around it (keep-alives, lossless small changes, refinement of still
+//! areas; see [`crate::video::compose`]), with the decisions of [`super::refine`]. Made anew
+//! when the screen is resized.
+//!
+//! The codec seam: an H.264 coder has all of the above; a VP8 coder (see [`Vp8Refine`]) has
+//! no hand-made pictures: it codes changes with an active map from the damage, re-encodes the
+//! whole picture a moment after the last change (so still areas are refined), and a still
+//! screen's keep-alive is such a whole-picture encode (cheap once refined).
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::refine::{Planner, RefineConfig, Route};
+use super::topoff::Vp8Refine;
 use super::PipelineStats;
 use super::VideoConfig;
 use crate::capture::{CaptureError, Capturer, DamageRect};
 use crate::video::compose::Composer;
 use crate::video::mbmap::MbMap;
 use crate::video::skip::SkipFrames;
-use crate::video::{self, Converter, EncodedFrame, EncoderSettings, H264Encoder, VideoError};
+use crate::video::{
+    self, Codec, Converter, EncodedFrame, EncoderSettings, VideoEncoder, VideoError,
+};
 
 /// What [`Coder::hand_change`] did.
 pub(super) enum HandOutcome {
@@ -29,7 +37,9 @@ pub(super) enum HandOutcome {
 /// Conversion, encoder and hand-made pictures for one screen size.
 pub(super) struct Coder {
     pub converter: Converter,
-    pub encoder: H264Encoder,
+    pub encoder: VideoEncoder,
+    /// VP8's change tracking and top-off (`None` for H.264).
+    vp8: Option<Vp8Refine>,
     /// Keep-alives when hand-made pictures are off (`--lossless-updates=false`).
     pub skips: SkipFrames,
     /// Hand-made pictures and the encoder's renumbered output (`None`: off).
@@ -47,6 +57,7 @@ impl Coder {
         src_h: u32,
         cfg: &VideoConfig,
         bitrate_kbps: u32,
+        codec: Codec,
     ) -> Result<Self, VideoError> {
         let (out_w, out_h) = video::output_size(src_w, src_h, cfg.height);
         if (out_w, out_h) != video::requested_size(src_w, src_h, cfg.height) {
@@ -57,13 +68,15 @@ impl Coder {
             );
         }
         let converter = Converter::new(src_w, src_h, out_w, out_h)?;
-        let mut encoder = H264Encoder::new(EncoderSettings {
+        let settings = EncoderSettings {
             width: out_w,
             height: out_h,
             framerate: cfg.framerate as f32,
             bitrate_kbps,
             idr_interval: cfg.idr_interval,
-        })?;
+        };
+        let mut encoder = VideoEncoder::new(codec, settings)?;
+        let h264 = codec == Codec::H264;
         // With adaptive bitrate the policy lowers the frame rate evenly when bits are short;
         // OpenH264's own skipping would instead freeze a changing screen for seconds.
         encoder.set_frame_skip(cfg.adaptive.is_none());
@@ -71,7 +84,8 @@ impl Coder {
             converter,
             encoder,
             skips: SkipFrames::new(),
-            composer: cfg.lossless_updates.then(Composer::new),
+            composer: (h264 && cfg.lossless_updates).then(Composer::new),
+            vp8: (!h264).then(|| Vp8Refine::new(out_w, out_h)),
             planner: Planner::new(RefineConfig::default(), out_w, out_h),
             since_ref: MbMap::new(out_w, out_h),
             out_w,
@@ -175,6 +189,14 @@ impl Coder {
         kbps: u32,
         keepalive: bool,
     ) -> Option<(Vec<u8>, Still)> {
+        if self.vp8.is_some() {
+            // A VP8 keep-alive is a whole-picture encode (`None`: the pipeline encodes).
+            return if keepalive {
+                None
+            } else {
+                self.vp8_topoff(now)
+            };
+        }
         if self.hand_possible() {
             if let Some(mbs) = self.planner.refine(now, kbps) {
                 if let Some(data) = self.hand_picture(&mbs) {
@@ -197,9 +219,59 @@ impl Coder {
         }
     }
 
+    /// Encodes the converter's last picture, made at `now`, at stream time `timestamp`;
+    /// `damage` as for [`Self::after_encode`] (VP8 codes only that, when it is known).
+    pub fn encode(
+        &mut self,
+        now: Instant,
+        timestamp: Duration,
+        damage: Option<DamageRect>,
+    ) -> Result<Option<EncodedFrame>, VideoError> {
+        let unscaled = self.unscaled();
+        let Some(vp8) = self.vp8.as_mut() else {
+            return self.encoder.encode(self.converter.last(), timestamp, None);
+        };
+        // Damage is in screen pixels: a scaled picture is coded whole.
+        vp8.changed(damage.filter(|_| unscaled));
+        let map = vp8.map();
+        let with_map = map.is_some();
+        let encoded = self.encoder.encode(self.converter.last(), timestamp, map)?;
+        if let Some(frame) = &encoded {
+            vp8.coded(now, timestamp, with_map && !frame.keyframe);
+        }
+        Ok(encoded)
+    }
+
+    /// VP8: the whole picture again once the top-off is due, refining what change-only
+    /// frames left coarse.
+    fn vp8_topoff(&mut self, now: Instant) -> Option<(Vec<u8>, Still)> {
+        let vp8 = self.vp8.as_mut()?;
+        if vp8.next_topoff().is_none_or(|at| at > now) {
+            return None;
+        }
+        vp8.top_off();
+        let timestamp = vp8.timestamp_at(now);
+        match self.encode(now, timestamp, None) {
+            Ok(Some(frame)) => Some((frame.data.to_vec(), Still::Refined)),
+            result => {
+                if let Err(e) = result {
+                    tracing::warn!("VP8 top-off failed: {e}");
+                }
+                // Dropped or failed: the next change codes everything instead.
+                if let Some(vp8) = self.vp8.as_mut() {
+                    vp8.coded(now, timestamp, false);
+                    vp8.changed(None);
+                }
+                None
+            }
+        }
+    }
+
     /// When the next refinement picture is due, if any (and hand-made pictures are possible).
     pub fn next_refine(&self, kbps: u32) -> Option<Instant> {
-        if self.hand_possible() {
+        if let Some(vp8) = &self.vp8 {
+            vp8.next_topoff()
+        } else if self.hand_possible() {
             self.planner.next_refine(kbps)
         } else {
             None
@@ -215,6 +287,9 @@ impl Coder {
         encoded: &EncodedFrame,
         damage: Option<DamageRect>,
     ) -> (Vec<u8>, bool) {
+        if self.vp8.is_some() {
+            return (encoded.data.to_vec(), true);
+        }
         let mut mbs = MbMap::new(self.out_w, self.out_h);
         match damage {
             Some(d) if !encoded.keyframe && self.unscaled() => mbs.add_rect(d),

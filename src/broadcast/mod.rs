@@ -1,7 +1,11 @@
-//! One capture-and-encode pipeline per display, shared by every viewer.
+//! One capture-and-encode pipeline per display and codec, shared by every viewer of that
+//! codec.
 //!
-//! The [`Hub`] owns the pipeline's life: the first [`Subscription`] starts it on its own thread
-//! (see [`pipeline`]), the last one dropped stops it. Encoded frames go out through a bounded
+//! The [`Hub`] owns the pipelines' lives: the first [`Subscription`] to a codec starts its
+//! pipeline on its own thread (see [`pipeline`]), the last one dropped stops it. A room with
+//! H.264 and VP8 viewers runs two pipelines, each with its own capture (sharing one capture
+//! would couple two encoders' pacing and rate control through one thread; a second capture
+//! costs about 1 ms of CPU per 1080p frame). Encoded frames go out through a bounded
 //! `tokio::sync::broadcast` ring, so a slow viewer can never stall the encoder or grow a queue:
 //! it loses the oldest frames, then waits for the next keyframe, which it requests. Keyframe
 //! requests from all viewers land in one flag and are coalesced by the pipeline.
@@ -11,6 +15,7 @@ mod pacer;
 mod pipeline;
 pub mod refine;
 mod stats;
+pub mod topoff;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -18,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 
-pub use stats::{PipelineStats, StatsSnapshot, ENCODE_BUCKETS};
+pub use stats::{CodecSnapshot, PipelineStats, StatsSnapshot, ENCODE_BUCKETS};
 
 use crate::abr::{AdaptiveConfig, Viewers};
 use crate::capture::CaptureMethod;
 use crate::on_demand::{OnDemand, Running, StopSwitch};
-use crate::video::EncodedFrame;
+use crate::video::{Codec, EncodedFrame};
 use crate::wake::Wakeup;
 
 /// Settings of the shared capture and encode pipeline.
@@ -51,7 +56,7 @@ const QUEUE_FRAMES: usize = 8;
 /// One encoded frame as broadcast to the viewers.
 #[derive(Debug)]
 pub struct VideoFrame {
-    /// The H.264 access unit (Annex-B).
+    /// The encoded picture (H.264 access unit or VP8 frame; `encoded.codec` says which).
     pub encoded: EncodedFrame,
     /// Capture time since the shared clock origin (drives RTP timestamps).
     pub timestamp: Duration,
@@ -117,14 +122,26 @@ impl StopSwitch for Control {
     }
 }
 
+/// One codec's pipeline: its life and the links of its viewers (its adaptive bitrate).
+struct Pipe {
+    worker: OnDemand<Control, VideoFrame>,
+    links: Viewers,
+}
+
 struct Inner {
     display: String,
     clock_origin: Instant,
     video: VideoConfig,
     stats: Arc<PipelineStats>,
     fatal: mpsc::UnboundedSender<String>,
-    worker: OnDemand<Control, VideoFrame>,
-    links: Viewers,
+    /// Indexed by [`Codec::index`].
+    pipes: [Pipe; 2],
+}
+
+impl Inner {
+    fn pipe(&self, codec: Codec) -> &Pipe {
+        &self.pipes[codec.index()]
+    }
 }
 
 /// Starts, shares and stops the video pipeline of one display. Cheap to clone.
@@ -150,8 +167,13 @@ impl Hub {
                 video,
                 stats: Arc::new(PipelineStats::default()),
                 fatal,
-                links: Viewers::default(),
-                worker: OnDemand::new("video"),
+                pipes: Codec::ALL.map(|codec| Pipe {
+                    worker: OnDemand::new(match codec {
+                        Codec::H264 => "H.264 video",
+                        Codec::Vp8 => "VP8 video",
+                    }),
+                    links: Viewers::default(),
+                }),
             }),
         }
     }
@@ -161,10 +183,11 @@ impl Hub {
         &self.inner.display
     }
 
-    /// Joins the stream as a viewer: starts the pipeline if it is not running and asks for a
-    /// keyframe so the newcomer can start decoding at once.
-    pub fn subscribe(&self) -> Subscription {
-        let (rx, control) = match self.inner.worker.join(|| self.start_pipeline()) {
+    /// Joins the `codec` stream as a viewer: starts its pipeline if it is not running and
+    /// asks for a keyframe so the newcomer can start decoding at once.
+    pub fn subscribe(&self, codec: Codec) -> Subscription {
+        let worker = &self.inner.pipe(codec).worker;
+        let (rx, control) = match worker.join(|| self.start_pipeline(codec)) {
             Some(joined) => joined,
             None => {
                 // Shut down: a subscription that never yields a frame.
@@ -178,11 +201,12 @@ impl Hub {
             rx,
             control,
             hub: self.clone(),
+            codec,
             want_keyframe: true,
         }
     }
 
-    fn start_pipeline(&self) -> Running<Control, VideoFrame> {
+    fn start_pipeline(&self, codec: Codec) -> Running<Control, VideoFrame> {
         let control = Arc::new(Control::default());
         control
             .bitrate_kbps
@@ -195,21 +219,25 @@ impl Hub {
             control: control.clone(),
             tx: tx.clone(),
             stats: self.inner.stats.clone(),
-            links: self.inner.links.clone(),
+            links: self.inner.pipe(codec).links.clone(),
+            codec,
         };
         let fatal = self.inner.fatal.clone();
         let stats = self.inner.stats.clone();
         let thread = std::thread::Builder::new()
-            .name("vnrit-video".into())
+            .name(format!("vnrit-{}", codec.label()))
             .spawn(move || {
                 stats.encoders.fetch_add(1, Ordering::Relaxed);
+                let per_codec = &stats.codecs[codec.index()];
+                per_codec.encoders.fetch_add(1, Ordering::Relaxed);
                 let result = pipeline::run(job);
+                per_codec.encoders.fetch_sub(1, Ordering::Relaxed);
                 stats.encoders.fetch_sub(1, Ordering::Relaxed);
                 // The frame buffers and the encoder (tens of MB at 1080p) are gone: give the
                 // memory back to the system, so an idle server is small again.
                 release_free_memory();
                 if let Err(err) = result {
-                    tracing::error!("video pipeline stopped: {err}");
+                    tracing::error!("{codec} video pipeline stopped: {err}");
                     let _ = fatal.send(err.to_string());
                 }
             });
@@ -240,25 +268,36 @@ impl Hub {
         self.inner.video.bitrate_kbps
     }
 
-    /// The viewers' links the adaptive-bitrate policy reads.
-    pub fn links(&self) -> &Viewers {
-        &self.inner.links
+    /// The links of the `codec` stream's viewers, which its adaptive-bitrate policy reads.
+    pub fn links(&self, codec: Codec) -> &Viewers {
+        &self.inner.pipe(codec).links
     }
 
-    /// Asks the running pipeline for a keyframe.
+    /// Asks every running pipeline for a keyframe.
     pub fn request_keyframe(&self) {
-        if let Some(control) = self.inner.worker.control() {
-            self.inner
-                .stats
-                .keyframe_requests
-                .fetch_add(1, Ordering::Relaxed);
-            control.request_keyframe();
+        for pipe in &self.inner.pipes {
+            if let Some(control) = pipe.worker.control() {
+                self.inner
+                    .stats
+                    .keyframe_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                control.request_keyframe();
+            }
         }
     }
 
-    /// Number of viewers subscribed now.
+    /// Number of viewers subscribed now, over all codecs.
     pub fn viewers(&self) -> usize {
-        self.inner.worker.subscribers()
+        self.inner
+            .pipes
+            .iter()
+            .map(|p| p.worker.subscribers())
+            .sum()
+    }
+
+    /// Number of viewers of `codec` subscribed now.
+    pub fn viewers_of(&self, codec: Codec) -> usize {
+        self.inner.pipe(codec).worker.subscribers()
     }
 
     /// The pipeline's counters.
@@ -273,7 +312,9 @@ impl Hub {
 
     /// Stops the pipeline for good and waits (bounded) for its thread to finish.
     pub fn shutdown(&self, wait: Duration) {
-        self.inner.worker.shutdown(wait);
+        for pipe in &self.inner.pipes {
+            pipe.worker.shutdown(wait);
+        }
     }
 }
 
@@ -299,10 +340,16 @@ pub struct Subscription {
     rx: broadcast::Receiver<Arc<VideoFrame>>,
     control: Arc<Control>,
     hub: Hub,
+    codec: Codec,
     want_keyframe: bool,
 }
 
 impl Subscription {
+    /// The codec of this stream.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// The next frame this viewer should send. After joining, after falling behind, or after
     /// [`Subscription::resync`], frames are skipped until a keyframe arrives (which is
     /// requested), so the decoder always starts on an IDR.
@@ -357,6 +404,6 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.hub.inner.worker.leave();
+        self.hub.inner.pipe(self.codec).worker.leave();
     }
 }

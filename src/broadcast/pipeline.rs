@@ -17,7 +17,7 @@ use super::{Control, PipelineStats, VideoFrame};
 use crate::abr::{Policy, PolicyConfig, Viewers};
 use crate::capture::{CaptureError, Capturer};
 use crate::on_demand::StopSwitch as _;
-use crate::video::{EncodedFrame, VideoError};
+use crate::video::{Codec, EncodedFrame, VideoError};
 
 /// Why the pipeline stopped before it was asked to.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ pub(super) struct Job {
     pub tx: broadcast::Sender<Arc<VideoFrame>>,
     pub stats: Arc<PipelineStats>,
     pub links: Viewers,
+    /// The codec this pipeline encodes.
+    pub codec: Codec,
 }
 
 /// The longest sleep without a wake-up socket, so stop and keyframe requests are noticed.
@@ -57,14 +59,15 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
         tx,
         stats,
         links,
+        codec,
     } = job;
     let mut capturer = Capturer::open(Some(&display_name), cfg.capture)?;
     let mut bitrate = control.bitrate_kbps.load(Ordering::Relaxed);
     let (src_w, src_h) = capturer.size();
-    let mut coder = Coder::new(src_w, src_h, &cfg, bitrate)?;
+    let mut coder = Coder::new(src_w, src_h, &cfg, bitrate, codec)?;
     coder.publish_size(&stats);
     tracing::info!(
-        "capturing {} at {src_w}x{src_h} via {:?}, encoding {}x{} at up to {} fps, {bitrate} kbit/s",
+        "capturing {} at {src_w}x{src_h} via {:?}, encoding {codec} {}x{} at up to {} fps, {bitrate} kbit/s",
         display_name,
         capturer.method(),
         coder.out_w,
@@ -165,9 +168,8 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     }
                 }
                 let mut damage = None;
-                let i420 = if converted {
+                if converted {
                     damage = capturer.grabbed_damage();
-                    coder.converter.last()
                 } else if pacer.dirty() {
                     // Converted straight out of the shared memory segment: no copy.
                     let pixels = capturer.capture_pixels()?;
@@ -175,7 +177,7 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     if (pixels.width, pixels.height) != coder.converter.source_size() {
                         // The screen was resized: new sizes, a new encoder (its first frame
                         // is an IDR with the new parameter sets, which browsers follow).
-                        coder = Coder::new(pixels.width, pixels.height, &cfg, bitrate)?;
+                        coder = Coder::new(pixels.width, pixels.height, &cfg, bitrate, codec)?;
                         coder.publish_size(&stats);
                         tracing::info!(
                             "screen now {}x{}, encoding {}x{}",
@@ -187,28 +189,28 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     }
                     coder.converter.convert(pixels.data, pixels.stride)?;
                     damage = capturer.grabbed_damage();
-                    coder.converter.last()
-                } else {
-                    // Keep-alive or keyframe on a still screen: the last picture is current.
-                    coder.converter.last()
-                };
+                }
+                // Otherwise a keep-alive or keyframe on a still screen: the converter's last
+                // picture is current.
                 if kbps != bitrate {
                     tracing::debug!("encoder target {bitrate} -> {kbps} kbit/s");
                     coder.encoder.set_bitrate(kbps);
                     bitrate = kbps;
                 }
                 stats.bitrate_kbps.store(bitrate, Ordering::Relaxed);
+                let per_codec = &stats.codecs[codec.index()];
+                per_codec.bitrate_kbps.store(bitrate, Ordering::Relaxed);
                 if keyframe_wanted {
                     coder.encoder.request_idr();
                     keyframe_wanted = false;
                 }
                 let timestamp = now.duration_since(clock_origin);
                 let t = Instant::now();
-                let encoded = coder.encoder.encode(i420, timestamp)?;
+                let encoded = coder.encode(now, timestamp, damage)?;
                 let took = t.elapsed();
-                stats
-                    .encode_micros
-                    .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                for micros in [&stats.encode_micros, &per_codec.encode_micros] {
+                    micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                }
                 stats.observe_encode(took.as_secs_f64());
                 pacer.produced(now);
                 let Some(encoded) = encoded else {
@@ -224,8 +226,10 @@ pub(super) fn run(job: Job) -> Result<(), PipelineError> {
                     keyframe_wanted = true;
                 }
                 stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                per_codec.frames_encoded.fetch_add(1, Ordering::Relaxed);
                 if encoded.keyframe {
                     stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                    per_codec.keyframes.fetch_add(1, Ordering::Relaxed);
                 }
                 coder.planner.sent(now, data.len() as u64);
                 out.publish(&coder, timestamp, data, encoded.keyframe, false);
@@ -270,9 +274,13 @@ impl Output {
         keyframe: bool,
         repeat: bool,
     ) {
-        self.stats
-            .bytes_encoded
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let codec = coder.encoder.codec();
+        for bytes in [
+            &self.stats.bytes_encoded,
+            &self.stats.codecs[codec.index()].bytes_encoded,
+        ] {
+            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         self.stats
             .refine_pending
             .store(coder.planner.pending(), Ordering::Relaxed);
@@ -283,6 +291,7 @@ impl Output {
                 keyframe,
                 width: coder.out_w,
                 height: coder.out_h,
+                codec,
             },
             timestamp,
             seq: self.seq,

@@ -4,11 +4,42 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-/// Live counters, updated by the pipeline thread without locks.
+use crate::video::Codec;
+
+/// Mean milliseconds per frame from a total in microseconds.
+fn mean_ms(micros: u64, frames: u64) -> f64 {
+    if frames == 0 {
+        0.0
+    } else {
+        micros as f64 / frames as f64 / 1000.0
+    }
+}
+
+/// One codec's share of the counters.
+#[derive(Debug, Default)]
+pub struct CodecCounters {
+    /// Pipelines of this codec running now (0 or 1).
+    pub encoders: AtomicUsize,
+    /// Frames this codec's encoder produced.
+    pub frames_encoded: AtomicU64,
+    /// Of those, keyframes.
+    pub keyframes: AtomicU64,
+    /// Bytes produced.
+    pub bytes_encoded: AtomicU64,
+    /// Encode time in microseconds.
+    pub encode_micros: AtomicU64,
+    /// Current target bitrate in kbit/s.
+    pub bitrate_kbps: AtomicU32,
+}
+
+/// Live counters, updated by the pipeline threads without locks. The totals count every
+/// codec's pipeline; [`PipelineStats::codecs`] splits the main ones by codec.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
-    /// Pipelines running now (0 or 1 per display).
+    /// Pipelines running now (0 to one per codec).
     pub encoders: AtomicUsize,
+    /// Per codec, indexed by [`crate::video::Codec::index`].
+    pub codecs: [CodecCounters; 2],
     /// Screen grabs made.
     pub frames_captured: AtomicU64,
     /// Frames the encoder produced.
@@ -30,7 +61,7 @@ pub struct PipelineStats {
     pub frames_refined: AtomicU64,
     /// Macroblocks coded lossy and not refined yet.
     pub refine_pending: AtomicU32,
-    /// Bytes of H.264 produced.
+    /// Bytes of video produced.
     pub bytes_encoded: AtomicU64,
     /// Total encode time in microseconds (with `frames_encoded`, the mean).
     pub encode_micros: AtomicU64,
@@ -40,7 +71,7 @@ pub struct PipelineStats {
     pub height: AtomicU32,
     /// Encode-time histogram: counts per bucket of [`ENCODE_BUCKETS`] (and one for the rest).
     pub encode_histogram: [AtomicU64; ENCODE_BUCKETS.len() + 1],
-    /// Current target bitrate in kbit/s.
+    /// Current target bitrate in kbit/s (of the pipeline that set it last; see `codecs`).
     pub bitrate_kbps: AtomicU32,
     /// Current frame-rate cap (lowered by adaptive bitrate under pressure).
     pub fps_target: AtomicU32,
@@ -72,11 +103,32 @@ impl PipelineStats {
     }
 }
 
+/// One codec's counters at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct CodecSnapshot {
+    /// `h264` or `vp8`.
+    pub codec: Codec,
+    /// Pipelines of this codec running now (0 or 1).
+    pub encoders: usize,
+    /// Frames encoded.
+    pub frames_encoded: u64,
+    /// Keyframes encoded.
+    pub keyframes: u64,
+    /// Bytes produced.
+    pub bytes_encoded: u64,
+    /// Mean encode time per frame in milliseconds.
+    pub encode_ms_mean: f64,
+    /// Current target bitrate, kbit/s.
+    pub bitrate_kbps: u32,
+}
+
 /// A copy of [`PipelineStats`] at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsSnapshot {
-    /// Pipelines running now.
+    /// Pipelines running now (all codecs).
     pub encoders: usize,
+    /// The same per codec, every codec listed.
+    pub codecs: Vec<CodecSnapshot>,
     /// Screen grabs made.
     pub frames_captured: u64,
     /// Frames encoded.
@@ -97,7 +149,7 @@ pub struct StatsSnapshot {
     pub frames_refined: u64,
     /// Macroblocks waiting for refinement.
     pub refine_pending: u32,
-    /// Bytes of H.264 produced.
+    /// Bytes of video produced.
     pub bytes_encoded: u64,
     /// Mean encode time per frame in milliseconds.
     pub encode_ms_mean: f64,
@@ -118,6 +170,22 @@ impl PipelineStats {
         let micros = self.encode_micros.load(Ordering::Relaxed);
         StatsSnapshot {
             encoders: self.encoders.load(Ordering::Relaxed),
+            codecs: Codec::ALL
+                .iter()
+                .map(|&codec| {
+                    let c = &self.codecs[codec.index()];
+                    let frames = c.frames_encoded.load(Ordering::Relaxed);
+                    CodecSnapshot {
+                        codec,
+                        encoders: c.encoders.load(Ordering::Relaxed),
+                        frames_encoded: frames,
+                        keyframes: c.keyframes.load(Ordering::Relaxed),
+                        bytes_encoded: c.bytes_encoded.load(Ordering::Relaxed),
+                        encode_ms_mean: mean_ms(c.encode_micros.load(Ordering::Relaxed), frames),
+                        bitrate_kbps: c.bitrate_kbps.load(Ordering::Relaxed),
+                    }
+                })
+                .collect(),
             frames_captured: self.frames_captured.load(Ordering::Relaxed),
             frames_encoded,
             keyframes: self.keyframes.load(Ordering::Relaxed),
@@ -129,11 +197,7 @@ impl PipelineStats {
             frames_refined: self.frames_refined.load(Ordering::Relaxed),
             refine_pending: self.refine_pending.load(Ordering::Relaxed),
             bytes_encoded: self.bytes_encoded.load(Ordering::Relaxed),
-            encode_ms_mean: if frames_encoded == 0 {
-                0.0
-            } else {
-                micros as f64 / frames_encoded as f64 / 1000.0
-            },
+            encode_ms_mean: mean_ms(micros, frames_encoded),
             width: self.width.load(Ordering::Relaxed),
             height: self.height.load(Ordering::Relaxed),
             bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),

@@ -66,7 +66,7 @@ pub fn render(state: &AppState) -> String {
         &mut out,
         "vnrit_frames_encoded_total",
         "counter",
-        "H.264 frames encoded.",
+        "Video frames encoded (all codecs).",
         &one(p.frames_encoded as f64),
     );
     family(
@@ -108,7 +108,7 @@ pub fn render(state: &AppState) -> String {
         &mut out,
         "vnrit_encoded_bytes_total",
         "counter",
-        "Bytes of H.264 produced.",
+        "Bytes of video produced (all codecs).",
         &one(p.bytes_encoded as f64),
     );
     family(
@@ -224,6 +224,7 @@ pub fn render(state: &AppState) -> String {
         &one(c.fps_target.load(Ordering::Relaxed)),
     );
     link_families(&mut out, &sessions);
+    codec_families(&mut out, &p, &sessions);
 
     if let Some(audio) = &state.audio {
         let a = audio.stats();
@@ -380,4 +381,56 @@ pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
         ],
         render(&state),
     )
+}
+
+/// Per codec: running pipelines, frames and bytes; per session: the codec it gets.
+fn codec_families(
+    out: &mut String,
+    p: &crate::broadcast::StatsSnapshot,
+    sessions: &[Arc<SessionStats>],
+) {
+    let by_codec = |f: &dyn Fn(&crate::broadcast::CodecSnapshot) -> f64| -> Vec<(String, f64)> {
+        p.codecs
+            .iter()
+            .map(|c| (format!("{{codec=\"{}\"}}", c.codec.label()), f(c)))
+            .collect()
+    };
+    family(
+        out,
+        "vnrit_codec_encoders",
+        "gauge",
+        "Video pipelines running, per codec (one at most each).",
+        &by_codec(&|c| c.encoders as f64),
+    );
+    family(
+        out,
+        "vnrit_codec_frames_encoded_total",
+        "counter",
+        "Frames encoded, per codec.",
+        &by_codec(&|c| c.frames_encoded as f64),
+    );
+    family(
+        out,
+        "vnrit_codec_encoded_bytes_total",
+        "counter",
+        "Bytes of video produced, per codec.",
+        &by_codec(&|c| c.bytes_encoded as f64),
+    );
+    let samples: Vec<(String, f64)> = sessions
+        .iter()
+        .filter_map(|s| {
+            let codec = s.codec()?;
+            Some((
+                format!("{{session=\"{}\",codec=\"{}\"}}", s.id, codec.label()),
+                1.0,
+            ))
+        })
+        .collect();
+    family(
+        out,
+        "vnrit_session_codec",
+        "gauge",
+        "1 for the video codec a viewer gets.",
+        &samples,
+    );
 }

@@ -238,6 +238,8 @@ pub struct SessionReport {
     pub bwe_kbps: Option<u32>,
     /// Frames not sent to this viewer because its link could not carry them.
     pub frames_dropped: u64,
+    /// The video codec this viewer gets (`h264`, `vp8`; `null` before its offer is answered).
+    pub codec: Option<crate::video::Codec>,
 }
 
 /// The body of `/api/stats`.
@@ -276,6 +278,7 @@ async fn stats(State(state): State<AppState>) -> impl IntoResponse {
             loss: s.link.loss(),
             bwe_kbps: s.link.bwe_kbps(),
             frames_dropped: s.link.frames_dropped(),
+            codec: s.codec(),
         })
         .collect();
     (

@@ -128,6 +128,9 @@ async fn run(
     tokio::pin!(connect_deadline);
     let mut deadline_armed = true;
     let mut rejected = 0u32;
+    // The offer was refused: its reason is the page's one error; candidates that were already
+    // on their way are dropped quietly instead of adding a misleading second one.
+    let mut offer_failed = false;
     let mut notices = Notices::default();
     let mut closed = false;
 
@@ -250,10 +253,15 @@ async fn run(
                                 }
                                 Err(err) => {
                                     tracing::warn!(session = id, "{err}");
+                                    offer_failed = true;
                                     Some(ServerMessage::Error { message: err.to_string() })
                                 }
                             }
                         }
+                    }
+                    Ok(ClientMessage::Candidate { candidate: Some(_) }) if session.is_none() && offer_failed => {
+                        tracing::debug!(session = id, "ICE candidate after a refused offer ignored");
+                        None
                     }
                     Ok(ClientMessage::Candidate { candidate: Some(candidate) }) => match &session {
                         None => Some(ServerMessage::Error { message: "send the offer before ICE candidates".into() }),

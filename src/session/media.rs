@@ -26,6 +26,7 @@ use super::{keyframe, peer, rtp, SessionError, SessionStats};
 use crate::abr::{Shaper, Verdict};
 use crate::audio::{AudioHub, AudioSubscription};
 use crate::broadcast::{Hub, Subscription};
+use crate::video::Codec;
 
 /// What a media task knows of its connection: whether it is up, and its timer grid.
 struct Connection {
@@ -93,6 +94,7 @@ impl Outgoing {
 
 /// The tracks of one session, before and after they are added to the connection.
 pub(super) struct MediaTracks {
+    codec: Codec,
     video: Outgoing,
     audio: Option<Outgoing>,
 }
@@ -101,10 +103,11 @@ pub(super) struct MediaTracks {
 pub(super) type MediaTasks = Vec<JoinHandle<()>>;
 
 impl MediaTracks {
-    /// New tracks with fresh SSRCs; audio only when `with_audio`.
-    pub fn new(with_audio: bool) -> Self {
+    /// New tracks with fresh SSRCs: `codec` video, audio only when `with_audio`.
+    pub fn new(codec: Codec, with_audio: bool) -> Self {
         MediaTracks {
-            video: Outgoing::new("desktop", RtpCodecKind::Video, peer::h264_codec()),
+            codec,
+            video: Outgoing::new("desktop", RtpCodecKind::Video, peer::video_codec(codec)),
             audio: with_audio
                 .then(|| Outgoing::new("desktop-audio", RtpCodecKind::Audio, opus_codec())),
         }
@@ -143,8 +146,8 @@ impl MediaTracks {
         Ok(())
     }
 
-    /// Starts feeding the negotiated tracks from the shared streams. Fails when the viewer did
-    /// not accept H.264 video. Audio is skipped when it was not negotiated. Real media writes
+    /// Starts feeding the negotiated tracks from the shared streams (the video from the stream
+    /// of the track's codec). Fails when the viewer did not accept the video. Audio is skipped when it was not negotiated. Real media writes
     /// are reported to `timers`.
     pub async fn start(
         self,
@@ -155,7 +158,10 @@ impl MediaTracks {
         stats: Arc<SessionStats>,
     ) -> Result<MediaTasks, SessionError> {
         let (video_pt, playout_delay) = self.video.negotiated().await?.ok_or_else(|| {
-            SessionError::BadOffer("the browser offered no usable H.264 video".into())
+            SessionError::BadOffer(format!(
+                "the browser did not accept {} video from this server",
+                self.codec
+            ))
         })?;
         let mut tasks = MediaTasks::new();
         if let (Some(audio_hub), Some(audio)) = (audio_hub, &self.audio) {
@@ -172,9 +178,10 @@ impl MediaTracks {
                 )));
             }
         }
-        let subscription = hub.subscribe();
-        // The viewer steers the shared encoder while its video task runs.
-        let steering = hub.links().join(&stats.link);
+        let subscription = hub.subscribe(self.codec);
+        stats.set_codec(self.codec);
+        // The viewer steers its codec's shared encoder while its video task runs.
+        let steering = hub.links(self.codec).join(&stats.link);
         let (kf_tx, kf_rx) = mpsc::channel(4);
         tasks.push(tokio::spawn(read_rtcp(
             self.video.track.clone(),
@@ -183,7 +190,8 @@ impl MediaTracks {
         )));
         tasks.push(tokio::spawn(send_video(
             self.video.track,
-            rtp::H264Packetizer::new(self.video.ssrc, video_pt).with_playout_delay(playout_delay),
+            rtp::VideoPacketizer::for_codec(self.codec, self.video.ssrc, video_pt)
+                .with_playout_delay(playout_delay),
             subscription,
             Connection { connected, timers },
             kf_rx,
@@ -222,7 +230,7 @@ const SHAPER_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 /// skipping frames (see [`Shaper`]) while its link cannot keep up.
 async fn send_video(
     track: Arc<TrackLocalStaticRTP>,
-    mut packetizer: rtp::H264Packetizer,
+    mut packetizer: rtp::VideoPacketizer,
     mut frames: Subscription,
     mut connection: Connection,
     mut keyframe_requests: mpsc::Receiver<()>,

@@ -7,6 +7,7 @@
 //! [`Subscription`] to the shared stream; closing the session releases all of them.
 //! [`Session::offer`] is the other direction (vnrit offers, e.g. a WHIP publish to an SFU).
 
+pub mod codecs;
 pub(crate) mod feedback;
 pub mod ice;
 mod keyframe;
@@ -32,6 +33,8 @@ use crate::abr::LinkStats;
 use crate::audio::mic::MicTap;
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+use crate::video::Codec;
+pub use codecs::NoCodec;
 pub use offer::PendingOffer;
 pub use peer::{IceServer, NetworkConfig};
 
@@ -46,6 +49,9 @@ pub enum SessionError {
     /// The browser's SDP could not be used.
     #[error("the offer was not accepted: {0}")]
     BadOffer(String),
+    /// The offer has no video codec this server sends (or no video at all).
+    #[error("{0}")]
+    NoCodec(#[from] NoCodec),
     /// The remote answer to our offer could not be used.
     #[error("the answer was not accepted: {0}")]
     BadAnswer(String),
@@ -163,6 +169,8 @@ pub struct SessionStats {
     pub disconnects: AtomicU64,
     /// The viewer's link: bandwidth estimate, RTT, loss, frames dropped for it.
     pub link: Arc<LinkStats>,
+    /// The video codec it gets: 0 = none yet, else [`Codec::index`] + 1.
+    codec: AtomicU8,
 }
 
 impl SessionStats {
@@ -179,7 +187,19 @@ impl SessionStats {
             input_refused: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             link: Arc::default(),
+            codec: AtomicU8::new(0),
         }
+    }
+
+    /// The video codec this viewer gets (`None` before its offer was answered).
+    pub fn codec(&self) -> Option<Codec> {
+        let v = usize::from(self.codec.load(Ordering::Relaxed));
+        v.checked_sub(1).and_then(|i| Codec::ALL.get(i).copied())
+    }
+
+    fn set_codec(&self, codec: Codec) {
+        // At most two codecs: the index fits a byte.
+        self.codec.store(codec.index() as u8 + 1, Ordering::Relaxed);
     }
 
     /// Current connection state.
@@ -209,8 +229,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// Answers the browser's `offer_sdp`: builds the peer connection with its own H.264 track,
-    /// joins the shared stream, and returns the answer SDP at once (candidates trickle after
+    /// Answers the browser's `offer_sdp`: picks the video codec from it (H.264 where offered,
+    /// else VP8; [`SessionError::NoCodec`] names both sides' codecs when there is none in
+    /// common), builds the peer connection with its own track of that codec, joins that
+    /// codec's shared stream, and returns the answer SDP at once (candidates trickle after
     /// through `events`; ICE gathering is never waited for). With `mic`, audio the browser
     /// sends (its microphone) is accepted and pushed into the tap.
     pub async fn answer(
@@ -222,6 +244,7 @@ impl Session {
         events: mpsc::Sender<SessionEvent>,
         mic: Option<MicTap>,
     ) -> Result<(Session, String), SessionError> {
+        let codec = codecs::choose(&offer_sdp)?;
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| SessionError::BadOffer(e.to_string()))?;
         let estimator = hub
@@ -229,6 +252,7 @@ impl Session {
             .map(|a| a.estimator_bounds(hub.max_bitrate_kbps()));
         let peer = peer::build(
             net,
+            codec,
             audio_hub.is_some(),
             estimator,
             stats.clone(),
@@ -251,7 +275,7 @@ impl Session {
         }
         let pc = peer.pc;
         let negotiated = async {
-            let mut tracks = media::MediaTracks::new(audio_hub.is_some());
+            let mut tracks = media::MediaTracks::new(codec, audio_hub.is_some());
             tracks.add_to(&pc).await?;
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;

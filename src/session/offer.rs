@@ -15,6 +15,7 @@ use super::timers::TimerGrid;
 use super::{media, peer, PeerState, Session, SessionError, SessionEvent, SessionStats};
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+use crate::video::Codec;
 
 /// An offer that waits for its answer: the connection exists, ICE is gathering, no media yet.
 pub struct PendingOffer {
@@ -35,7 +36,17 @@ impl Session {
         stats: Arc<SessionStats>,
         events: mpsc::Sender<SessionEvent>,
     ) -> Result<(PendingOffer, String), SessionError> {
-        let peer = peer::build(net, with_audio, None, stats.clone(), events, None).await?;
+        // What vnrit publishes (WHIP) stays H.264.
+        let peer = peer::build(
+            net,
+            Codec::H264,
+            with_audio,
+            None,
+            stats.clone(),
+            events,
+            None,
+        )
+        .await?;
         stats.set_state(PeerState::Connecting);
         let mut pending = PendingOffer {
             session: Session {
@@ -46,7 +57,7 @@ impl Session {
                 _port: peer.port,
                 _mux: peer.mux.clone(),
             },
-            tracks: media::MediaTracks::new(with_audio),
+            tracks: media::MediaTracks::new(Codec::H264, with_audio),
             connected: peer.connected,
             timers: peer.timers,
         };

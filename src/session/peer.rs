@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use rtc::interceptor::{CongestionControlBuilder, PacerBuilder, Slot, TwccSenderBuilder};
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -36,6 +36,7 @@ use super::{
 use super::{SessionStats, H264_FMTP};
 use crate::abr::LinkStats;
 use crate::audio::mic::{MicPacket, MicTap};
+use crate::video::Codec;
 
 /// Network settings shared by all sessions.
 #[derive(Debug, Clone)]
@@ -84,33 +85,46 @@ impl NetworkConfig {
     }
 }
 
-/// The H.264 codec every session sends, with the RTCP feedback it understands.
-pub(super) fn h264_codec() -> RTCRtpCodec {
+/// The RTCP feedback every video codec is offered with.
+fn video_feedback() -> Vec<RTCPFeedback> {
+    ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"]
+        .iter()
+        .map(|fb| {
+            let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
+            RTCPFeedback {
+                typ: typ.to_owned(),
+                parameter: parameter.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The video codec a session sends (H.264 or VP8), with the RTCP feedback it understands.
+pub(super) fn video_codec(codec: Codec) -> RTCRtpCodec {
+    let (mime_type, fmtp) = match codec {
+        Codec::H264 => (MIME_TYPE_H264, H264_FMTP),
+        Codec::Vp8 => (MIME_TYPE_VP8, ""),
+    };
     RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
+        mime_type: mime_type.to_owned(),
         clock_rate: 90_000,
         channels: 0,
-        sdp_fmtp_line: H264_FMTP.to_owned(),
-        rtcp_feedback: ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"]
-            .iter()
-            .map(|fb| {
-                let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
-                RTCPFeedback {
-                    typ: typ.to_owned(),
-                    parameter: parameter.to_owned(),
-                }
-            })
-            .collect(),
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: video_feedback(),
     }
 }
 
-/// The codecs a session may negotiate: H.264 video, and Opus when audio is on.
-fn media_engine(with_audio: bool) -> Result<MediaEngine, SessionError> {
+/// The codecs a session may negotiate: its one video codec (chosen from the offer before the
+/// connection is built, see [`super::codecs`]), and Opus when audio is on.
+fn media_engine(codec: Codec, with_audio: bool) -> Result<MediaEngine, SessionError> {
     let mut media = MediaEngine::default();
     media.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: h264_codec(),
-            payload_type: 102,
+            rtp_codec: video_codec(codec),
+            payload_type: match codec {
+                Codec::H264 => 102,
+                Codec::Vp8 => 96,
+            },
         },
         RtpCodecKind::Video,
     )?;
@@ -283,11 +297,12 @@ pub(super) struct Peer {
     pub timers: Arc<TimerGrid>,
 }
 
-/// Builds one peer connection for `net`, reporting its events to `events`; `estimator` turns
+/// Builds one peer connection for `net` that sends `codec` video, reporting its events to `events`; `estimator` turns
 /// on congestion control (adaptive bitrate). With `mic`, the browser's audio (its microphone)
 /// is received and every packet pushed into the tap.
 pub(super) async fn build(
     net: &NetworkConfig,
+    codec: Codec,
     with_audio: bool,
     estimator: Option<EstimatorBounds>,
     stats: Arc<SessionStats>,
@@ -323,7 +338,7 @@ pub(super) async fn build(
         mic,
     });
     let Some(pool) = &net.ports else {
-        let mut builder = builder(net, with_audio, handler, 0, &link, estimator)?;
+        let mut builder = builder(net, codec, with_audio, handler, 0, &link, estimator)?;
         builder = builder.with_runtime(runtime(mux.as_ref()));
         let pc = builder.build().await?;
         return Ok(Peer {
@@ -345,6 +360,7 @@ pub(super) async fn build(
             .ok_or(SessionError::PortsExhausted { first, last })?;
         let mut attempt = builder(
             net,
+            codec,
             with_audio,
             handler.clone(),
             lease.port(),
@@ -402,13 +418,14 @@ async fn ice_server_addrs(net: &NetworkConfig) -> HashSet<SocketAddr> {
 /// A connection builder with every setting of `net`, its sockets on `port` (0 = ephemeral).
 fn builder(
     net: &NetworkConfig,
+    codec: Codec,
     with_audio: bool,
     handler: Arc<Handler>,
     port: u16,
     link: &Arc<LinkStats>,
     estimator: Option<EstimatorBounds>,
 ) -> Result<PeerConnectionBuilder<String>, SessionError> {
-    let mut media = media_engine(with_audio)?;
+    let mut media = media_engine(codec, with_audio)?;
     let registry = interceptors(&mut media, link, estimator)?;
     let builder = PeerConnectionBuilder::new()
         .with_configuration(ice_config(net))

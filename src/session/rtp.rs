@@ -1,8 +1,9 @@
 //! Turns one viewer's encoded frames into RTP packets: H.264 payloading (RFC 6184, STAP-A for
-//! SPS/PPS, FU-A for large slices), sequence numbers and 90 kHz timestamps from capture time.
+//! SPS/PPS, FU-A for large slices) or VP8 payloading (RFC 7741, with a 15-bit picture ID on
+//! every packet), sequence numbers and 90 kHz timestamps from capture time.
 //!
-//! Free of I/O, so it is tested directly. Each viewer has its own [`H264Packetizer`], because
-//! SSRC, payload type and sequence numbers belong to one RTP stream.
+//! Free of I/O, so it is tested directly. Each viewer has its own [`VideoPacketizer`], because
+//! SSRC, payload type, sequence numbers and picture IDs belong to one RTP stream.
 //!
 //! When the browser agreed to the playout-delay header extension ([`PLAYOUT_DELAY_URI`]),
 //! every packet carries min = max = 0: "render each frame as soon as it is decoded". Chromium
@@ -20,6 +21,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::peer_connection::MediaEngine;
 
+use crate::video::Codec;
+
 /// The RTP header extension that tells a WebRTC receiver how long it may buffer frames.
 pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
 
@@ -36,7 +39,7 @@ pub fn negotiated_playout_delay(parameters: &RTCRtpParameters) -> Option<u8> {
 const ZERO_PLAYOUT_DELAY: [u8; 3] = [0, 0, 0];
 
 /// Offers the playout-delay extension for video, so an answer to a browser that offered it
-/// agrees to it (the negotiated id is then passed to [`H264Packetizer::with_playout_delay`]).
+/// agrees to it (the negotiated id is then passed to [`VideoPacketizer::with_playout_delay`]).
 pub fn register_playout_delay(media: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
     media.register_header_extension(
         RTCRtpHeaderExtensionCapability {
@@ -54,10 +57,20 @@ pub const MAX_PAYLOAD: usize = 1188;
 /// The H.264 RTP clock rate.
 const CLOCK_RATE: u64 = 90_000;
 
-/// Per-viewer H.264 RTP packetizer.
+/// How a frame is cut into payloads.
 #[derive(Debug)]
-pub struct H264Packetizer {
-    payloader: H264Payloader,
+enum Payloading {
+    H264(H264Payloader),
+    /// VP8, with the picture ID of the next frame.
+    Vp8 {
+        picture_id: u16,
+    },
+}
+
+/// Per-viewer RTP packetizer for H.264 or VP8.
+#[derive(Debug)]
+pub struct VideoPacketizer {
+    payloading: Payloading,
     ssrc: u32,
     payload_type: u8,
     sequence: u16,
@@ -66,11 +79,26 @@ pub struct H264Packetizer {
     playout_delay_id: Option<u8>,
 }
 
-impl H264Packetizer {
-    /// A packetizer for one stream; random initial sequence number and timestamp (RFC 3550).
+/// The packetizer of the H.264 streams (the name it had before VP8).
+pub type H264Packetizer = VideoPacketizer;
+
+impl VideoPacketizer {
+    /// An H.264 packetizer for one stream; random initial sequence number and timestamp
+    /// (RFC 3550).
     pub fn new(ssrc: u32, payload_type: u8) -> Self {
-        H264Packetizer {
-            payloader: H264Payloader::default(),
+        Self::for_codec(Codec::H264, ssrc, payload_type)
+    }
+
+    /// A packetizer of `codec` for one stream; random initial sequence number, timestamp and
+    /// (VP8) picture ID.
+    pub fn for_codec(codec: Codec, ssrc: u32, payload_type: u8) -> Self {
+        VideoPacketizer {
+            payloading: match codec {
+                Codec::H264 => Payloading::H264(H264Payloader::default()),
+                Codec::Vp8 => Payloading::Vp8 {
+                    picture_id: rand::random::<u16>() & 0x7fff,
+                },
+            },
             ssrc,
             payload_type,
             sequence: rand::random(),
@@ -93,13 +121,21 @@ impl H264Packetizer {
         self.timestamp_base.wrapping_add(ticks as u32)
     }
 
-    /// The packets of one access unit (Annex-B). The last one carries the marker bit.
+    /// The packets of one encoded picture (an H.264 access unit in Annex-B, or a VP8 frame).
+    /// The last one carries the marker bit.
     pub fn packetize(
         &mut self,
         access_unit: &Bytes,
         capture_time: Duration,
     ) -> Result<Vec<Packet>, rtc::shared::error::Error> {
-        let payloads = self.payloader.payload(MAX_PAYLOAD, access_unit)?;
+        let payloads = match &mut self.payloading {
+            Payloading::H264(p) => p.payload(MAX_PAYLOAD, access_unit)?,
+            Payloading::Vp8 { picture_id } => {
+                let payloads = vp8_payloads(access_unit, *picture_id);
+                *picture_id = (*picture_id + 1) & 0x7fff;
+                payloads
+            }
+        };
         let timestamp = self.timestamp(capture_time);
         let count = payloads.len();
         let mut packets = Vec::with_capacity(count);
@@ -124,6 +160,33 @@ impl H264Packetizer {
         }
         Ok(packets)
     }
+}
+
+/// Bytes of the VP8 payload descriptor we write: X, I with a 15-bit picture ID.
+const VP8_DESCRIPTOR: usize = 4;
+
+/// One VP8 frame as RTP payloads (RFC 7741 section 4.2): every packet starts with a payload
+/// descriptor carrying the frame's 15-bit picture ID (so a receiver can tell a lost frame from
+/// a lost packet); S is set on the first packet only, partition index 0 (the frame is sent as
+/// one piece).
+fn vp8_payloads(frame: &Bytes, picture_id: u16) -> Vec<Bytes> {
+    let chunk = MAX_PAYLOAD - VP8_DESCRIPTOR;
+    frame
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut out = Vec::with_capacity(VP8_DESCRIPTOR + part.len());
+            // X=1 (extension byte follows), S on the first packet, PID 0.
+            out.push(if i == 0 { 0x90 } else { 0x80 });
+            // I=1: a picture ID follows.
+            out.push(0x80);
+            // M=1: 15 bits.
+            out.push(0x80 | (picture_id >> 8) as u8 & 0x7f);
+            out.push(picture_id as u8);
+            out.extend_from_slice(part);
+            Bytes::from(out)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -203,6 +266,49 @@ mod tests {
             .packetize(&access_unit(100), Duration::ZERO)
             .unwrap();
         assert!(packets.iter().all(|p| !p.header.extension));
+    }
+
+    #[test]
+    fn vp8_frames_carry_a_descriptor_with_a_picture_id_that_counts_frames() {
+        use rtc::rtp::codec::vp8::Vp8Packet;
+        use rtc::rtp::packetizer::Depacketizer;
+
+        let mut p = VideoPacketizer::for_codec(Codec::Vp8, 9, 96).with_playout_delay(Some(3));
+        let frame = Bytes::from((0..5000).map(|i| (i % 253) as u8).collect::<Vec<u8>>());
+        let a = p.packetize(&frame, Duration::ZERO).unwrap();
+        let b = p.packetize(&frame, Duration::from_millis(33)).unwrap();
+        assert_eq!(a.len(), 5, "5000 bytes in 1184-byte pieces");
+        let mut ids = Vec::new();
+        let mut rebuilt = Vec::new();
+        for (i, pkt) in a.iter().enumerate() {
+            assert!(pkt.payload.len() <= MAX_PAYLOAD);
+            assert_eq!(pkt.header.marker, i + 1 == a.len());
+            assert!(
+                pkt.header.get_extension(3).is_some(),
+                "playout delay on VP8 too"
+            );
+            let mut d = Vp8Packet::default();
+            rebuilt.extend_from_slice(&d.depacketize(&pkt.payload).unwrap());
+            assert_eq!(d.s, u8::from(i == 0), "S on the first packet only");
+            assert_eq!(d.i, 1);
+            ids.push(d.picture_id);
+        }
+        assert_eq!(rebuilt, frame.to_vec(), "the frame comes back whole");
+        assert!(
+            ids.iter().all(|&id| id == ids[0]),
+            "one picture ID per frame"
+        );
+        let mut d = Vp8Packet::default();
+        d.depacketize(&b[0].payload).unwrap();
+        assert_eq!(d.picture_id, (ids[0] + 1) & 0x7fff);
+        // The ID wraps within 15 bits.
+        let mut p = VideoPacketizer::for_codec(Codec::Vp8, 9, 96);
+        p.payloading = Payloading::Vp8 { picture_id: 0x7fff };
+        p.packetize(&frame, Duration::ZERO).unwrap();
+        let next = p.packetize(&frame, Duration::ZERO).unwrap();
+        let mut d = Vp8Packet::default();
+        d.depacketize(&next[0].payload).unwrap();
+        assert_eq!(d.picture_id, 0);
     }
 
     #[test]

@@ -47,8 +47,8 @@ pub struct EncoderSettings {
     pub idr_interval: Option<Duration>,
 }
 
-/// One encoded access unit, Annex-B (`00 00 00 01` start codes). Every keyframe carries SPS
-/// and PPS in front of the IDR slice.
+/// One encoded picture. H.264: an access unit, Annex-B (`00 00 00 01` start codes), every
+/// keyframe with SPS and PPS in front of the IDR slice. VP8: one frame as libvpx wrote it.
 #[derive(Clone, Debug)]
 pub struct EncodedFrame {
     /// The access unit.
@@ -59,6 +59,8 @@ pub struct EncodedFrame {
     pub width: u32,
     /// Encoded height.
     pub height: u32,
+    /// The codec of `data`.
+    pub codec: super::Codec,
 }
 
 /// An OpenH264 encoder for one fixed frame size. `Send`: run it on the pipeline thread.
@@ -289,6 +291,7 @@ impl H264Encoder {
             keyframe,
             width: self.settings.width,
             height: self.settings.height,
+            codec: super::Codec::H264,
         }))
     }
 

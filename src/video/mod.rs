@@ -1,4 +1,4 @@
-//! Turns captured BGRX screen frames into an H.264 stream.
+//! Turns captured BGRX screen frames into an H.264 or a VP8 stream.
 //!
 //! The stage has three steps, each in its own file:
 //!
@@ -8,11 +8,15 @@
 //! * [`encoder`]: OpenH264 in screen-content real-time mode, Constrained Baseline, with
 //!   run-time bitrate changes, IDR on request and SPS/PPS in front of every IDR ([`H264Encoder`]).
 //!
+//! * [`vp8`]: libvpx VP8 in real-time screen-content mode, for browsers without H.264
+//!   ([`Vp8Encoder`]); [`codec`] names the codecs and holds either encoder ([`VideoEncoder`]).
+//!
 //! [`skip`] writes all-skipped P pictures that repeat the last picture without an encode
 //! (cheap keep-alives on a still screen).
 //!
 //! [`output_size`] decides the encoded size from the screen size and `--height`.
 
+pub mod codec;
 pub mod compose;
 pub mod convert;
 pub mod encoder;
@@ -21,10 +25,13 @@ pub mod mbmap;
 pub mod nal;
 pub mod scale;
 pub mod skip;
+pub mod vp8;
 
+pub use codec::{Codec, VideoEncoder};
 pub use convert::Converter;
 pub use encoder::{EncodedFrame, EncoderSettings, H264Encoder};
 pub use frame::I420Frame;
+pub use vp8::{Vp8Decoder, Vp8Encoder};
 
 /// Errors of the video stage (conversion, scaling, encoding).
 #[derive(Debug, thiserror::Error)]
