@@ -76,22 +76,29 @@ export async function newFirefoxPage(browser, { width = 960, height = 600 } = {}
 const KEY_PROBE = 'data:text/html,<title>probe</title><script>window.__keys=0;addEventListener("keydown",()=>window.__keys++)</script>';
 
 /**
- * Gives the keyboard focus of `display` to the Firefox window of `page` (a windowed Firefox,
- * see launchFirefox's `display`), and waits until key strokes sent there arrive: X focus
- * alone is not enough at first (measured: a few seconds pass after start before Firefox takes
- * keys). Probes with Shift, which types nothing. Leaves `page` on a blank probe page.
+ * Gives the keyboard of `display` to the page of a windowed Firefox (see launchFirefox's
+ * `display`) and waits until key strokes sent there arrive. Measured: X focus on the window is
+ * not enough, a new window's address bar has the keyboard (the first keys typed went there);
+ * a real click in the content area moves it to the page. Probes with Shift, which types
+ * nothing. Leaves `page` on a blank probe page.
  * @param {import('puppeteer-core').Page} page
  * @param {string} display
  */
 export async function focusFirefoxWindow(page, display) {
   await page.goto(KEY_PROBE);
+  const id = await waitFor(() => xrun(display, 'xdotool', ['search', '--onlyvisible', '--class', 'firefox']).trim().split('\n')[0], {
+    timeoutMs: 10000,
+    what: `the Firefox window on ${display}`,
+  });
+  xrun(display, 'xdotool', ['windowfocus', '--sync', id]);
+  const geo = /Geometry: (\d+)x(\d+)/.exec(xrun(display, 'xdotool', ['getwindowgeometry', id]));
+  const [w, h] = geo ? [Number(geo[1]), Number(geo[2])] : [800, 600];
+  xrun(display, 'xdotool', ['mousemove', '--window', id, String(w >> 1), String((h * 3) >> 2), 'click', '1']);
   await waitFor(
     async () => {
-      const ids = xrun(display, 'xdotool', ['search', '--onlyvisible', '--class', 'firefox']).trim().split('\n');
-      xrun(display, 'xdotool', ['windowfocus', ids[0]]);
       xrun(display, 'xdotool', ['key', 'shift']);
       return (await page.evaluate(() => window.__keys)) > 0;
     },
-    { timeoutMs: 30000, intervalMs: 200, what: `the Firefox window on ${display} to take key strokes` },
+    { timeoutMs: 10000, intervalMs: 200, what: `the Firefox page on ${display} to take key strokes` },
   );
 }
