@@ -10,7 +10,7 @@ import { waitFor, xrun } from './harness.mjs';
 /** The Firefox under test; FIREFOX overrides. */
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 
-/** Preferences of the fresh profile (each measured to matter here, see docs/testing.md). */
+/** Preferences of the fresh profile, and why each is set (not each was measured to matter). */
 export const FIREFOX_PREFS = {
   // Video (and, once unmuted by the page's control, audio) plays without a click.
   'media.autoplay.default': 0,
@@ -62,8 +62,8 @@ export async function launchFirefox({ prefs = {}, env = {}, display = null } = {
 }
 
 /**
- * A new Firefox page of `width`x`height` CSS pixels whose errors go into the returned
- * `problems` (see page.mjs watchConsole, which takes puppeteer pages too).
+ * A new Firefox page of `width`x`height` CSS pixels (watch its errors with page.mjs's
+ * watchConsole, which takes puppeteer pages too).
  * @param {import('puppeteer-core').Browser} browser
  */
 export async function newFirefoxPage(browser, { width = 960, height = 600 } = {}) {
