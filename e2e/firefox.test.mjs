@@ -444,3 +444,28 @@ test('the microphone: Firefox\'s fake device is heard on the desktop\'s vnrit-mi
   await waitFor(() => !sources().includes('vnrit-mic'), { timeoutMs: 10000, what: 'vnrit-mic to be removed' });
   await page.close();
 });
+
+test('touch (Firefox with touch events on): in direct mode a tap clicks where it lands', { timeout: 60000 }, async () => {
+  h.setRoot('#405060');
+  // Desktop Firefox has touch events off unless a touch screen is found: a second, headless
+  // Firefox with them on, so the other tests see the desktop defaults.
+  const touchy = await launchFirefox({ prefs: { 'dom.w3c_touch_events.enabled': 1 } });
+  try {
+    const page = await newFirefoxPage(touchy);
+    const problems = watchConsole(page);
+    await page.goto(h.server.url, { timeout: 15000 });
+    await waitForColour(page, '#405060', { timeoutMs: 20000 });
+    xev = await Xev.start(h.display);
+    await page.evaluate(() => {
+      window.vnrit.pointer.touchMode = 'direct';
+    });
+    const from = xev.out.length;
+    await page.touchscreen.tap(480, 300);
+    await waitFor(() => buttonsSince(from).length >= 1, { timeoutMs: 10000, what: 'a tap to click in X' });
+    assert.deepEqual(buttonsSince(from), [[1, ...expectedPixel(480, 300)]]);
+    pageErrors.push(...problems);
+  } finally {
+    xev?.stop();
+    await touchy.close().catch(() => {});
+  }
+});
