@@ -197,6 +197,9 @@ impl Coder {
                 self.vp8_topoff(now)
             };
         }
+        if self.needs_reference() {
+            return None;
+        }
         if self.hand_possible() {
             if let Some(mbs) = self.planner.refine(now, kbps) {
                 if let Some(data) = self.hand_picture(&mbs) {
@@ -265,6 +268,14 @@ impl Coder {
                 None
             }
         }
+    }
+
+    /// Whether the encoder must code a reference picture before the next hand-made one: the
+    /// changes of its last non-reference picture are more than a hand-made picture should
+    /// carry (after motion, that can be the whole screen: about 1.4 MB of I_PCM at 720p in
+    /// one picture, which overflowed the pacer and showed as 30 % packet loss).
+    pub fn needs_reference(&self) -> bool {
+        !self.planner.fits_by_hand(self.since_ref.count())
     }
 
     /// When the next refinement picture is due, if any (and hand-made pictures are possible).

@@ -11,6 +11,7 @@ pub mod codecs;
 pub(crate) mod feedback;
 pub mod ice;
 mod keyframe;
+pub mod liveness;
 mod media;
 mod offer;
 pub mod opus_rtp;

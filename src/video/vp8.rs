@@ -86,7 +86,10 @@ impl Vp8Encoder {
         cfg.g_w = settings.width;
         cfg.g_h = settings.height;
         cfg.g_timebase = vpx::vpx_rational { num: 1, den: 1000 };
-        cfg.g_threads = threads();
+        // One thread: libvpx's row-parallel VP8 encoder waits for its rows by spinning, and
+        // on two busy cores a 1080p frame took 66 ms of CPU with two threads against 7 with
+        // one (benches/codecs.rs, docs/benchmarks.md).
+        cfg.g_threads = 1;
         cfg.g_error_resilient = vpx::VPX_ERROR_RESILIENT_DEFAULT;
         cfg.g_lag_in_frames = 0;
         cfg.g_pass = vpx::vpx_enc_pass::VPX_RC_ONE_PASS;
@@ -135,20 +138,14 @@ impl Vp8Encoder {
         encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_CPUUSED, CPU_USED)?;
         encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_SCREEN_CONTENT_MODE, 1)?;
         encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY, 0)?;
-        encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD, 1)?;
         encoder.control(
             vpx::vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT,
             MAX_INTRA_PCT,
         )?;
-        if threads() > 1 {
-            // One token partition per thread lets the threads write in parallel.
-            encoder.control(vpx::vp8e_enc_control_id::VP8E_SET_TOKEN_PARTITIONS, 1)?;
-        }
         tracing::info!(
             width = encoder.settings.width,
             height = encoder.settings.height,
             kbps = bitrate_kbps,
-            threads = encoder.cfg.g_threads,
             "VP8 encoder ready"
         );
         Ok(encoder)
@@ -427,16 +424,6 @@ fn default_config() -> Result<vpx::vpx_codec_enc_cfg_t, VideoError> {
             return Err(err(None, "default configuration", code));
         }
         Ok(cfg.assume_init())
-    }
-}
-
-/// Encoder threads: two on a machine with two cores or more (rows are coded in parallel).
-fn threads() -> c_uint {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    if cores >= 2 {
-        2
-    } else {
-        1
     }
 }
 
