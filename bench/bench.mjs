@@ -1,7 +1,9 @@
 // vnrit bench (issue 2): server CPU share and memory with 1 and 3 headless Chromium viewers on
 // a still and a moving 1920x1080 desktop, the frame rate the browsers decode, and
 // glass-to-glass latency read back from a time code (examples/timecode.rs + page-probe.js),
-// in a row of its own: only there do the pages read the time code back.
+// in a row of its own: only there do the pages read the time code back. A last row does the
+// same with one headless Firefox ESR viewer (VP8: Debian's Firefox has no H.264); BENCH_FIREFOX=0
+// leaves it out.
 // Run through bench/run.sh (private network namespace). Prints a table of medians and writes
 // bench/results.md. BENCH_WINDOWS (default 3) and BENCH_WINDOW_S (default 10) set the sampling;
 // still rows use BENCH_STILL_WINDOW_S (default 30) because their CPU is a few 10 ms ticks.
@@ -114,6 +116,27 @@ class Bench {
       });
     }
     await waitFor(async () => (await this.stats()).viewers === n, { timeoutMs: 10000, what: `${n} viewers in /api/stats` });
+  }
+
+  /**
+   * One Firefox ESR viewer (headless, e2e/lib/firefox.mjs) with the probe, in place of the
+   * Chromium ones: Debian's Firefox takes VP8 only, so this row is vnrit's VP8 path.
+   */
+  async addFirefoxViewer() {
+    const { launchFirefox } = await import('../e2e/lib/firefox.mjs');
+    this.firefox ??= await launchFirefox();
+    const page = await this.firefox.newPage();
+    await page.setViewport({ width: 1280, height: 720 });
+    await page.evaluateOnNewDocument(PROBE);
+    await page.goto(this.server.url, { timeout: 20000 });
+    this.contexts.push({ close: () => page.close() });
+    this.pages.push(page);
+    await waitFor(() => page.evaluate(() => window.__framesDecoded()), {
+      timeoutMs: 30000,
+      intervalMs: 200,
+      what: 'the Firefox viewer to decode a frame',
+    });
+    await waitFor(async () => (await this.stats()).viewers === this.pages.length, { timeoutMs: 10000, what: 'the Firefox viewer in /api/stats' });
   }
 
   videoStats() {
@@ -269,6 +292,7 @@ class Bench {
   async close() {
     for (const c of this.contexts) await c.close().catch(() => {});
     if (this.browser) await Promise.race([this.browser.close().catch(() => {}), sleep(10000)]);
+    if (this.firefox) await Promise.race([this.firefox.close().catch(() => {}), sleep(10000)]);
     if (this.scene) await this.scene.stop();
     if (this.server) await this.server.child.stop();
     if (this.xvfb) await this.xvfb.child.stop();
@@ -277,6 +301,7 @@ class Bench {
 
 /** The scene column of a row. */
 function sceneOf(p) {
+  if (p.name.startsWith('firefox')) return 'moving, latency probe, Firefox (VP8)';
   return p.probe ? 'moving, latency probe' : p.name.split('-')[0];
 }
 
@@ -286,7 +311,7 @@ function report(b, meta) {
   L.push(`# vnrit benchmark results`);
   L.push('');
   L.push(`${meta.date}, commit ${meta.commit}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ` +
-    `Xvfb ${SCREEN}, vnrit --framerate ${FRAMERATE} ${process.env.VNRIT_ARGS || ""} (default bitrate), headless Chromium viewers, ` +
+    `Xvfb ${SCREEN}, vnrit --framerate ${FRAMERATE} ${process.env.VNRIT_ARGS || ""} (default bitrate), headless Chromium viewers (the Firefox row: one headless Firefox ESR viewer, VP8), ` +
     `${WINDOWS} windows of ${WINDOW_S} s per row (${STILL_WINDOW_S} s for still rows; medians). Load average (1 min): ${f2(meta.loadStart)} at start, ${f2(meta.loadEnd)} at end.`);
   L.push('');
   L.push('| scene | viewers | vnrit CPU, % of a core | by schedstat | per window | VmRSS MiB | VmHWM MiB | captured fps | encoded fps | browser fps (median / slowest) | kbit/s |');
@@ -302,7 +327,7 @@ function report(b, meta) {
     'video thread run-queue wait = time that thread was ready to run but both cores were busy (/proc/.../schedstat), ' +
     'per encoded frame and in % of wall time; CPU of the other processes in % of one core; machine busy: both cores = 200.');
   L.push('');
-  L.push('| scene | viewers | encode ms (wall) | video thread CPU ms/frame | video thread run-queue wait ms/frame (% of wall) | skipped | keyframes | dropped | Xvfb % | timecode % | Chromium (all viewers) % | machine busy % | load avg |');
+  L.push('| scene | viewers | encode ms (wall) | video thread CPU ms/frame | video thread run-queue wait ms/frame (% of wall) | skipped | keyframes | dropped | Xvfb % | timecode % | browser (all viewers) % | machine busy % | load avg |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const p of b.phases) {
     const scene = sceneOf(p);
@@ -386,6 +411,11 @@ async function main() {
     await b.setViewers(1);
     await b.measure('moving-1');
     await b.measure('latency-1', { probe: true });
+    if (process.env.BENCH_FIREFOX !== '0') {
+      await b.setViewers(0);
+      await b.addFirefoxViewer();
+      await b.measure('firefox-1', { probe: true });
+    }
   } finally {
     await b.close();
   }

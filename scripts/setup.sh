@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   xvfb x11-utils x11-xserver-utils x11-apps xdotool xclip imagemagick
-  chromium chromium-driver pulseaudio pulseaudio-utils
+  chromium chromium-driver firefox-esr pulseaudio pulseaudio-utils
   xserver-xephyr
   nasm pkg-config iproute2 build-essential cmake libvpx-dev
   coturn nftables
@@ -24,6 +24,7 @@ PACKAGES=(
 # nftables: e2e/keyframe.test.mjs drops media packets inside its private namespace.
 # Xvnc and Xorg's dummy driver: tests/xservers.rs streams both (any X server a user has).
 # openbox and xterm: the default session on vnrit's own display (tests/launch.rs checks both).
+# firefox-esr: e2e/firefox.test.mjs (Debian's Firefox, driven over WebDriver BiDi; VP8 only).
 # curl and systemd (systemd-analyze, no running systemd needed): scripts/deb-test.sh.
 
 as_root() {

@@ -436,6 +436,8 @@ function setupToolbar() {
   lock.addEventListener('click', () => {
     Promise.resolve(control.lockPointer()).catch((err) => status.error(`pointer lock refused: ${err.message}`));
   });
+  // A refused lock also fires this event (browsers whose requestPointerLock returns no promise say it only here).
+  document.addEventListener('pointerlockerror', () => status.error('pointer lock refused by the browser'));
   document.addEventListener('pointerlockchange', () => {
     const locked = document.pointerLockElement === video;
     lock.setAttribute('aria-pressed', String(locked));

@@ -70,6 +70,12 @@ export class Session {
     this.stream = new MediaStream();
     this.remoteCandidates = [];
     this.remoteDescriptionSet = false;
+    /** The offer went out (an error before the answer is then a refusal of it). */
+    this.offerSent = false;
+    /** The server's words when it refused the offer, else ''. */
+    this.refused = '';
+    /** A resize asked for before the offer went out (sent right after it). */
+    this.heldResize = null;
     /** The audio transceiver (desktop audio in; the microphone out when sendrecv). */
     this.audio = null;
     this.timer = null;
@@ -117,7 +123,11 @@ export class Session {
    */
   sendResize(width, height, dpr) {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.#send({ type: 'resize', v: 1, width, height, dpr });
+    const msg = { type: 'resize', v: 1, width, height, dpr };
+    // Asked before the offer (the hello's own request): it goes right after the offer, so an
+    // error that comes before the answer can only be the offer's.
+    if (this.offerSent) this.#send(msg);
+    else this.heldResize = msg;
     return true;
   }
 
@@ -210,7 +220,9 @@ export class Session {
         this.handlers.onPresence?.(msg);
         break;
       case 'error':
-        if (this.pc && !this.remoteDescriptionSet) {
+        // Between the offer and the answer an error can only be the offer's (the hello's
+        // resize request waits until the offer is out, see sendResize).
+        if (this.offerSent && !this.remoteDescriptionSet) {
           // The offer was refused (no common codec, bad SDP): no answer will come, and
           // retrying cannot help. End here, so the reason is what the page shows.
           this.refused = String(msg.message ?? 'unknown error');
@@ -245,11 +257,10 @@ export class Session {
       if (!this.closed && typeof ev.data === 'string') this.handlers.onInput?.(ev.data);
     };
 
-    let offerSent = false;
     const early = [];
     pc.onicecandidate = (ev) => {
       const msg = { type: 'candidate', candidate: ev.candidate ? ev.candidate.toJSON() : null };
-      if (offerSent) this.#send(msg);
+      if (this.offerSent) this.#send(msg);
       else early.push(msg);
     };
     pc.ontrack = (ev) => {
@@ -265,7 +276,9 @@ export class Session {
     await pc.setLocalDescription(await pc.createOffer());
     if (this.closed) return;
     this.#send({ type: 'offer', sdp: pc.localDescription.sdp });
-    offerSent = true;
+    this.offerSent = true;
+    if (this.heldResize) this.#send(this.heldResize);
+    this.heldResize = null;
     early.forEach((m) => this.#send(m));
     this.#arm(CONNECT_TIMEOUT_MS, 'timed out connecting');
   }

@@ -280,20 +280,28 @@ export async function launchBrowser({ executablePath = CHROMIUM, extraArgs = [] 
   });
 }
 
-/** One test file's world: Xvfb + vnrit + Chromium, torn down by close(). */
+/** One test file's world: Xvfb + vnrit + Chromium (and/or Firefox), torn down by close(). */
 export class Harness {
   /**
    * @param {string} name used for log and screenshot names
-   * @param {{server?: boolean, browser?: boolean, serverArgs?: string[]}} [opts]
+   * @param {{server?: boolean, browser?: boolean, firefox?: boolean|object, serverArgs?: string[]}} [opts]
+   *   browser: headless Chromium as `h.browser` (playwright); firefox: headless Firefox ESR as
+   *   `h.firefox` (puppeteer over WebDriver BiDi, see firefox.mjs; an object is its options)
    */
-  static async start(name, { server = true, browser = true, serverArgs = [] } = {}) {
+  static async start(name, { server = true, browser = true, firefox = false, serverArgs = [] } = {}) {
     const h = new Harness(name);
     try {
       h.xvfb = await startXvfb(`${name}-xvfb`);
       h.display = h.xvfb.display;
       h.token = randomBytes(12).toString('hex');
+      h.serverArgs = serverArgs;
       if (server) h.server = await startServer({ display: h.display, token: h.token, name: `${name}-vnrit`, extraArgs: serverArgs });
       if (browser) h.browser = await launchBrowser();
+      if (firefox) {
+        // Loaded only here: the Chromium-only test files never load puppeteer.
+        const { launchFirefox } = await import('./firefox.mjs');
+        h.firefox = await launchFirefox(firefox === true ? {} : firefox);
+      }
     } catch (err) {
       await h.close();
       throw err;
@@ -306,6 +314,8 @@ export class Harness {
     this.xvfb = null;
     this.server = null;
     this.browser = null;
+    this.firefox = null;
+    this.serverArgs = [];
   }
 
   /** Paints the X root window one colour (`#rrggbb`); XDamage reports it. */
@@ -320,11 +330,12 @@ export class Harness {
     return res.json();
   }
 
-  /** Stops vnrit (SIGTERM) and starts it again on the same port with the same token. */
+  /** Stops vnrit (SIGTERM) and starts it again on the same port, token and arguments. */
   async restartServer() {
     const port = this.server.port;
     await this.server.child.stop();
-    this.server = await startServer({ display: this.display, token: this.token, port, name: `${this.name}-vnrit-2` });
+    const extraArgs = this.serverArgs;
+    this.server = await startServer({ display: this.display, token: this.token, port, name: `${this.name}-vnrit-2`, extraArgs });
   }
 
   /** Screenshot of `page` into e2e/artifacts/<name>-<label>.png (best effort). */
@@ -341,6 +352,12 @@ export class Harness {
     if (this.browser) {
       await Promise.race([this.browser.close().catch(() => {}), sleep(10000)]);
       this.browser = null;
+    }
+    if (this.firefox) {
+      const proc = this.firefox.process();
+      await Promise.race([this.firefox.close().catch(() => {}), sleep(10000)]);
+      if (proc && proc.exitCode === null) proc.kill('SIGKILL');
+      this.firefox = null;
     }
     if (this.server) {
       await this.server.child.stop();
