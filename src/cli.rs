@@ -361,9 +361,7 @@ fn watch_display(
         .spawn(move || loop {
             // No events are selected on this connection, so this only returns on an error.
             if conn.wait_for_event().is_err() {
-                let _ = fatal.send(format!(
-                    "lost the X server at {name}; start it again (or restart vnrit without --display for a virtual one)"
-                ));
+                let _ = fatal.send(crate::capture::lost_server(&name));
                 return;
             }
         })

@@ -223,6 +223,7 @@ impl Hub {
             codec,
         };
         let fatal = self.inner.fatal.clone();
+        let display = self.inner.display.clone();
         let stats = self.inner.stats.clone();
         let thread = std::thread::Builder::new()
             .name(format!("vnrit-{}", codec.label()))
@@ -238,7 +239,12 @@ impl Hub {
                 release_free_memory();
                 if let Err(err) = result {
                     tracing::error!("{codec} video pipeline stopped: {err}");
-                    let _ = fatal.send(err.to_string());
+                    let _ = fatal.send(match &err {
+                        pipeline::PipelineError::Capture(e) if e.is_lost_server() => {
+                            crate::capture::lost_server(&display)
+                        }
+                        _ => err.to_string(),
+                    });
                 }
             });
         let thread = match thread {

@@ -116,6 +116,22 @@ pub enum CaptureError {
     Io(#[from] std::io::Error),
 }
 
+/// What vnrit says when the X server at `display` went away. Whichever part notices first (the
+/// display watcher, or a running video pipeline whose connection broke) reports it in these
+/// words, so the exit message does not depend on which thread won the race.
+pub fn lost_server(display: &str) -> String {
+    format!(
+        "lost the X server at {display}; start it again (or restart vnrit without --display for a virtual one)"
+    )
+}
+
+impl CaptureError {
+    /// Whether this error means the X server went away.
+    pub fn is_lost_server(&self) -> bool {
+        matches!(self, CaptureError::Disconnected(_))
+    }
+}
+
 impl From<ConnectionError> for CaptureError {
     fn from(e: ConnectionError) -> Self {
         match e {
