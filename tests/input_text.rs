@@ -117,15 +117,18 @@ fn typing_is_cancelled_bounded_and_refused_to_view_only_viewers() {
         r#"["tx","x"]"#,
         r#"["txc"]"#,
         r#"["ci","image/png","iVBORw=="]"#,
+        r#"["cbb",1,"text/plain",4]"#,
+        r#"["cbp",1,0,"dmlldw=="]"#,
+        r#"["cbe",1]"#,
     ] {
         assert!(
             matches!(viewer.handle(msg.as_bytes()), Err(InputError::ViewOnly)),
             "{msg} refused"
         );
     }
-    assert!(viewer.handle(br#"["v",2]"#).is_ok());
+    assert!(viewer.handle(br#"["v",3]"#).is_ok());
     assert!(matches!(
-        viewer.handle(br#"["v",3]"#),
+        viewer.handle(br#"["v",4]"#),
         Err(InputError::Wire(_))
     ));
     service.sync().expect("sync");

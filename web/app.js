@@ -158,6 +158,7 @@ control = attachInput(video, sendInput, {
   onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
   onMessage: (text) => status.note(text),
   focusTarget: () => ime.field,
+  largeClipboard: (text) => clipboard.sendText(text),
 });
 video.addEventListener('pointerdown', () => {
   if (!presence.mayControl && !viewOnlyToken) noControlHint();
@@ -219,9 +220,19 @@ function onInput(text) {
     case 'ci':
       clipboard.imageFromDesktop(a[1]);
       return;
+    case 'cbb':
+    case 'cbp':
+    case 'cbe':
+      clipboard.chunk(m.type, a); // a large clipboard from the desktop, in parts
+      return;
     case 'v':
       // The server's input protocol version (a version 1 server never says).
       ownInput.serverVersion = Number(a[0]) || 1;
+      clipboard.serverHello(ownInput.serverVersion, a[1]);
+      return;
+    case 'err':
+      clipboard.serverSays(String(a[0] ?? ''));
+      handleServerMessage(text);
       return;
     case 'cp':
       // A remote cursor moved by the desktop itself (not by this mouse) stays in view.

@@ -5,14 +5,15 @@
 // desktop's latest text is shown there to copy from. "Type into desktop" types the panel's
 // text as key strokes instead (for programs without a clipboard: VM consoles, password
 // fields that refuse paste), at the server's steady rate, with "Stop typing" to cancel.
-// Images (PNG, up to 45 000 bytes for now) go both ways: the desktop's is previewed in the
-// panel and written to the local clipboard where allowed; one pasted into the panel goes to
-// the desktop's CLIPBOARD.
+// Images (PNG) go both ways: the desktop's is previewed in the panel and written to the local
+// clipboard where allowed; one pasted into the panel goes to the desktop's CLIPBOARD. Contents
+// too large for one message (text over 60 000 bytes, images over 45 000) travel as chunk
+// streams (clipstream.js) up to the server's --max-clipboard, with a version 3 server.
 
 import { TYPE_RATE } from './remote.js';
-
-/** Largest clipboard image carried, in bytes (the server's limit). */
-const MAX_IMAGE_BYTES = 45000;
+import {
+  CHUNK_VERSION, MAX_SMALL_IMAGE, MAX_SMALL_TEXT, StreamReceiver, fromBase64, sendStream, toBase64,
+} from './clipstream.js';
 
 /** The clipboard panel and the automatic paths. */
 export class ClipboardSync {
@@ -30,6 +31,17 @@ export class ClipboardSync {
     this.remoteText = '';
     /** The last local text sent automatically (not sent again). */
     this.sentText = null;
+    /** The largest clipboard the server carries (its `["v",3,max]`); 0: one message only. */
+    this.maxBytes = 0;
+    /** The last clipboard error (from the server or this page), for the user and tests. */
+    this.lastError = '';
+    /** Clipboard errors so far (a send stops when one arrives meanwhile). */
+    this.errors = 0;
+    /** Large contents from the desktop, put back together. */
+    this.receiver = new StreamReceiver(
+      (type, bytes) => this.#streamArrived(type, bytes),
+      (why) => this.#error(`clipboard from the desktop lost: ${why}`),
+    );
     els.opener.addEventListener('click', () => this.toggle());
     els.send.addEventListener('click', () => this.#send(els.text.value, 'sent to the desktop'));
     els.copy.addEventListener('click', () => this.#copyHere());
@@ -59,10 +71,21 @@ export class ClipboardSync {
     if (open) this.els.text.focus();
   }
 
-  /** The desktop's clipboard now holds a PNG image (`ci` from the server, base64). */
-  imageFromDesktop(base64) {
-    if (typeof base64 !== 'string') return;
-    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  /**
+   * The desktop's clipboard now holds a PNG image (`ci` from the server, base64; or the bytes
+   * of a chunk stream).
+   * @param {string|Uint8Array} data
+   */
+  imageFromDesktop(data) {
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) return;
+    let bytes;
+    try {
+      bytes = typeof data === 'string' ? fromBase64(data) : data;
+    } catch {
+      return;
+    }
+    /** The desktop's latest clipboard image, for tests. */
+    this.remoteImage = bytes;
     const blob = new Blob([bytes], { type: 'image/png' });
     const img = /** @type {HTMLImageElement} */ (document.getElementById('clip-image'));
     if (img) {
@@ -86,16 +109,79 @@ export class ClipboardSync {
   async sendImage(blob) {
     const r = this.remote();
     if (!r) return false;
-    if (blob.size > MAX_IMAGE_BYTES) {
-      this.#note(`image not sent: ${blob.size} bytes is over the ${MAX_IMAGE_BYTES}-byte limit`);
-      return false;
-    }
     const bytes = new Uint8Array(await blob.arrayBuffer());
-    let bin = '';
-    for (const b of bytes) bin += String.fromCharCode(b);
-    const ok = r.clipboardImage(btoa(bin));
+    if (bytes.length > MAX_SMALL_IMAGE) return this.#sendLarge('image/png', bytes, 'image');
+    const ok = r.clipboardImage(toBase64(bytes));
     this.#note(ok ? `image of ${bytes.length} bytes sent to the desktop` : 'image not sent: the server cannot take images');
     return ok;
+  }
+
+  /**
+   * Sets the desktop's clipboard to `text`, whatever its size (up to the server's limit).
+   * @param {string} text
+   * @returns {Promise<boolean>} whether it was sent
+   */
+  async sendText(text) {
+    const bytes = new TextEncoder().encode(text);
+    if (bytes.length <= MAX_SMALL_TEXT) return this.#send(text, 'sent to the desktop');
+    const ok = await this.#sendLarge('text/plain', bytes, 'text');
+    if (ok) this.sentText = text;
+    return ok;
+  }
+
+  /** The server said its input protocol version and clipboard limit (`["v",n,max]`). */
+  serverHello(version, max) {
+    this.maxBytes = version >= CHUNK_VERSION && Number.isSafeInteger(max) ? max : 0;
+  }
+
+  /** A chunk stream message from the server (`cbb`, `cbp`, `cbe`). */
+  chunk(type, args) {
+    this.receiver.handle(type, args);
+  }
+
+  /** An `err` from the server: clipboard refusals are shown in the panel too. */
+  serverSays(message) {
+    if (/clipboard/i.test(message)) this.#error(message);
+  }
+
+  /** Sends a content too large for one message as a chunk stream. */
+  async #sendLarge(type, bytes, what) {
+    const r = this.remote();
+    if (!r) return false;
+    if (!this.maxBytes) {
+      return this.#error(`${what} of ${bytes.length} bytes not sent: this server takes at most one message of clipboard (update vnrit)`);
+    }
+    if (bytes.length > this.maxBytes) {
+      return this.#error(`${what} of ${bytes.length} bytes not sent: over the server's ${this.maxBytes}-byte clipboard limit`);
+    }
+    const backlog = () => globalThis.vnrit?.session?.inputBacklog?.() ?? 0;
+    let shown = 0;
+    const errors = this.errors;
+    const progress = (sent) => {
+      const pct = Math.floor((sent * 100) / bytes.length);
+      if (pct >= shown + 10) this.#note(`sending ${what}: ${(shown = pct)} %`);
+    };
+    // The server's refusal (an `err`) stops the parts still to go; its message stays shown.
+    const refused = () => (this.errors !== errors ? this.lastError : null);
+    const why = await sendStream((m) => r.send(m), backlog, type, bytes, progress, refused);
+    if (this.errors !== errors) return false;
+    if (why) return this.#error(`${what} of ${bytes.length} bytes not sent: ${why}`);
+    this.#note(`${what} of ${bytes.length} bytes sent to the desktop`);
+    return true;
+  }
+
+  /** A whole content from a chunk stream. */
+  #streamArrived(type, bytes) {
+    if (type === 'image/png') this.imageFromDesktop(bytes);
+    else if (type === 'text/plain') this.fromDesktop(new TextDecoder().decode(bytes));
+  }
+
+  /** Shows a clipboard error in the panel; false, for `return`. */
+  #error(message) {
+    this.errors += 1;
+    this.lastError = message;
+    this.#note(message);
+    return false;
   }
 
   /** The desktop's clipboard changed (`cb` from the server). */
@@ -146,11 +232,18 @@ export class ClipboardSync {
 
   #send(text, note) {
     const r = this.remote();
-    if (!r || !text) return;
+    if (!r || !text) return false;
+    if (new TextEncoder().encode(text).length > MAX_SMALL_TEXT) {
+      this.sendText(text);
+      return true;
+    }
     if (r.clipboard(text)) {
       this.sentText = text;
       if (note) this.#note(note);
-    } else if (note) this.#note('not connected: try again once the desktop is shown');
+      return true;
+    }
+    if (note) this.#note('not connected: try again once the desktop is shown');
+    return false;
   }
 
   #copyHere() {

@@ -1,12 +1,12 @@
 // vnrit viewer: remote control. Turns keyboard, mouse, wheel and touch on the video into the
-// input wire format (see src/input/wire.rs: JSON arrays, version 2), draws the remote cursor
+// input wire format (see src/input/wire/mod.rs: JSON arrays, version 3), draws the remote cursor
 // and carries the clipboard both ways. Transport is the caller's: attachInput() gets a
 // `send(text)` and the caller feeds server messages to handleServerMessage().
 //
 // Positions are normalised to the picture inside the video element (letterbox bars removed),
 // so the server maps them to the X screen whatever size the stream is encoded at.
 
-const PROTOCOL_VERSION = 2;
+const PROTOCOL_VERSION = 3;
 /** Pixels of wheel delta per notch (Chromium reports 100 per notch at zoom 1). */
 const WHEEL_PIXELS_PER_NOTCH = 100;
 /** Lines per notch (the usual desktop setting). */
@@ -35,11 +35,13 @@ let current = null;
  * @param {(msg: string) => void} send sends one message (data channel, else WebSocket)
  * @param {{ onPinch?: (scale: number, x: number, y: number) => void,
  *           onMessage?: (text: string) => void, viewOnly?: boolean,
- *           focusTarget?: () => HTMLElement|null }} [options]
+ *           focusTarget?: () => HTMLElement|null,
+ *           largeClipboard?: (text: string) => void }} [options]
  *   onPinch: a two-finger pinch (scale since the gesture started, centre in client pixels);
  *   onMessage: shows text to the user (default: a small panel); viewOnly: send nothing;
  *   focusTarget: what takes the focus while the desktop has the keyboard (ime.js's hidden
- *   text field, so input methods work; default the video).
+ *   text field, so input methods work; default the video); largeClipboard: sends pasted text
+ *   too large for one message (clipboard.js).
  * @returns {InputController}
  */
 export function attachInput(video, send, options = {}) {
@@ -268,6 +270,11 @@ export class InputController {
    */
   sendClipboard(text) {
     const bytes = new TextEncoder().encode(text).length;
+    if (bytes > MAX_CLIPBOARD_BYTES && this.options.largeClipboard) {
+      // Too large for one message: the clipboard panel sends it as a chunk stream.
+      this.options.largeClipboard(text);
+      return true;
+    }
     if (bytes > MAX_CLIPBOARD_BYTES) {
       this.#show(`Clipboard not sent: ${bytes} bytes is over the ${MAX_CLIPBOARD_BYTES}-byte limit.`);
       return false;

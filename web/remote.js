@@ -1,11 +1,11 @@
-// vnrit viewer: the page side of the input wire format, version 2 (see src/input/wire.rs):
+// vnrit viewer: the page side of the input wire format, version 3 (see src/input/wire.rs):
 // one JSON array per message. This module only encodes and decodes; the live session
 // carries the text (the 'input' data channel when open, else the signalling WebSocket).
 // Everything that sends input (mouse, touch, keyboard, on-screen keyboard, special keys,
 // clipboard) calls the methods of `RemoteInput`; nothing else builds wire messages.
 
 /** The input protocol version this page speaks. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Largest text the type-text action takes, in bytes of UTF-8. */
 export const MAX_TYPE_BYTES = 65536;
 /** UTF-16 units per `tx` message: even escaped, a chunk stays under the server's 64 KiB. */

@@ -20,7 +20,7 @@ use super::presence;
 use super::signal::{self, ClientMessage, ResizeOffer, ServerMessage};
 use super::AppState;
 use crate::audio::mic::{MicClaim, MicTap};
-use crate::input::{InputError, OutgoingMessages};
+use crate::input::{wire, InputError, OutgoingMessages, WireError};
 use crate::resize::policy::{Refusal, Request};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
@@ -201,7 +201,7 @@ async fn run(
                     break;
                 }
             }
-            text = next_outgoing(&mut outgoing) => {
+            text = next_outgoing(&mut outgoing, session.as_ref()) => {
                 let Some(text) = text else {
                     // The input service stopped: nothing more will come.
                     outgoing = None;
@@ -448,6 +448,18 @@ impl Notices {
     /// Counts a dropped event in `stats`, and returns the notice for the page the first time a
     /// kind of refusal happens.
     fn refused(&mut self, err: InputError, stats: &SessionStats) -> Option<ServerMessage> {
+        // The user just tried to copy something: always told, in the input stream (the page
+        // shows it with the clipboard).
+        let clipboard = match &err {
+            InputError::Clipboard(message) => Some(message.clone()),
+            InputError::Wire(e @ WireError::ClipboardTooLarge(_)) => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(message) = clipboard {
+            return Some(ServerMessage::Input {
+                data: wire::encode_error(&message),
+            });
+        }
         let first = match err {
             InputError::RateLimited | InputError::Busy => {
                 stats.input_dropped.fetch_add(1, Ordering::Relaxed);
@@ -466,10 +478,17 @@ impl Notices {
     }
 }
 
-/// The next message for the page from the input service; pending forever without one.
-async fn next_outgoing(outgoing: &mut Option<OutgoingMessages>) -> Option<Arc<str>> {
-    match outgoing {
-        Some(o) => o.recv().await,
-        None => std::future::pending().await,
+/// The next message for the page from the input service, once the data channel has room
+/// for it (a large clipboard paces itself to the link); pending forever without a service.
+async fn next_outgoing(
+    outgoing: &mut Option<OutgoingMessages>,
+    session: Option<&Session>,
+) -> Option<Arc<str>> {
+    let Some(o) = outgoing else {
+        return std::future::pending().await;
+    };
+    if let Some(s) = session {
+        s.input_ready().await;
     }
+    o.recv().await
 }
