@@ -61,7 +61,7 @@ fn output_within(mut child: Child, limit: Duration) -> Vec<u8> {
 
 #[test]
 fn a_large_page_clipboard_is_served_incr_to_several_requestors() {
-    let (display, service) = start_with(11, 320, 240, &InputSettings::default());
+    let (display, service) = start_with(21, 320, 240, &InputSettings::default());
     let mut session = service.session(true);
     send(&mut session, r#"["v",3]"#);
     let text = big_text(3 << 20, "page");
@@ -163,7 +163,7 @@ fn a_large_page_clipboard_is_served_incr_to_several_requestors() {
 #[test]
 fn a_large_x_clipboard_reaches_the_page_as_a_chunk_stream() {
     let rt = runtime();
-    let (display, service) = start_with(12, 320, 240, &InputSettings::default());
+    let (display, service) = start_with(22, 320, 240, &InputSettings::default());
     let mut session = service.session(true);
     send(&mut session, r#"["v",3]"#);
     let mut out = session.outgoing();

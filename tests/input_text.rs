@@ -52,7 +52,7 @@ fn typed_text_arrives_in_order_with_nothing_left_down() {
     let first = wait_for(&rt, &mut out, "the server's version", |_| true);
     assert_eq!(
         first,
-        vec![json!("v"), json!(2)],
+        vec![json!("v"), json!(3), json!(16 << 20)],
         "a page hears the version first"
     );
     // Latin with Shift, CJK, kana, Latin-1, Greek; a line break and a tab (typed as Return

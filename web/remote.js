@@ -1,4 +1,4 @@
-// vnrit viewer: the page side of the input wire format, version 3 (see src/input/wire.rs):
+// vnrit viewer: the page side of the input wire format, version 3 (see src/input/wire/mod.rs):
 // one JSON array per message. This module only encodes and decodes; the live session
 // carries the text (the 'input' data channel when open, else the signalling WebSocket).
 // Everything that sends input (mouse, touch, keyboard, on-screen keyboard, special keys,
