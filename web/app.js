@@ -223,7 +223,7 @@ function onInput(text) {
     case 'cbb':
     case 'cbp':
     case 'cbe':
-      clipboard.chunk(m.type, a); // a large clipboard from the desktop, in parts
+      clipboard.chunk(m.type, a);
       return;
     case 'v':
       // The server's input protocol version (a version 1 server never says).

@@ -6,9 +6,8 @@
 // text as key strokes instead (for programs without a clipboard: VM consoles, password
 // fields that refuse paste), at the server's steady rate, with "Stop typing" to cancel.
 // Images (PNG) go both ways: the desktop's is previewed in the panel and written to the local
-// clipboard where allowed; one pasted into the panel goes to the desktop's CLIPBOARD. Contents
-// too large for one message (text over 60 000 bytes, images over 45 000) travel as chunk
-// streams (clipstream.js) up to the server's --max-clipboard, with a version 3 server.
+// clipboard where allowed; one pasted into the panel goes to the desktop's CLIPBOARD. Large
+// contents travel as chunk streams (clipstream.js), up to the server's --max-clipboard.
 
 import { TYPE_RATE } from './remote.js';
 import {
@@ -31,19 +30,16 @@ export class ClipboardSync {
     this.remoteText = '';
     /** The last local text sent automatically (not sent again). */
     this.sentText = null;
-    /** The largest clipboard the server carries (its `["v",3,max]`); 0: one message only. */
+    /** `["v",3,max]`'s limit (0: one message only). */
     this.maxBytes = 0;
-    /** The last clipboard error (from the server or this page), for the user and tests. */
     this.lastError = '';
-    /** Clipboard errors so far (a send stops when one arrives meanwhile). */
     this.errors = 0;
-    /** Large contents from the desktop, put back together. */
     this.receiver = new StreamReceiver(
       (type, bytes) => this.#streamArrived(type, bytes),
-      (why) => this.#error(`clipboard from the desktop lost: ${why}`),
+      (why) => this.#error(`desktop clipboard lost: ${why}`),
     );
     els.opener.addEventListener('click', () => this.toggle());
-    els.send.addEventListener('click', () => this.#send(els.text.value, 'sent to the desktop'));
+    els.send.addEventListener('click', () => this.sendText(els.text.value, 'sent to the desktop'));
     els.copy.addEventListener('click', () => this.#copyHere());
     els.type.addEventListener('click', () => this.typeText(els.text.value));
     els.stop.addEventListener('click', () => this.stopTyping());
@@ -71,20 +67,10 @@ export class ClipboardSync {
     if (open) this.els.text.focus();
   }
 
-  /**
-   * The desktop's clipboard now holds a PNG image (`ci` from the server, base64; or the bytes
-   * of a chunk stream).
-   * @param {string|Uint8Array} data
-   */
+  /** The desktop's clipboard now holds a PNG image (`ci`: base64; a chunk stream: bytes). */
   imageFromDesktop(data) {
-    if (typeof data !== 'string' && !(data instanceof Uint8Array)) return;
-    let bytes;
-    try {
-      bytes = typeof data === 'string' ? fromBase64(data) : data;
-    } catch {
-      return;
-    }
-    /** The desktop's latest clipboard image, for tests. */
+    if (!data) return;
+    const bytes = typeof data === 'string' ? fromBase64(data) : data;
     this.remoteImage = bytes;
     const blob = new Blob([bytes], { type: 'image/png' });
     const img = /** @type {HTMLImageElement} */ (document.getElementById('clip-image'));
@@ -116,67 +102,55 @@ export class ClipboardSync {
     return ok;
   }
 
-  /**
-   * Sets the desktop's clipboard to `text`, whatever its size (up to the server's limit).
-   * @param {string} text
-   * @returns {Promise<boolean>} whether it was sent
-   */
-  async sendText(text) {
+  /** Sets the desktop's clipboard to `text`, of any size up to the limit; whether sent. */
+  async sendText(text, note = 'sent to the desktop') {
     const bytes = new TextEncoder().encode(text);
-    if (bytes.length <= MAX_SMALL_TEXT) return this.#send(text, 'sent to the desktop');
+    if (bytes.length <= MAX_SMALL_TEXT) return this.#send(text, note);
     const ok = await this.#sendLarge('text/plain', bytes, 'text');
     if (ok) this.sentText = text;
     return ok;
   }
 
-  /** The server said its input protocol version and clipboard limit (`["v",n,max]`). */
+  /** `["v",n,max]`: the server's protocol version and clipboard limit. */
   serverHello(version, max) {
     this.maxBytes = version >= CHUNK_VERSION && Number.isSafeInteger(max) ? max : 0;
   }
 
-  /** A chunk stream message from the server (`cbb`, `cbp`, `cbe`). */
+  /** `cbb`, `cbp`, `cbe` from the server. */
   chunk(type, args) {
     this.receiver.handle(type, args);
   }
 
-  /** An `err` from the server: clipboard refusals are shown in the panel too. */
+  /** An `err` from the server (input ones are all about the clipboard). */
   serverSays(message) {
-    if (/clipboard/i.test(message)) this.#error(message);
+    this.#error(message);
   }
 
   /** Sends a content too large for one message as a chunk stream. */
   async #sendLarge(type, bytes, what) {
     const r = this.remote();
-    if (!r) return false;
-    if (!this.maxBytes) {
-      return this.#error(`${what} of ${bytes.length} bytes not sent: this server takes at most one message of clipboard (update vnrit)`);
-    }
-    if (bytes.length > this.maxBytes) {
-      return this.#error(`${what} of ${bytes.length} bytes not sent: over the server's ${this.maxBytes}-byte clipboard limit`);
-    }
+    const max = this.maxBytes;
+    const not = `${what} of ${bytes.length} bytes not sent:`;
+    if (!r || !max) return this.#error(`${not} this server is too old for it`);
+    if (bytes.length > max) return this.#error(`${not} over the server's ${max}-byte clipboard limit`);
     const backlog = () => globalThis.vnrit?.session?.inputBacklog?.() ?? 0;
-    let shown = 0;
     const errors = this.errors;
-    const progress = (sent) => {
-      const pct = Math.floor((sent * 100) / bytes.length);
-      if (pct >= shown + 10) this.#note(`sending ${what}: ${(shown = pct)} %`);
-    };
-    // The server's refusal (an `err`) stops the parts still to go; its message stays shown.
+    const progress = (sent) => this.#note(`sending ${what}: ${Math.floor((sent * 100) / bytes.length)} %`);
+    // The server's refusal (`err`) stops the rest; its message stays shown.
     const refused = () => (this.errors !== errors ? this.lastError : null);
     const why = await sendStream((m) => r.send(m), backlog, type, bytes, progress, refused);
     if (this.errors !== errors) return false;
-    if (why) return this.#error(`${what} of ${bytes.length} bytes not sent: ${why}`);
+    if (why) return this.#error(`${not} ${why}`);
     this.#note(`${what} of ${bytes.length} bytes sent to the desktop`);
     return true;
   }
 
-  /** A whole content from a chunk stream. */
   #streamArrived(type, bytes) {
     if (type === 'image/png') this.imageFromDesktop(bytes);
     else if (type === 'text/plain') this.fromDesktop(new TextDecoder().decode(bytes));
   }
 
-  /** Shows a clipboard error in the panel; false, for `return`. */
+  /** Shows a clipboard error; false. */
   #error(message) {
     this.errors += 1;
     this.lastError = message;
@@ -233,10 +207,6 @@ export class ClipboardSync {
   #send(text, note) {
     const r = this.remote();
     if (!r || !text) return false;
-    if (new TextEncoder().encode(text).length > MAX_SMALL_TEXT) {
-      this.sendText(text);
-      return true;
-    }
     if (r.clipboard(text)) {
       this.sentText = text;
       if (note) this.#note(note);
@@ -262,7 +232,7 @@ export class ClipboardSync {
       const p = await navigator.permissions.query({ name: /** @type {any} */ ('clipboard-read') });
       if (p.state !== 'granted') return;
       const text = await navigator.clipboard.readText();
-      if (text && text !== this.sentText) this.#send(text);
+      if (text && text !== this.sentText) this.sendText(text, '');
     } catch {
       // no permission API for this name (Firefox) or reading refused: the panel remains
     }

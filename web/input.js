@@ -35,13 +35,11 @@ let current = null;
  * @param {(msg: string) => void} send sends one message (data channel, else WebSocket)
  * @param {{ onPinch?: (scale: number, x: number, y: number) => void,
  *           onMessage?: (text: string) => void, viewOnly?: boolean,
- *           focusTarget?: () => HTMLElement|null,
- *           largeClipboard?: (text: string) => void }} [options]
+ *           focusTarget?: () => HTMLElement|null, largeClipboard?: (text: string) => void }} [options]
  *   onPinch: a two-finger pinch (scale since the gesture started, centre in client pixels);
  *   onMessage: shows text to the user (default: a small panel); viewOnly: send nothing;
  *   focusTarget: what takes the focus while the desktop has the keyboard (ime.js's hidden
- *   text field, so input methods work; default the video); largeClipboard: sends pasted text
- *   too large for one message (clipboard.js).
+ *   text field, so input methods work; default the video); largeClipboard: sends big pastes.
  * @returns {InputController}
  */
 export function attachInput(video, send, options = {}) {
@@ -271,7 +269,6 @@ export class InputController {
   sendClipboard(text) {
     const bytes = new TextEncoder().encode(text).length;
     if (bytes > MAX_CLIPBOARD_BYTES && this.options.largeClipboard) {
-      // Too large for one message: the clipboard panel sends it as a chunk stream.
       this.options.largeClipboard(text);
       return true;
     }

@@ -70,27 +70,7 @@ pub fn parse(msg: &[u8]) -> Result<InputEvent, WireError> {
         }
         "txc" => Ok(InputEvent::CancelTyping),
         "cbb" | "cbp" | "cbe" => Ok(InputEvent::Chunk(chunk_msg(kind, &f)?)),
-        "ci" => {
-            use base64::Engine as _;
-            if f.text("ci", 1, "type")? != IMAGE_PNG {
-                return Err(Fields::bad("ci", "type", "not image/png"));
-            }
-            let b64 = f.text("ci", 2, "data")?;
-            if b64.len() > MAX_IMAGE_BYTES.div_ceil(3) * 4 {
-                return Err(Fields::bad("ci", "data", "over the 45000-byte image limit"));
-            }
-            let png = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| Fields::bad("ci", "data", "not base64"))?;
-            if png.is_empty() || png.len() > MAX_IMAGE_BYTES {
-                return Err(Fields::bad(
-                    "ci",
-                    "data",
-                    "empty or over the 45000-byte image limit",
-                ));
-            }
-            Ok(InputEvent::ClipboardImage(png))
-        }
+        "ci" => clip_image(&f).map(InputEvent::ClipboardImage),
         other => {
             let mut name: String = other.chars().take(16).collect();
             if other.len() > name.len() {
@@ -99,6 +79,29 @@ pub fn parse(msg: &[u8]) -> Result<InputEvent, WireError> {
             Err(WireError::UnknownType(name))
         }
     }
+}
+
+/// `["ci","image/png",base64]`: the decoded PNG.
+fn clip_image(f: &Fields<'_>) -> Result<Vec<u8>, WireError> {
+    use base64::Engine as _;
+    if f.text("ci", 1, "type")? != IMAGE_PNG {
+        return Err(Fields::bad("ci", "type", "not image/png"));
+    }
+    let b64 = f.text("ci", 2, "data")?;
+    if b64.len() > MAX_IMAGE_BYTES.div_ceil(3) * 4 {
+        return Err(Fields::bad("ci", "data", "over the 45000-byte image limit"));
+    }
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| Fields::bad("ci", "data", "not base64"))?;
+    if png.is_empty() || png.len() > MAX_IMAGE_BYTES {
+        return Err(Fields::bad(
+            "ci",
+            "data",
+            "empty or over the 45000-byte image limit",
+        ));
+    }
+    Ok(png)
 }
 
 /// `cbb`, `cbp` or `cbe` (the caller matched `kind`).
