@@ -15,14 +15,11 @@ fn msg(text: &str) -> ChunkMsg {
 /// Sends `data` through a chunker, the parser and a reassembler of limit `max`.
 fn round_trip(data: ClipData, max: usize) -> Result<Option<ClipData>, ChunkError> {
     let mut r = Reassembler::new(max);
-    let mut last = Ok(None);
+    let mut got = None;
     for text in Chunker::new(Arc::new(data), 7) {
-        last = r.push(msg(&text));
-        if last.is_err() {
-            return last;
-        }
+        got = r.push(msg(&text))?;
     }
-    last
+    Ok(got)
 }
 
 #[test]
