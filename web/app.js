@@ -12,8 +12,9 @@
 import { Session } from './signal.js';
 import { StatusView, Notice } from './ui.js';
 import { View } from './view.js';
-import { attachInput, handleServerMessage } from './input.js';
-import { RemoteInput, decode } from './remote.js';
+import { attachInput } from './input.js';
+import { RemoteInput } from './remote.js';
+import * as wire from './wire.js';
 import { PointerInput } from './pointer.js';
 import { setupSpecialKeys } from './keyboard.js';
 import { OnScreenKeyboard } from './osk.js';
@@ -59,10 +60,10 @@ const fit = new FitRequester(stage, view, (w, h, dpr) => !!viewer.session && vie
 /** Sends one input wire message on the live session; false when there is none. */
 function sendInput(text) {
   // input.js's release-all also lets go of what the on-screen keyboard holds.
-  if (text === '["ra"]') ownInput.keys.clear();
+  if (wire.isReleaseAll(text)) ownInput.keys.clear();
   // Without control only the version and release-all go out (the server would refuse the rest).
-  if (!presence.mayControl && text !== '["ra"]' && !text.startsWith('["v"')) {
-    if (/^\["(kd|bd)"/.test(text)) noControlHint();
+  if (!presence.mayControl && !wire.allowedWithoutControl(text)) {
+    if (wire.isPress(text)) noControlHint();
     return false;
   }
   return !!viewer.session && viewer.session.sendInput(text);
@@ -149,7 +150,7 @@ addEventListener(
 function releaseKeyboard() {
   control.active = false;
   control.keysDown.clear();
-  sendInput('["ra"]');
+  sendInput(wire.releaseAll());
 }
 /** ime.js: a hidden field that has the focus while the desktop has the keyboard. */
 const ime = new TextCatcher(stage, remote, () => !!control?.active, (text) => status.note(text));
@@ -210,37 +211,38 @@ view.onChange(() => dispatchEvent(new Event('resize')));
 
 /** One input wire message from the server. */
 function onInput(text) {
-  const m = decode(text);
-  if (!m) return;
-  const a = m.args;
-  switch (m.type) {
+  const m = wire.parse(text);
+  switch (m?.type) {
+    case 'cp':
+      control.cursorAt(m.x, m.y);
+      // A remote cursor moved by the desktop itself (not by this mouse) stays in view.
+      if (!pointer.mouseAt) view.keepVisible(m.x, m.y);
+      return;
+    case 'cs':
+      control.setCursorShape(m.shape);
+      return;
     case 'cb':
-      clipboard.fromDesktop(a[0]); // the panel here, not input.js's own
+      clipboard.fromDesktop(m.text);
       return;
     case 'ci':
-      clipboard.imageFromDesktop(a[1]);
+      clipboard.imageFromDesktop(m.base64);
       return;
     case 'cbb':
     case 'cbp':
     case 'cbe':
-      clipboard.chunk(m.type, a);
+      clipboard.chunk(m);
+      return;
+    case 'err':
+      clipboard.serverSays(m.message);
+      status.note(m.message);
       return;
     case 'v':
       // The server's input protocol version (a version 1 server never says).
-      ownInput.serverVersion = Number(a[0]) || 1;
-      clipboard.serverHello(ownInput.serverVersion, a[1]);
-      return;
-    case 'err':
-      clipboard.serverSays(String(a[0] ?? ''));
-      handleServerMessage(text);
-      return;
-    case 'cp':
-      // A remote cursor moved by the desktop itself (not by this mouse) stays in view.
-      handleServerMessage(text);
-      if (!pointer.mouseAt) view.keepVisible(+a[0], +a[1]);
+      ownInput.serverVersion = m.version;
+      clipboard.serverHello(m.version, m.maxClipboard);
       return;
     default:
-      handleServerMessage(text);
+      // not a message this page knows (a newer server's): ignored
   }
 }
 

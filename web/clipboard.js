@@ -10,9 +10,8 @@
 // contents travel as chunk streams (clipstream.js), up to the server's --max-clipboard.
 
 import { TYPE_RATE } from './remote.js';
-import {
-  CHUNK_VERSION, MAX_SMALL_IMAGE, MAX_SMALL_TEXT, StreamReceiver, fromBase64, sendStream, toBase64,
-} from './clipstream.js';
+import { StreamReceiver, fromBase64, sendStream, toBase64 } from './clipstream.js';
+import * as wire from './wire.js';
 
 /** The clipboard panel and the automatic paths. */
 export class ClipboardSync {
@@ -96,7 +95,7 @@ export class ClipboardSync {
     const r = this.remote();
     if (!r) return false;
     const bytes = new Uint8Array(await blob.arrayBuffer());
-    if (bytes.length > MAX_SMALL_IMAGE) return this.#sendLarge('image/png', bytes, 'image');
+    if (bytes.length > wire.MAX_IMAGE_BYTES) return this.#sendLarge('image/png', bytes, 'image');
     const ok = r.clipboardImage(toBase64(bytes));
     this.#note(ok ? `image of ${bytes.length} bytes sent to the desktop` : 'image not sent: the server cannot take images');
     return ok;
@@ -105,7 +104,7 @@ export class ClipboardSync {
   /** Sets the desktop's clipboard to `text`, of any size up to the limit; whether sent. */
   async sendText(text, note = 'sent to the desktop') {
     const bytes = new TextEncoder().encode(text);
-    if (bytes.length <= MAX_SMALL_TEXT) return this.#send(text, note);
+    if (bytes.length <= wire.MAX_CLIPBOARD_BYTES) return this.#send(text, note);
     const ok = await this.#sendLarge('text/plain', bytes, 'text');
     if (ok) this.sentText = text;
     return ok;
@@ -113,12 +112,12 @@ export class ClipboardSync {
 
   /** `["v",n,max]`: the server's protocol version and clipboard limit. */
   serverHello(version, max) {
-    this.maxBytes = version >= CHUNK_VERSION && Number.isSafeInteger(max) ? max : 0;
+    this.maxBytes = version >= 3 && Number.isSafeInteger(max) ? max : 0;
   }
 
-  /** `cbb`, `cbp`, `cbe` from the server. */
-  chunk(type, args) {
-    this.receiver.handle(type, args);
+  /** A parsed `cbb`, `cbp` or `cbe` from the server. */
+  chunk(m) {
+    this.receiver.handle(m);
   }
 
   /** An `err` from the server (input ones are all about the clipboard). */

@@ -1,11 +1,7 @@
-// vnrit viewer: large clipboard contents as chunk streams (protocol v3, docs/protocol.md):
-// ["cbb",id,type,size], ["cbp",id,seq,base64], ["cbe",id].
+// vnrit viewer: large clipboard contents as chunk streams (protocol v3, docs/protocol.md;
+// the messages are wire.js's).
 
-export const CHUNK_VERSION = 3;
-// Bytes per part, and the largest `cb` text and `ci` image (the server's limits).
-export const CHUNK_BYTES = 45000;
-export const MAX_SMALL_TEXT = 60000;
-export const MAX_SMALL_IMAGE = 45000;
+import * as wire from './wire.js';
 
 export function toBase64(bytes) {
   let bin = '';
@@ -23,8 +19,8 @@ let sending = 0;
 export async function sendStream(send, backlog, type, bytes, progress, refused) {
   const id = nextId++;
   sending = id;
-  if (!send(JSON.stringify(['cbb', id, type, bytes.length]))) return 'not connected, or no control';
-  for (let seq = 0, at = 0; at < bytes.length; seq++, at += CHUNK_BYTES) {
+  if (!send(wire.chunkBegin(id, type, bytes.length))) return 'not connected, or no control';
+  for (let seq = 0, at = 0; at < bytes.length; seq++, at += wire.CHUNK_BYTES) {
     for (const since = Date.now(); backlog() > 1 << 20; ) {
       if (Date.now() - since > 30000) return 'stalled';
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -32,10 +28,10 @@ export async function sendStream(send, backlog, type, bytes, progress, refused) 
     if (sending !== id) return 'replaced by a newer copy';
     const why = refused();
     if (why) return why;
-    if (!send(JSON.stringify(['cbp', id, seq, toBase64(bytes.subarray(at, at + CHUNK_BYTES))]))) return 'connection lost';
-    progress(Math.min(bytes.length, at + CHUNK_BYTES));
+    if (!send(wire.chunkPart(id, seq, toBase64(bytes.subarray(at, at + wire.CHUNK_BYTES))))) return 'connection lost';
+    progress(Math.min(bytes.length, at + wire.CHUNK_BYTES));
   }
-  return send(JSON.stringify(['cbe', id])) ? null : 'connection lost';
+  return send(wire.chunkEnd(id)) ? null : 'connection lost';
 }
 
 /** Puts the server's streams back together. */
@@ -44,7 +40,8 @@ export class StreamReceiver {
     Object.assign(this, { onContent, onError, s: null });
   }
 
-  handle(type, [id, a, b]) {
+  /** One parsed `cbb` (a: type, b: size), `cbp` (a: seq, b: base64) or `cbe`. */
+  handle({ type, id, a, b }) {
     if (type === 'cbb') {
       const ok = Number.isSafeInteger(b) && b > 0 && b <= 256 * 1024 * 1024;
       this.s = ok ? { id, kind: String(a), buf: new Uint8Array(b), at: 0, seq: 0 } : null;

@@ -1,12 +1,13 @@
-// vnrit viewer: remote control. Turns keyboard, mouse, wheel and touch on the video into the
-// input wire format (see src/input/wire/mod.rs: JSON arrays, version 3), draws the remote cursor
-// and carries the clipboard both ways. Transport is the caller's: attachInput() gets a
-// `send(text)` and the caller feeds server messages to handleServerMessage().
+// vnrit viewer: remote control. Turns keyboard, mouse, wheel, touch and paste on the video
+// into input messages (built by wire.js) and draws the remote cursor. Transport is the
+// caller's: attachInput() gets a `send(text)`; the caller parses server messages (wire.js)
+// and hands the cursor's to cursorAt() and setCursorShape().
 //
 // Positions are normalised to the picture inside the video element (letterbox bars removed),
 // so the server maps them to the X screen whatever size the stream is encoded at.
 
-const PROTOCOL_VERSION = 3;
+import * as wire from './wire.js';
+
 /** Pixels of wheel delta per notch (Chromium reports 100 per notch at zoom 1). */
 const WHEEL_PIXELS_PER_NOTCH = 100;
 /** Lines per notch (the usual desktop setting). */
@@ -19,8 +20,6 @@ const LONG_PRESS_MS = 550;
 const TOUCH_PIXELS_PER_NOTCH = 40;
 /** Two fingers whose distance changes by this ratio are a pinch (reserved for client zoom). */
 const PINCH_RATIO = 0.15;
-/** Largest clipboard text sent, in UTF-8 bytes (the server's limit). */
-const MAX_CLIPBOARD_BYTES = 60000;
 /** How long Ctrl+V waits for the browser's paste event before sending the key anyway. */
 const PASTE_WAIT_MS = 150;
 
@@ -37,7 +36,7 @@ let current = null;
  *           onMessage?: (text: string) => void, viewOnly?: boolean,
  *           focusTarget?: () => HTMLElement|null, largeClipboard?: (text: string) => void }} [options]
  *   onPinch: a two-finger pinch (scale since the gesture started, centre in client pixels);
- *   onMessage: shows text to the user (default: a small panel); viewOnly: send nothing;
+ *   onMessage: shows text to the user (default: the console); viewOnly: send nothing;
  *   focusTarget: what takes the focus while the desktop has the keyboard (ime.js's hidden
  *   text field, so input methods work; default the video); largeClipboard: sends big pastes.
  * @returns {InputController}
@@ -47,18 +46,6 @@ export function attachInput(video, send, options = {}) {
   current = new InputController(video, send, options);
   return current;
 }
-
-/**
- * Feeds one message from the server (data channel message, or the `data` of a WebSocket
- * `{"type":"input"}` message) to the attached controller.
- * @param {string} data
- */
-export function handleServerMessage(data) {
-  if (current) current.handleServerMessage(data);
-}
-
-/** The first message of a new transport: the protocol version. */
-export const HELLO = JSON.stringify(['v', PROTOCOL_VERSION]);
 
 /** Remote control for one video element. */
 export class InputController {
@@ -81,7 +68,6 @@ export class InputController {
     /** The name drawn beside the remote cursor (whoever has control), '' for none. */
     this.cursorLabel = '';
     this.label = this.#makeLabel();
-    this.panel = null;
 
     video.tabIndex = 0;
     video.style.touchAction = 'none';
@@ -123,7 +109,6 @@ export class InputController {
     this.listeners = [];
     this.overlay.remove();
     this.label.remove();
-    if (this.panel) this.panel.remove();
     if (current === this) current = null;
   }
 
@@ -148,7 +133,7 @@ export class InputController {
   #out(msg) {
     if (this.viewOnly) return;
     try {
-      this.send(JSON.stringify(msg));
+      this.send(msg);
     } catch (err) {
       console.warn('vnrit: input not sent:', err && err.message);
     }
@@ -165,26 +150,16 @@ export class InputController {
     return { left: r.left + (r.width - w) / 2, top: r.top + (r.height - h) / 2, width: w, height: h };
   }
 
-  /** Client pixels -> normalised picture position, clamped to the picture. */
-  #normalise(clientX, clientY) {
-    const p = this.#picture();
-    const clamp = (v) => Math.min(1, Math.max(0, v));
-    const r5 = (v) => Math.round(v * 1e5) / 1e5;
-    return [r5(clamp((clientX - p.left) / p.width)), r5(clamp((clientY - p.top) / p.height))];
-  }
-
+  /** The pointer to a client pixel (wire.move clamps to the picture). */
   #moveTo(clientX, clientY) {
-    const [x, y] = this.#normalise(clientX, clientY);
-    this.#out(['m', x, y]);
+    const p = this.#picture();
+    this.#out(wire.move((clientX - p.left) / p.width, (clientY - p.top) / p.height));
   }
 
   #mouseMove(e) {
     if (document.pointerLockElement === this.video) {
       const p = this.#picture();
-      const clamp = (v) => Math.min(1, Math.max(-1, v));
-      if (e.movementX || e.movementY) {
-        this.#out(['mr', clamp(e.movementX / p.width), clamp(e.movementY / p.height)]);
-      }
+      if (e.movementX || e.movementY) this.#out(wire.moveBy(e.movementX / p.width, e.movementY / p.height));
       return;
     }
     this.#moveTo(e.clientX, e.clientY);
@@ -199,20 +174,18 @@ export class InputController {
       e.preventDefault();
       if (document.pointerLockElement !== this.video) this.#moveTo(e.clientX, e.clientY);
       this.buttonsDown.add(b);
-      this.#out(['bd', b]);
+      this.#out(wire.button(b, true));
     } else if (this.buttonsDown.delete(b)) {
       e.preventDefault(); // also stops back/forward navigation for buttons 8 and 9
-      this.#out(['bu', b]);
+      this.#out(wire.button(b, false));
     }
   }
 
   #wheel(e) {
     e.preventDefault();
     const per = e.deltaMode === 1 ? WHEEL_LINES_PER_NOTCH : e.deltaMode === 2 ? 1 : WHEEL_PIXELS_PER_NOTCH;
-    const clamp = (v) => Math.max(-100, Math.min(100, v));
-    const dx = clamp(e.deltaX / per);
-    const dy = clamp(e.deltaY / per);
-    if (dx || dy) this.#out(['w', dx, dy]);
+    const msg = wire.wheel(e.deltaX / per, e.deltaY / per);
+    if (msg) this.#out(msg);
   }
 
   #key(e, down) {
@@ -235,11 +208,11 @@ export class InputController {
         return;
       }
       this.keysDown.add(code);
-      this.#out(['kd', code.slice(0, 32), key.slice(0, 32)]);
+      this.#out(wire.key(code, key, true));
     } else {
       if (this.pendingPaste && this.pendingPaste.code === code) this.#flushPaste();
       if (!this.keysDown.delete(code)) return;
-      this.#out(['ku', code.slice(0, 32), key.slice(0, 32)]);
+      this.#out(wire.key(code, key, false));
     }
     e.preventDefault();
     e.stopPropagation();
@@ -250,7 +223,7 @@ export class InputController {
     if (!p) return;
     clearTimeout(p.timer);
     this.pendingPaste = null;
-    this.#out(['kd', p.code, p.key]);
+    this.#out(wire.key(p.code, p.key, true));
   }
 
   #paste(e) {
@@ -267,16 +240,16 @@ export class InputController {
    * @returns {boolean} false when the text is over the size limit (the user is told)
    */
   sendClipboard(text) {
-    const bytes = new TextEncoder().encode(text).length;
-    if (bytes > MAX_CLIPBOARD_BYTES && this.options.largeClipboard) {
+    const bytes = wire.utf8Bytes(text);
+    if (bytes > wire.MAX_CLIPBOARD_BYTES && this.options.largeClipboard) {
       this.options.largeClipboard(text);
       return true;
     }
-    if (bytes > MAX_CLIPBOARD_BYTES) {
-      this.#show(`Clipboard not sent: ${bytes} bytes is over the ${MAX_CLIPBOARD_BYTES}-byte limit.`);
+    if (bytes > wire.MAX_CLIPBOARD_BYTES) {
+      this.#show(`Clipboard not sent: ${bytes} bytes is over the ${wire.MAX_CLIPBOARD_BYTES}-byte limit.`);
       return false;
     }
-    this.#out(['cb', text]);
+    this.#out(wire.clipboard(text));
     return true;
   }
 
@@ -291,7 +264,7 @@ export class InputController {
     this.keysDown.clear();
     this.buttonsDown.clear();
     this.#cancelTouch();
-    this.#out(['ra']);
+    this.#out(wire.releaseAll());
   }
 
   async #fullscreenChanged() {
@@ -324,7 +297,7 @@ export class InputController {
     } else if (ts.length === 2) {
       const wasDragging = this.touch && this.touch.mode === 'drag';
       this.#cancelTouch();
-      if (wasDragging) this.#out(['bu', 1]);
+      if (wasDragging) this.#out(wire.button(1, false));
       const [a, b] = [ts[0], ts[1]];
       this.touch = {
         mode: 'two',
@@ -341,8 +314,8 @@ export class InputController {
     if (!t || t.mode !== 'pending') return;
     t.mode = 'done';
     this.#moveTo(t.x0, t.y0);
-    this.#out(['bd', 3]);
-    this.#out(['bu', 3]);
+    this.#out(wire.button(3, true));
+    this.#out(wire.button(3, false));
   }
 
   #touchMove(e) {
@@ -364,7 +337,8 @@ export class InputController {
       const dx = (t.cx - cx) / TOUCH_PIXELS_PER_NOTCH;
       const dy = (t.cy - cy) / TOUCH_PIXELS_PER_NOTCH;
       if (Math.abs(dx) >= 0.05 || Math.abs(dy) >= 0.05) {
-        this.#out(['w', dx, dy]);
+        const msg = wire.wheel(dx, dy);
+        if (msg) this.#out(msg);
         t.cx = cx;
         t.cy = cy;
       }
@@ -376,7 +350,7 @@ export class InputController {
       clearTimeout(t.timer);
       t.mode = 'drag';
       this.#moveTo(t.x0, t.y0);
-      this.#out(['bd', 1]);
+      this.#out(wire.button(1, true));
     }
     if (t.mode === 'drag') this.#moveTo(p.clientX, p.clientY);
   }
@@ -388,10 +362,10 @@ export class InputController {
     clearTimeout(t.timer);
     if (t.mode === 'pending') {
       this.#moveTo(t.x0, t.y0);
-      this.#out(['bd', 1]);
-      this.#out(['bu', 1]);
+      this.#out(wire.button(1, true));
+      this.#out(wire.button(1, false));
     } else if (t.mode === 'drag') {
-      this.#out(['bu', 1]);
+      this.#out(wire.button(1, false));
     }
     this.touch = null;
   }
@@ -401,35 +375,13 @@ export class InputController {
     this.touch = null;
   }
 
-  // ---- from the server: cursor, clipboard, messages ----
+  // ---- from the server (parsed by wire.js): the cursor ----
 
-  /** @param {string} data one server message */
-  handleServerMessage(data) {
-    let m;
-    try {
-      m = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (!Array.isArray(m)) return;
-    switch (m[0]) {
-      case 'cp':
-        this.cursor.x = Number(m[1]);
-        this.cursor.y = Number(m[2]);
-        this.#drawCursor();
-        break;
-      case 'cs':
-        this.#setShape(m);
-        break;
-      case 'cb':
-        this.#remoteClipboard(String(m[1] ?? ''));
-        break;
-      case 'err':
-        this.#show(String(m[1] ?? 'error'));
-        break;
-      default:
-        break; // newer server: ignore
-    }
+  /** The X pointer is at the normalised picture position (x, y) (`cp`). */
+  cursorAt(x, y) {
+    this.cursor.x = x;
+    this.cursor.y = y;
+    this.#drawCursor();
   }
 
   #makeOverlay() {
@@ -461,12 +413,17 @@ export class InputController {
     this.#drawCursor();
   }
 
-  #setShape(m) {
-    const [, serial, w, h, hx, hy, sw, sh, b64] = m;
-    const shape = { serial, w, h, hx, hy, sw: sw || 1, sh: sh || 1 };
+  /**
+   * The cursor's shape (`cs`): size, hot spot and the X screen's size, and its pixels as
+   * base64 of RGBA (null for none).
+   * @param {{serial: number, w: number, h: number, hx: number, hy: number, sw: number, sh: number, rgba: string|null}} s
+   */
+  setCursorShape(s) {
+    const { serial, w, h, hx, hy, sw, sh, rgba: b64 } = s;
+    const shape = { serial, w, h, hx, hy, sw, sh };
     this.cursor.shape = shape;
     const c = this.overlay;
-    if (!(w > 0 && h > 0) || typeof b64 !== 'string') {
+    if (!(w > 0 && h > 0) || b64 === null) {
       c.width = c.height = 0;
       this.cursor.cssCursor = 'default';
       this.#drawCursor();
@@ -512,45 +469,9 @@ export class InputController {
     }
   }
 
-  async #remoteClipboard(text) {
-    this.lastClipboard = text;
-    try {
-      if (!navigator.clipboard || !document.hasFocus()) throw new Error('no clipboard access');
-      await navigator.clipboard.writeText(text);
-    } catch {
-      this.#show('Remote clipboard (select and copy):', text);
-    }
-  }
-
-  /** A small dismissable panel: a message and, optionally, text to copy by hand. */
-  #show(message, text) {
-    if (this.options.onMessage && text === undefined) {
-      this.options.onMessage(message);
-      return;
-    }
-    if (!this.panel) {
-      const p = document.createElement('div');
-      p.id = 'vnrit-clipboard';
-      Object.assign(p.style, {
-        position: 'fixed', right: '8px', bottom: '8px', maxWidth: '40ch', zIndex: '20',
-        padding: '8px', borderRadius: '8px', background: 'rgba(32,32,32,0.92)', color: '#eee',
-      });
-      const msg = document.createElement('div');
-      const area = document.createElement('textarea');
-      area.readOnly = true;
-      area.rows = 3;
-      area.style.width = '100%';
-      const close = document.createElement('button');
-      close.textContent = 'Close';
-      close.onclick = () => (p.style.display = 'none');
-      p.append(msg, area, close);
-      document.body.appendChild(p);
-      this.panel = p;
-    }
-    const [msg, area] = this.panel.children;
-    msg.textContent = message;
-    area.style.display = text === undefined ? 'none' : 'block';
-    area.value = text ?? '';
-    this.panel.style.display = 'block';
+  /** Tells the user `message` (options.onMessage, else the console). */
+  #show(message) {
+    if (this.options.onMessage) this.options.onMessage(message);
+    else console.info(`vnrit: ${message}`);
   }
 }

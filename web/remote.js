@@ -1,15 +1,10 @@
-// vnrit viewer: the page side of the input wire format, version 3 (see src/input/wire/mod.rs):
-// one JSON array per message. This module only encodes and decodes; the live session
-// carries the text (the 'input' data channel when open, else the signalling WebSocket).
-// Everything that sends input (mouse, touch, keyboard, on-screen keyboard, special keys,
-// clipboard) calls the methods of `RemoteInput`; nothing else builds wire messages.
+// vnrit viewer: input from the page's own controls (trackpad mode, on-screen keyboard,
+// special keys, input methods, the clipboard panel). `RemoteInput` keeps what they hold on
+// the desktop and what the server can take; the messages themselves are wire.js's. The live
+// session carries them (the 'input' data channel when open, else the signalling WebSocket).
 
-/** The input protocol version this page speaks. */
-export const PROTOCOL_VERSION = 3;
-/** Largest text the type-text action takes, in bytes of UTF-8. */
-export const MAX_TYPE_BYTES = 65536;
-/** UTF-16 units per `tx` message: even escaped, a chunk stays under the server's 64 KiB. */
-const TYPE_CHUNK_UNITS = 8000;
+import * as wire from './wire.js';
+
 /** Characters the server types per second (src/input/typing.rs: one every 4 ms). */
 export const TYPE_RATE = 250;
 
@@ -27,7 +22,7 @@ export class RemoteInput {
   }
 
   #out(msg) {
-    return this.send(JSON.stringify(msg));
+    return this.send(msg);
   }
 
   /**
@@ -39,7 +34,7 @@ export class RemoteInput {
   key(code, key, down) {
     if (down) this.keys.set(code, key);
     else this.keys.delete(code);
-    this.#out([down ? 'kd' : 'ku', code, key]);
+    this.#out(wire.key(code, key, down));
   }
 
   /** Presses and releases one key. */
@@ -59,18 +54,17 @@ export class RemoteInput {
 
   /** Pointer to the normalised frame position (x, y), each in [0, 1]. */
   move(x, y) {
-    const r = (v) => Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000;
-    const m = [r(x), r(y)];
+    const m = wire.movePosition(x, y);
     if (this.last && this.last[0] === m[0] && this.last[1] === m[1]) return;
     this.last = m;
-    this.#out(['m', m[0], m[1]]);
+    this.#out(wire.move(x, y));
   }
 
   /** X button `b` (1 left, 2 middle, 3 right, 8 back, 9 forward) down or up. */
   button(b, down) {
     if (down) this.buttons.add(b);
     else this.buttons.delete(b);
-    this.#out([down ? 'bd' : 'bu', b]);
+    this.#out(wire.button(b, down));
   }
 
   /** A click of button `b`. */
@@ -81,8 +75,8 @@ export class RemoteInput {
 
   /** Wheel motion in notches (positive = down/right). */
   wheel(dx, dy) {
-    const c = (v) => Math.round(Math.min(100, Math.max(-100, v)) * 100) / 100;
-    if (c(dx) || c(dy)) this.#out(['w', c(dx), c(dy)]);
+    const msg = wire.wheel(dx, dy);
+    if (msg) this.#out(msg);
   }
 
   /** Releases every key and button this page holds (focus lost, panel opened). */
@@ -90,7 +84,7 @@ export class RemoteInput {
     const held = this.keys.size || this.buttons.size;
     this.keys.clear();
     this.buttons.clear();
-    if (held) this.#out(['ra']);
+    if (held) this.#out(wire.releaseAll());
   }
 
   /**
@@ -99,12 +93,12 @@ export class RemoteInput {
    */
   clipboardImage(base64) {
     if (this.serverVersion < 2) return false;
-    return this.#out(['ci', 'image/png', base64]);
+    return this.#out(wire.clipboardImage(base64));
   }
 
   /** Sets the desktop's clipboard to `text`. */
   clipboard(text) {
-    return this.#out(['cb', text]);
+    return this.#out(wire.clipboard(text));
   }
 
   /**
@@ -116,42 +110,22 @@ export class RemoteInput {
   typeText(text) {
     if (!text) return null;
     if (this.serverVersion < 2) return 'this server cannot type text (it is older than the page): update vnrit';
-    const bytes = new TextEncoder().encode(text).length;
-    if (bytes > MAX_TYPE_BYTES) return `text of ${bytes} bytes is over the ${MAX_TYPE_BYTES}-byte limit for typing`;
-    for (let i = 0; i < text.length; ) {
-      let end = Math.min(text.length, i + TYPE_CHUNK_UNITS);
-      // Never split a surrogate pair between two messages.
-      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1])) end -= 1;
-      if (!this.#out(['tx', text.slice(i, end)])) return 'not connected';
-      i = end;
+    const bytes = wire.utf8Bytes(text);
+    if (bytes > wire.MAX_TYPE_BYTES) return `text of ${bytes} bytes is over the ${wire.MAX_TYPE_BYTES}-byte limit for typing`;
+    for (const msg of wire.typeText(text)) {
+      if (!this.#out(msg)) return 'not connected';
     }
     return null;
   }
 
   /** Stops typing what `typeText` still has queued on the server. */
   cancelTyping() {
-    if (this.serverVersion >= 2) this.#out(['txc']);
+    if (this.serverVersion >= 2) this.#out(wire.cancelTyping());
   }
 
   /** Says which protocol version the page speaks (sent when a channel opens). */
   hello() {
     this.last = null;
-    this.#out(['v', PROTOCOL_VERSION]);
+    this.#out(wire.hello());
   }
-}
-
-/**
- * Decodes one message from the server.
- * @param {string} text
- * @returns {{type: string, args: any[]}|null} null when it is not a wire message
- */
-export function decode(text) {
-  let msg;
-  try {
-    msg = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!Array.isArray(msg) || typeof msg[0] !== 'string') return null;
-  return { type: msg[0], args: msg.slice(1) };
 }

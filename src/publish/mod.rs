@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+use crate::session::liveness::{sleep_until, Decision, End, Liveness, LivenessRules};
 use crate::session::{
     NetworkConfig, PeerState, PendingOffer, Session, SessionError, SessionEvent, SessionStats,
 };
@@ -375,55 +376,75 @@ impl Publisher<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Outcome {
         let started = Instant::now();
-        let mut connected_at: Option<Instant> = None;
-        let connect_deadline = tokio::time::sleep(self.config.connect_timeout);
-        tokio::pin!(connect_deadline);
-        let far = Duration::from_secs(365 * 24 * 3600);
-        let grace = tokio::time::sleep(far);
-        tokio::pin!(grace);
-        let lost = |reason: &str, connected_at: Option<Instant>| Outcome::Lost {
+        // Connected within the connect timeout, and back within DISCONNECT_GRACE.
+        let rules = LivenessRules {
+            connect_within: self.config.connect_timeout,
+            reconnect_within: Some(DISCONNECT_GRACE),
+        };
+        let mut liveness = Liveness::new(rules, started);
+        let lost = |reason: &str, liveness: &Liveness| Outcome::Lost {
             reason: reason.to_string(),
-            streamed: connected_at.map_or(Duration::ZERO, |t| t.elapsed()),
+            streamed: liveness
+                .connected_at()
+                .map_or(Duration::ZERO, |t| t.elapsed()),
         };
         loop {
-            tokio::select! {
+            let end = tokio::select! {
                 _ = stopping(shutdown) => {
                     tracing::info!("WHIP: ending the session at {}", self.shown);
                     return Outcome::Shutdown;
                 }
-                _ = &mut connect_deadline, if connected_at.is_none() => {
-                    return lost(&format!("ICE did not connect within {} s", self.config.connect_timeout.as_secs()), None);
-                }
-                _ = &mut grace => return lost("the connection stayed disconnected", connected_at),
+                () = sleep_until(liveness.deadline()) => liveness.expired(Instant::now()),
                 event = events.recv() => match event {
-                    None => return lost("the connection ended", connected_at),
-                    Some(SessionEvent::State(PeerState::Connected)) => {
-                        grace.as_mut().reset(tokio::time::Instant::now() + far);
-                        self.status.lock().connected(Instant::now());
-                        if connected_at.is_none() {
-                            tracing::info!(
-                                "WHIP: streaming to {} (connected in {} ms)",
-                                self.shown,
-                                started.elapsed().as_millis()
-                            );
-                            connected_at = Some(Instant::now());
-                        }
-                    }
-                    Some(SessionEvent::State(PeerState::Disconnected)) => {
-                        tracing::info!("WHIP: connection to the SFU interrupted; waiting up to {} s", DISCONNECT_GRACE.as_secs());
-                        self.status.lock().interrupted(Instant::now());
-                        grace.as_mut().reset(tokio::time::Instant::now() + DISCONNECT_GRACE);
-                    }
-                    Some(SessionEvent::State(PeerState::Failed)) => return lost("ICE or DTLS failed", connected_at),
-                    Some(SessionEvent::State(PeerState::Closed)) => return lost("the SFU closed the connection", connected_at),
+                    None => return lost("the connection ended", &liveness),
+                    Some(SessionEvent::State(state)) => self.changed(&mut liveness, state, started),
                     Some(SessionEvent::Candidate(candidate)) => {
                         if let (Some(resource), Some(body)) = (resource, trickle.fragment(candidate.as_ref())) {
                             self.patch(resource, body, trickle).await;
                         }
+                        None
                     }
-                    Some(_) => {}
+                    Some(_) => None,
                 },
+            };
+            let reason = match end {
+                None => continue,
+                Some(End::NeverConnected) => format!(
+                    "ICE did not connect within {} s",
+                    self.config.connect_timeout.as_secs()
+                ),
+                Some(End::StayedDisconnected) => "the connection stayed disconnected".into(),
+                Some(End::Failed) => "ICE or DTLS failed".into(),
+                Some(End::Closed) => "the SFU closed the connection".into(),
+            };
+            return lost(&reason, &liveness);
+        }
+    }
+
+    /// The connection to the SFU went to `state`; why the session is over, if it is.
+    fn changed(&self, liveness: &mut Liveness, state: PeerState, started: Instant) -> Option<End> {
+        match liveness.changed(state, Instant::now()) {
+            Decision::Connected { first } => {
+                self.status.lock().connected(Instant::now());
+                if first {
+                    tracing::info!(
+                        "WHIP: streaming to {} (connected in {} ms)",
+                        self.shown,
+                        started.elapsed().as_millis()
+                    );
+                }
+                None
             }
+            Decision::Unreachable => {
+                tracing::info!(
+                    "WHIP: connection to the SFU interrupted; waiting up to {} s",
+                    DISCONNECT_GRACE.as_secs()
+                );
+                self.status.lock().interrupted(Instant::now());
+                None
+            }
+            Decision::Carry => None,
+            Decision::End(end) => Some(end),
         }
     }
 

@@ -10,6 +10,7 @@
 pub(crate) mod feedback;
 pub mod ice;
 mod keyframe;
+pub mod liveness;
 mod media;
 mod offer;
 pub mod opus_rtp;

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::GATHER_WAIT;
 use crate::server::{AppState, SlotGuard};
+use crate::session::liveness::{sleep_until, Decision, End, Liveness, LivenessRules};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
 
 /// Asks a session's task to end; the task answers on the inner sender once it has closed.
@@ -86,16 +88,21 @@ impl Reaper {
         let n = self.stats.id;
         let timeout = self.state.connect_timeout;
         let mut shutdown = self.state.shutdown.clone();
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut connected = false;
+        // Connected within the timeout, and back within it after a disconnect.
+        let rules = LivenessRules {
+            connect_within: timeout,
+            reconnect_within: Some(timeout),
+        };
+        let mut liveness = Liveness::new(rules, Instant::now());
         let mut reply = None;
         let mut pending = early.into_iter();
         loop {
             let event = tokio::select! {
                 _ = shutdown.wait_for(|s| *s) => break,
-                () = &mut deadline, if !connected => {
-                    tracing::warn!(session = n, "WHEP viewer did not connect within {timeout:?}; ending its session");
+                () = sleep_until(liveness.deadline()) => {
+                    let Some(end) = liveness.expired(Instant::now()) else { continue };
+                    let what = if end == End::NeverConnected { "did not connect" } else { "did not come back" };
+                    tracing::warn!(session = n, "WHEP viewer {what} within {timeout:?}; ending its session");
                     break;
                 }
                 asked = &mut stop => {
@@ -110,19 +117,17 @@ impl Reaper {
                 } => event,
             };
             match event {
-                None | Some(SessionEvent::State(PeerState::Closed)) => break,
-                Some(SessionEvent::State(PeerState::Failed)) => {
-                    tracing::warn!(session = n, "WHEP viewer's connection failed");
-                    break;
-                }
-                Some(SessionEvent::State(PeerState::Connected)) => connected = true,
-                Some(SessionEvent::State(PeerState::Disconnected)) => {
-                    // It may come back; if it does not within the timeout, it ends.
-                    connected = false;
-                    deadline
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + timeout);
-                }
+                None => break,
+                Some(SessionEvent::State(state)) => match liveness.changed(state, Instant::now()) {
+                    Decision::End(end) => {
+                        if end == End::Failed {
+                            tracing::warn!(session = n, "WHEP viewer's connection failed");
+                        }
+                        break;
+                    }
+                    // A disconnected player may come back; if it does not in time, it ends.
+                    Decision::Carry | Decision::Connected { .. } | Decision::Unreachable => {}
+                },
                 Some(_) => {}
             }
         }
