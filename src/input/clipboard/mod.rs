@@ -142,6 +142,8 @@ impl Clipboard {
         conn: &impl Connection,
         text: String,
     ) -> Result<(), ConnectionError> {
+        // A transfer still coming in from the last owner is stale now.
+        self.incoming = None;
         self.owned = Some(Owned::Text(Arc::new(text.into_bytes())));
         conn.set_selection_owner(self.window, self.atoms.clipboard, CURRENT_TIME)?;
         conn.set_selection_owner(self.window, AtomEnum::PRIMARY.into(), CURRENT_TIME)?;
@@ -154,6 +156,7 @@ impl Clipboard {
         conn: &impl Connection,
         png: Vec<u8>,
     ) -> Result<(), ConnectionError> {
+        self.incoming = None;
         self.owned = Some(Owned::Png(Arc::new(png)));
         conn.set_selection_owner(self.window, self.atoms.clipboard, CURRENT_TIME)?;
         Ok(())
