@@ -31,6 +31,8 @@
 //!   manager and a terminal) and stops them with vnrit.
 //! * [`xserver`] holds one X connection from start to exit, so a server never resets under
 //!   vnrit, and waits briefly for a server that is still starting.
+//! * [`lock`] is the one way vnrit takes a lock (a poisoned one is used as it is; the module
+//!   says why).
 //! * [`wake`] lets other threads cut short the capture and input threads' sleep on their X
 //!   connection.
 
@@ -44,6 +46,7 @@ pub mod control;
 pub mod display;
 pub mod input;
 pub mod launch;
+pub mod lock;
 pub(crate) mod on_demand;
 pub mod publish;
 pub mod resize;

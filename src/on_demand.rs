@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::lock::lock;
 use tokio::sync::broadcast;
 
 /// The stop switch a worker thread watches.
@@ -59,11 +60,7 @@ impl<C: StopSwitch, F> OnDemand<C, F> {
     }
 
     fn state(&self) -> MutexGuard<'_, State<C, F>> {
-        // A panic while holding this lock cannot leave the counts half-updated in a way that
-        // matters more than keeping the server up, so recover the guard.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     /// Counts one more subscriber and makes sure the worker runs, calling `start` if it does

@@ -20,6 +20,7 @@ pub mod pacing;
 pub mod policy;
 pub mod shaper;
 
+use crate::lock::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -150,7 +151,7 @@ struct ViewersInner {
 
 impl Viewers {
     fn lock(&self) -> std::sync::MutexGuard<'_, ViewersInner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
     /// Adds a viewer's link; it counts until the returned guard is dropped.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::lock::lock;
 use crate::on_demand::{OnDemand, Running, StopSwitch};
 
 pub use encoder::EncodeError;
@@ -113,18 +114,13 @@ struct Control {
 
 impl StopSwitch for Control {
     fn stopped(&self) -> bool {
-        *self.stop.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.stop)
     }
 
     fn stop(&self) {
-        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *lock(&self.stop) = true;
         self.wake.notify_all();
-        if let Some(conn) = self
-            .interrupt
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
+        if let Some(conn) = lock(&self.interrupt).as_ref() {
             conn.shutdown();
         }
     }
@@ -133,10 +129,11 @@ impl StopSwitch for Control {
 impl Control {
     /// Sleeps up to `wait` unless stopped first; true when stopped.
     fn wait_stopped(&self, wait: Duration) -> bool {
-        let guard = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = lock(&self.stop);
         let (guard, _) = self
             .wake
             .wait_timeout_while(guard, wait, |stopped| !*stopped)
+            // Poisoned or not, as every lock (crate::lock).
             .unwrap_or_else(|p| p.into_inner());
         *guard
     }
@@ -144,7 +141,7 @@ impl Control {
     /// Registers the socket that [`Control::stop`] must shut to unblock a read; false (and the
     /// socket shut at once) when a stop came first.
     fn arm(&self, conn: pulse::Conn) -> bool {
-        let mut slot = self.interrupt.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(&self.interrupt);
         if self.stopped() {
             conn.shutdown();
             return false;
@@ -154,7 +151,7 @@ impl Control {
     }
 
     fn disarm(&self) {
-        *self.interrupt.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *lock(&self.interrupt) = None;
     }
 }
 

@@ -1,5 +1,6 @@
 //! Counters of the audio pipeline, shared between its thread and whoever reports on it.
 
+use crate::lock::lock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -56,10 +57,6 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
-fn lock<T: Clone>(m: &Mutex<T>) -> T {
-    m.lock().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
 impl AudioCounters {
     /// Copies the counters.
     pub fn snapshot(&self) -> AudioStats {
@@ -74,17 +71,17 @@ impl AudioCounters {
             connects: self.connects.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
             thread_cpu: Duration::from_nanos(self.thread_cpu_ns.load(Ordering::Relaxed)),
-            last_error: lock(&self.last_error),
-            source: lock(&self.source),
+            last_error: lock(&self.last_error).clone(),
+            source: lock(&self.source).clone(),
         }
     }
 
     pub(super) fn set_error(&self, message: String) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+        *lock(&self.last_error) = Some(message);
     }
 
     pub(super) fn set_source(&self, source: String) {
-        *self.source.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
+        *lock(&self.source) = Some(source);
     }
 }
 

@@ -172,6 +172,11 @@ impl Pipeline {
                         self.send(now, data, Kind::Quiet);
                         return Ok(());
                     }
+                    if self.coder.needs_reference() {
+                        // Refinement waits for the encoder's next reference picture.
+                        self.pacer.damaged();
+                        return Ok(());
+                    }
                 }
                 Some(at) => timeout = timeout.min(at - now),
                 None => {}

@@ -6,11 +6,20 @@
 //!   costs a copy); anything larger, or any change while the encoder has been busy within
 //!   [`RefineConfig::motion_hold`], goes to OpenH264.
 //! * **Remember** what OpenH264 coded (lossy) and what went out lossless since.
-//! * **Refine** ("top-off"): once nothing changed for [`RefineConfig::settle`], send the lossy
-//!   macroblocks again losslessly, a slice of them per picture, so that no
-//!   [`RefineConfig::window`] carries more than [`RefineConfig::burst_factor`] times the
-//!   current target bitrate (the adaptive bitrate's, which the caller passes in). A new change
-//!   stops it at once (the settle time starts again); it resumes when the screen is still.
+//! * **Refine** ("top-off"): once nothing changed for [`RefineConfig::settle`] (and, after
+//!   motion, for [`RefineConfig::motion_hold`]), send the lossy macroblocks again losslessly,
+//!   a slice of them per picture, so that no [`RefineConfig::window`] carries more than
+//!   [`RefineConfig::burst_factor`] times the current target bitrate (the adaptive bitrate's,
+//!   which the caller passes in) and no [`RefineConfig::long_window`] more than the target
+//!   itself, counting every picture sent. A new change stops it at once (the settle time
+//!   starts again); it resumes when the screen is still.
+//!
+//! Why both limits and the motion hold: with only the 200 ms burst cap, a scene that changes
+//! five times a second (e2e/abr.test's plasma) was refined between every two pictures, so the
+//! stream ran at twice the target for as long as the motion lasted; on a 1 Mbit/s link the
+//! delay grew, the estimator lowered the target to its floor and the viewer went 6-9 s
+//! without a picture. Refining only a still screen, at no more than the target on average,
+//! keeps the stream inside what the estimator measured.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -31,6 +40,8 @@ pub struct RefineConfig {
     pub window: Duration,
     /// At most this many times the target bitrate in any window.
     pub burst_factor: u32,
+    /// The sliding window of the sustained limit: at most the target bitrate over it.
+    pub long_window: Duration,
     /// One refinement picture at most this often.
     pub step: Duration,
 }
@@ -44,6 +55,7 @@ impl Default for RefineConfig {
             settle: Duration::from_millis(100),
             window: Duration::from_millis(200),
             burst_factor: 2,
+            long_window: Duration::from_secs(1),
             step: Duration::from_millis(50),
         }
     }
@@ -68,6 +80,8 @@ pub struct Planner {
     /// Macroblocks last coded lossy by the encoder.
     lossy: MbMap,
     last_library: Option<Instant>,
+    /// The encoder's picture before `last_library` (two close together mean motion).
+    prev_library: Option<Instant>,
     last_change: Option<Instant>,
     last_refine: Option<Instant>,
     /// Bytes sent, with when, over the last window.
@@ -81,6 +95,7 @@ impl Planner {
             cfg,
             lossy: MbMap::new(width, height),
             last_library: None,
+            prev_library: None,
             last_change: None,
             last_refine: None,
             sent: VecDeque::new(),
@@ -100,9 +115,16 @@ impl Planner {
         }
     }
 
+    /// Whether `mbs` macroblocks are few enough to send by hand (as a change, or carried along
+    /// with a refinement picture).
+    pub fn fits_by_hand(&self, mbs: u32) -> bool {
+        mbs <= self.cfg.hand_max_mbs
+    }
+
     /// The encoder coded a picture at `now` in which `mbs` changed (coded lossy).
     pub fn coded_by_library(&mut self, now: Instant, mbs: &MbMap) {
         self.lossy.union(mbs);
+        self.prev_library = self.last_library;
         self.last_library = Some(now);
         self.last_change = Some(now);
     }
@@ -135,21 +157,42 @@ impl Planner {
         if self.lossy.is_empty() {
             return None;
         }
-        let mut at = self.last_change? + self.cfg.settle;
+        let mut at = self.still_from()?;
         if let Some(last) = self.last_refine {
             at = at.max(last + self.cfg.step);
         }
-        // When the window has room for at least one macroblock again.
-        let allowance = self.allowance(kbps);
-        let mut used: u64 = self.sent.iter().map(|(_, b)| b).sum();
-        for (t, b) in &self.sent {
+        // When both windows have room for at least one macroblock again.
+        at = self.room_from(at, self.cfg.window, self.burst_allowance(kbps));
+        at = self.room_from(at, self.cfg.long_window, self.sustained_allowance(kbps));
+        Some(at)
+    }
+
+    /// When the screen counts as still: `settle` after the last change, and after motion (the
+    /// encoder's last two pictures within `motion_hold`) `motion_hold` after the last picture.
+    fn still_from(&self) -> Option<Instant> {
+        let mut at = self.last_change? + self.cfg.settle;
+        if let (Some(last), Some(prev)) = (self.last_library, self.prev_library) {
+            if last.saturating_duration_since(prev) < self.cfg.motion_hold {
+                at = at.max(last + self.cfg.motion_hold);
+            }
+        }
+        Some(at)
+    }
+
+    /// The earliest time, not before `from`, at which the bytes sent within the `window`
+    /// before it leave room for one macroblock under `allowance` (entries age out in order).
+    fn room_from(&self, from: Instant, window: Duration, allowance: u64) -> Instant {
+        let live = || self.sent.iter().filter(|(t, _)| *t + window > from);
+        let mut used: u64 = live().map(|(_, b)| b).sum();
+        let mut at = from;
+        for (t, b) in live() {
             if used + BYTES_PER_MB <= allowance {
                 break;
             }
             used -= b;
-            at = at.max(*t + self.cfg.window);
+            at = at.max(*t + window);
         }
-        Some(at)
+        at
     }
 
     /// The macroblocks to refine with one picture at `now` under a target of `kbps`, or
@@ -159,12 +202,17 @@ impl Planner {
             return None;
         }
         self.forget(now);
-        let allowance = self.allowance(kbps);
-        let used: u64 = self.sent.iter().map(|(_, b)| b).sum();
+        let burst = self.burst_allowance(kbps);
+        let sustained = self.sustained_allowance(kbps);
+        let used_burst = self.used_since(now, self.cfg.window);
+        let used_sustained = self.used_since(now, self.cfg.long_window);
         // Spread: one picture takes at most the share of a window that one step has.
         let steps = (self.cfg.window.as_micros() / self.cfg.step.as_micros().max(1)).max(1);
-        let share = allowance / steps as u64;
-        let room = allowance.saturating_sub(used).min(share.max(BYTES_PER_MB));
+        let share = burst / steps as u64;
+        let room = burst
+            .saturating_sub(used_burst)
+            .min(sustained.saturating_sub(used_sustained))
+            .min(share.max(BYTES_PER_MB));
         let n = (room / BYTES_PER_MB) as u32;
         (n > 0).then(|| self.lossy.first(n))
     }
@@ -176,20 +224,40 @@ impl Planner {
         self.last_change = Some(now);
     }
 
-    fn allowance(&self, kbps: u32) -> u64 {
-        let bytes_per_sec = u64::from(kbps) * 1000 / 8;
-        bytes_per_sec * u64::from(self.cfg.burst_factor) * self.cfg.window.as_millis() as u64 / 1000
+    /// Bytes allowed in one burst window: `burst_factor` times the target.
+    fn burst_allowance(&self, kbps: u32) -> u64 {
+        bytes_at(kbps, self.cfg.window) * u64::from(self.cfg.burst_factor)
+    }
+
+    /// Bytes allowed in one long window: the target itself.
+    fn sustained_allowance(&self, kbps: u32) -> u64 {
+        bytes_at(kbps, self.cfg.long_window)
+    }
+
+    /// Bytes sent within `window` before `now`.
+    fn used_since(&self, now: Instant, window: Duration) -> u64 {
+        self.sent
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) < window)
+            .map(|(_, b)| b)
+            .sum()
     }
 
     fn forget(&mut self, now: Instant) {
+        let keep = self.cfg.window.max(self.cfg.long_window);
         while let Some(&(t, _)) = self.sent.front() {
-            if now.saturating_duration_since(t) >= self.cfg.window {
+            if now.saturating_duration_since(t) >= keep {
                 self.sent.pop_front();
             } else {
                 break;
             }
         }
     }
+}
+
+/// Bytes a rate of `kbps` carries in `window`.
+fn bytes_at(kbps: u32, window: Duration) -> u64 {
+    u64::from(kbps) * 1000 / 8 * window.as_millis() as u64 / 1000
 }
 
 #[cfg(test)]

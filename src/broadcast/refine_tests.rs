@@ -39,7 +39,7 @@ fn small_changes_go_by_hand_unless_the_screen_is_moving() {
 }
 
 #[test]
-fn refinement_waits_for_a_still_screen_and_stays_under_twice_the_rate() {
+fn refinement_waits_for_a_still_screen_and_stays_under_both_rate_limits() {
     let t0 = Instant::now();
     let kbps = 4000;
     let mut p = Planner::new(RefineConfig::default(), 1920, 1080);
@@ -72,10 +72,19 @@ fn refinement_waits_for_a_still_screen_and_stays_under_twice_the_rate() {
             .sum();
         assert!(in_window <= 200_000, "{in_window} bytes in 200 ms");
     }
+    // Any 1 s window: at most the target, 4 Mbit/s = 500 kB (the first picture included).
+    for (i, &(t, _)) in log.iter().enumerate() {
+        let in_window: u64 = log[i..]
+            .iter()
+            .take_while(|(u, _)| *u < t + Duration::from_secs(1))
+            .map(|(_, b)| b)
+            .sum();
+        assert!(in_window <= 500_000, "{in_window} bytes in 1 s");
+    }
     let took = now - t0;
     assert!(
-        took < Duration::from_millis(1600),
-        "3600 macroblocks at 2x 4 Mbit/s take about 1.4 s, took {took:?}"
+        took < Duration::from_millis(3200),
+        "3600 macroblocks (1.4 MB) at 4 Mbit/s take about 2.9 s, took {took:?}"
     );
     assert!(pictures >= 6, "spread over {pictures} pictures");
     assert_eq!(p.next_refine(kbps), None, "done: costs nothing");
@@ -102,4 +111,47 @@ fn a_change_stops_refinement_and_a_lower_estimate_slows_it() {
     r.all_lossy(t0);
     let fast = r.refine(ms(t0, 100), 4000).expect("due").count();
     assert!(slow * 7 <= fast && slow > 0, "{slow} vs {fast}");
+}
+
+#[test]
+fn steady_motion_is_not_refined_between_pictures() {
+    // e2e/abr.test's plasma: a whole-screen picture from the encoder every 200 ms. Refining
+    // between them doubled the stream and starved a 1 Mbit/s link.
+    let t0 = Instant::now();
+    let mut p = Planner::new(RefineConfig::default(), 1280, 720);
+    let screen = rows(1280, 720, 45);
+    for frame in 0..25u64 {
+        let at = ms(t0, frame * 200);
+        p.coded_by_library(at, &screen);
+        p.sent(at, 20_000);
+        if frame == 0 {
+            continue; // one picture alone is a change, not motion: it may be refined
+        }
+        for probe in [110, 150, 199] {
+            assert!(
+                p.refine(ms(at, probe), 1000).is_none(),
+                "refined {probe} ms after picture {frame}"
+            );
+        }
+    }
+    // The motion stops at 4.8 s: refinement begins `motion_hold` later, not `settle`.
+    let last = ms(t0, 4800);
+    assert!(p.refine(ms(last, 200), 1000).is_none());
+    assert!(p.refine(ms(last, 250), 1000).is_some());
+}
+
+#[test]
+fn the_encoder_share_counts_against_the_sustained_limit() {
+    // A still screen after one big picture that used the whole second's budget: refinement
+    // waits until that picture leaves the 1 s window.
+    let t0 = Instant::now();
+    let kbps = 1000; // 125 kB per second
+    let mut p = Planner::new(RefineConfig::default(), 1280, 720);
+    p.all_lossy(t0);
+    p.sent(t0, 125_000);
+    assert_eq!(p.next_refine(kbps), Some(ms(t0, 1000)));
+    assert!(p.refine(ms(t0, 999), kbps).is_none());
+    let mbs = p.refine(ms(t0, 1000), kbps).expect("room again");
+    // One step's share of the burst window: 2 x 25 kB / 4.
+    assert_eq!(u64::from(mbs.count()), 12_500 / BYTES_PER_MB);
 }

@@ -205,8 +205,9 @@ pub struct Cli {
     pub min_bitrate: u32,
 
     /// Send small changes (a typed glyph, a cursor) losslessly without an encode, and make
-    /// still areas lossless after motion stops (docs/video-stage.md). Off by default for now:
-    /// on a 1 Mbit/s link it starves the stream (e2e/abr.test.mjs, docs/video-stage.md).
+    /// still areas lossless after motion stops, within the adaptive bitrate
+    /// (docs/video-stage.md). Off by default for now: with adaptive bitrate, the viewer's pacer
+    /// lets large refinement pictures out far slower than the link allows (docs/video-stage.md).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true", value_name = "BOOL")]
     pub lossless_updates: bool,

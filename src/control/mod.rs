@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::lock::lock;
 use machine::ControlState;
 pub use machine::{Action, Handover, Mode, Presence, Refusal, Role, ViewerId, ViewerInfo};
 
@@ -163,7 +164,7 @@ impl ControlHub {
     }
 
     fn lock(&self) -> MutexGuard<'_, ControlState> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.state)
     }
 
     /// Runs one step of the machine, publishes the new presence, and arms the timer for the

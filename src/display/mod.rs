@@ -14,6 +14,7 @@
 //! The Xvfb is not tied to this process's life by the kernel: if the process is SIGKILLed,
 //! the server stays behind.
 
+use crate::lock::lock;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -284,10 +285,7 @@ fn launch(number: u32, width: u32, height: u32, extra: &[&str]) -> Result<Launch
         width,
         height,
     };
-    let log = |tail: &LogTail| match tail.lock() {
-        Ok(t) => t.iter().cloned().collect::<Vec<_>>().join(" | "),
-        Err(_) => String::new(),
-    };
+    let log = |tail: &LogTail| lock(tail).iter().cloned().collect::<Vec<_>>().join(" | ");
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last_error = String::from("it never accepted a client");
     loop {
@@ -348,12 +346,11 @@ fn forward_stderr(stderr: std::process::ChildStderr, name: &str, tail: &LogTail)
             continue;
         }
         tracing::debug!(display = %name, "Xvfb: {line}");
-        if let Ok(mut t) = tail.lock() {
-            if t.len() == 8 {
-                t.pop_front();
-            }
-            t.push_back(line);
+        let mut t = lock(tail);
+        if t.len() == 8 {
+            t.pop_front();
         }
+        t.push_back(line);
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use x11rb::connection::{Connection, RequestConnection as _};
-use x11rb::errors::ConnectionError;
+use x11rb::errors::{ConnectionError, ReplyError};
 use x11rb::protocol::xproto::{
     ChangeWindowAttributesAux, ConnectionExt as _, EventMask, Keycode, Mapping, Window,
     BUTTON_PRESS_EVENT, BUTTON_RELEASE_EVENT, KEY_PRESS_EVENT, KEY_RELEASE_EVENT,
@@ -153,7 +153,7 @@ impl Injector {
                 busy_since = Instant::now();
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 match cmd {
-                    Cmd::Event { session, event } => self.event(session, event)?,
+                    Cmd::Event { session, event } => go_on(self.event(session, event))?,
                     Cmd::Type {
                         session,
                         text,
@@ -162,27 +162,29 @@ impl Injector {
                     } => self
                         .typist
                         .push(session, &text, reserved, backlog, Instant::now()),
-                    Cmd::EndSession(session) => self.end_session(session)?,
+                    Cmd::EndSession(session) => go_on(self.end_session(session))?,
                     Cmd::Sync(done) => {
-                        self.conn.sync().map_err(to_conn_err)?;
+                        go_on(self.conn.sync())?;
                         let _ = done.send(());
                     }
+                    #[cfg(test)]
+                    Cmd::Request(request) => go_on((request.0)(&self.conn))?,
                     Cmd::Shutdown(done) => {
-                        self.release_everything()?;
+                        go_on(self.release_everything())?;
                         let _ = done.send(());
                         return Ok(());
                     }
                 }
             }
             for (session, stroke) in self.typist.due(Instant::now()) {
-                self.type_stroke(session, stroke)?;
+                go_on(self.type_stroke(session, stroke))?;
             }
             // Round trips made while handling events may queue more events: drain until
             // nothing is left, so poll() below never sleeps on buffered events.
             loop {
                 while let Some(ev) = self.conn.poll_for_event()? {
                     busy_since = Instant::now();
-                    self.x_event(ev)?;
+                    go_on(self.x_event(ev))?;
                 }
                 if !self.cursor.flush(&self.conn, &self.publish)? {
                     break;
@@ -213,27 +215,28 @@ impl Injector {
         }
     }
 
-    fn x_event(&mut self, ev: Event) -> Result<(), ConnectionError> {
+    fn x_event(&mut self, ev: Event) -> Result<(), ReplyError> {
         match ev {
             Event::MappingNotify(m) if m.request == Mapping::KEYBOARD => {
-                if let Err(e) = self.keymap.reload(&self.conn) {
-                    return Err(to_conn_err(e));
-                }
+                self.keymap.reload(&self.conn)?;
             }
+            // A request sent without waiting for its answer was refused (e.g. a property
+            // written for a clipboard requestor whose window is gone).
+            Event::Error(e) => tracing::debug!(
+                "input: X refused request {}.{}: {:?}",
+                e.major_opcode,
+                e.minor_opcode,
+                e.error_kind
+            ),
             Event::ConfigureNotify(c) if c.window == self.root => {
                 self.width = c.width;
                 self.height = c.height;
                 self.publish.set_screen(c.width, c.height);
             }
             ev => {
-                let mine = self
-                    .cursor
-                    .on_event(&self.conn, &ev, &self.publish)
-                    .map_err(to_conn_err)?;
+                let mine = self.cursor.on_event(&self.conn, &ev, &self.publish)?;
                 if !mine {
-                    self.clipboard
-                        .on_event(&self.conn, &ev, &self.publish)
-                        .map_err(to_conn_err)?;
+                    self.clipboard.on_event(&self.conn, &ev, &self.publish)?;
                 }
             }
         }
@@ -247,12 +250,12 @@ impl Injector {
             .collect()
     }
 
-    fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<(), ConnectionError> {
+    fn fake(&self, kind: u8, detail: u8, x: i16, y: i16) -> Result<(), ReplyError> {
         xtest::fake_input(&self.conn, kind, detail, 0, self.root, x, y, 0)?;
         Ok(())
     }
 
-    fn event(&mut self, id: u64, event: InputEvent) -> Result<(), ConnectionError> {
+    fn event(&mut self, id: u64, event: InputEvent) -> Result<(), ReplyError> {
         match event {
             InputEvent::KeyDown { code, key } => self.key_down(id, code, &key),
             InputEvent::KeyUp { code } => {
@@ -302,8 +305,8 @@ impl Injector {
             }
             InputEvent::Wheel { dx, dy } => self.wheel(id, dx, dy),
             InputEvent::ReleaseAll => self.release_session(id),
-            InputEvent::Clipboard(text) => self.clipboard.set(&self.conn, text),
-            InputEvent::ClipboardImage(png) => self.clipboard.set_image(&self.conn, png),
+            InputEvent::Clipboard(text) => Ok(self.clipboard.set(&self.conn, text)?),
+            InputEvent::ClipboardImage(png) => Ok(self.clipboard.set_image(&self.conn, png)?),
             InputEvent::CancelTyping => {
                 let n = self.typist.cancel(id);
                 tracing::debug!(
@@ -319,7 +322,7 @@ impl Injector {
         }
     }
 
-    fn key_down(&mut self, id: u64, code: String, key: &str) -> Result<(), ConnectionError> {
+    fn key_down(&mut self, id: u64, code: String, key: &str) -> Result<(), ReplyError> {
         let state = self.sessions.entry(id).or_default();
         if state.keys.contains_key(&code) {
             // The browser's own repeat: X repeats held keys itself.
@@ -356,7 +359,7 @@ impl Injector {
 
     /// Type one character of queued text: press and release its key (with Shift around it
     /// when it is on the shifted level), so nothing stays down.
-    fn type_stroke(&mut self, id: u64, stroke: Stroke) -> Result<(), ConnectionError> {
+    fn type_stroke(&mut self, id: u64, stroke: Stroke) -> Result<(), ReplyError> {
         let ks = match stroke {
             Stroke::Return => 0xff0d,
             Stroke::Tab => 0xff09,
@@ -382,7 +385,7 @@ impl Injector {
         Ok(())
     }
 
-    fn wheel(&mut self, id: u64, dx: f64, dy: f64) -> Result<(), ConnectionError> {
+    fn wheel(&mut self, id: u64, dx: f64, dy: f64) -> Result<(), ReplyError> {
         let s = self.sessions.entry(id).or_default();
         // A change of direction forgets the remainder of the other direction.
         if s.wheel.0 * dx < 0.0 {
@@ -408,7 +411,7 @@ impl Injector {
     }
 
     /// Release what session `id` holds and nobody else does; keep its entry.
-    fn release_session(&mut self, id: u64) -> Result<(), ConnectionError> {
+    fn release_session(&mut self, id: u64) -> Result<(), ReplyError> {
         let Some(mut state) = self.sessions.remove(&id) else {
             return Ok(());
         };
@@ -433,22 +436,21 @@ impl Injector {
         Ok(())
     }
 
-    fn end_session(&mut self, id: u64) -> Result<(), ConnectionError> {
+    fn end_session(&mut self, id: u64) -> Result<(), ReplyError> {
         self.typist.cancel(id);
         self.release_session(id)?;
         self.sessions.remove(&id);
         Ok(())
     }
 
-    fn release_everything(&mut self) -> Result<(), ConnectionError> {
+    fn release_everything(&mut self) -> Result<(), ReplyError> {
         self.typist.cancel_all();
         let ids: Vec<u64> = self.sessions.keys().copied().collect();
         for id in ids {
             self.end_session(id)?;
         }
         self.keymap.unbind_all(&self.conn)?;
-        self.conn.sync().map_err(to_conn_err)?;
-        Ok(())
+        self.conn.sync()
     }
 }
 
@@ -458,15 +460,28 @@ fn scale(v: f64, size: u16) -> i16 {
     (v * f64::from(size)).floor().clamp(0.0, max) as i16
 }
 
-fn to_conn_err(e: x11rb::errors::ReplyError) -> ConnectionError {
-    match e {
-        x11rb::errors::ReplyError::ConnectionError(c) => c,
-        x11rb::errors::ReplyError::X11Error(x) => {
-            tracing::warn!("input: X error {:?}", x.error_kind);
-            ConnectionError::UnknownError
+/// What a failed step of the X thread means: a lost connection stops it (returned); a
+/// request the X server refused (an X protocol error: a window gone, a keymap changed under
+/// a request) costs only that step, and remote control goes on for everyone.
+fn go_on(step: Result<(), ReplyError>) -> Result<(), ConnectionError> {
+    match step {
+        Ok(()) => Ok(()),
+        Err(ReplyError::ConnectionError(lost)) => Err(lost),
+        Err(ReplyError::X11Error(e)) => {
+            tracing::warn!(
+                "input: X refused request {}.{} ({:?}); going on",
+                e.major_opcode,
+                e.minor_opcode,
+                e.error_kind
+            );
+            Ok(())
         }
     }
 }
+
+#[cfg(test)]
+#[path = "injector_tests.rs"]
+mod x_tests;
 
 #[cfg(test)]
 mod tests {

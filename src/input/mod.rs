@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::lock::lock;
 use crate::wake::Wakeup;
 
 pub use outgoing::OutgoingMessages;
@@ -113,6 +114,25 @@ pub(crate) enum Cmd {
     EndSession(u64),
     Sync(mpsc::Sender<()>),
     Shutdown(mpsc::Sender<()>),
+    /// A test's own request, made on the X thread's connection and its failure handled like
+    /// the thread's own requests'.
+    #[cfg(test)]
+    Request(XRequest),
+}
+
+/// A request a test makes on the X thread's connection.
+#[cfg(test)]
+pub(crate) struct XRequest(pub Box<XRequestFn>);
+
+#[cfg(test)]
+type XRequestFn = dyn FnOnce(&x11rb::rust_connection::RustConnection) -> Result<(), x11rb::errors::ReplyError>
+    + Send;
+
+#[cfg(test)]
+impl std::fmt::Debug for XRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XRequest")
+    }
 }
 
 /// State shared by the service, its sessions and the X thread.
@@ -152,11 +172,7 @@ impl Shared {
             return Err(InputError::Busy);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
-        let sent = match self.tx.lock() {
-            Ok(tx) => tx.send(cmd).is_ok(),
-            Err(_) => false,
-        };
-        if !sent {
+        if lock(&self.tx).send(cmd).is_err() {
             return Err(InputError::Stopped);
         }
         self.wake();
@@ -243,7 +259,7 @@ impl InputService {
             tracing::debug!("input: service already stopped");
         }
         self.shared.alive.store(false, Ordering::Release);
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        let handle = lock(&self.thread).take();
         if let Some(handle) = handle {
             if handle.join().is_err() {
                 tracing::error!("input: the X thread panicked");

@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::wire::{self, chunk::Chunker, ClipData};
 use super::Shared;
+use crate::lock::lock;
 
 /// What is broadcast to the pages.
 #[derive(Debug, Clone)]
@@ -86,17 +87,13 @@ impl Publisher {
 
     /// A new cursor image (also kept for pages that join later).
     pub(crate) fn shape(&self, text: Arc<str>) {
-        if let Ok(mut s) = self.shared.snapshot.lock() {
-            s.shape = Some(Arc::clone(&text));
-        }
+        lock(&self.shared.snapshot).shape = Some(Arc::clone(&text));
         self.send(Payload::Text(text), false);
     }
 
     /// A new pointer position (also kept for pages that join later).
     pub(crate) fn pointer(&self, text: Arc<str>) {
-        if let Ok(mut s) = self.shared.snapshot.lock() {
-            s.pointer = Some(Arc::clone(&text));
-        }
+        lock(&self.shared.snapshot).pointer = Some(Arc::clone(&text));
         self.send(Payload::Text(text), false);
     }
 
@@ -145,10 +142,7 @@ impl OutgoingMessages {
     }
 
     pub(crate) fn snapshot(shared: &Shared) -> Vec<Arc<str>> {
-        match shared.snapshot.lock() {
-            Ok(s) => s.messages().collect(),
-            Err(_) => Vec::new(),
-        }
+        lock(&shared.snapshot).messages().collect()
     }
 
     /// The next message to send to the page; `None` once the service has stopped.

@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 use url::Url;
 
+use crate::lock::lock;
 use crate::session::SessionStats;
 
 /// Where the publisher is in its life.
@@ -261,7 +262,7 @@ impl PublishStatus {
 
     /// The tracker, also after a panic in another holder (its fields stay consistent).
     pub(super) fn lock(&self) -> MutexGuard<'_, Tracker> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// The report as of now.

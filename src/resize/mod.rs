@@ -17,6 +17,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::lock::lock;
 use policy::{Policy, Refusal, Request, Target};
 use randr::{RandrError, Screen};
 
@@ -143,10 +144,7 @@ impl ResizeService {
     /// Stops the thread (bounded by `timeout`), first putting a display vnrit did not start
     /// back to its original size.
     pub fn shutdown(&self, timeout: Duration) {
-        let thread = match self.thread.lock() {
-            Ok(mut t) => t.take(),
-            Err(p) => p.into_inner().take(),
-        };
+        let thread = lock(&self.thread).take();
         if let Some(thread) = thread {
             let _ = self.tx.send(Command::Stop {
                 restore: self.restore,
@@ -164,7 +162,7 @@ impl ResizeService {
     fn lock(&self) -> std::sync::MutexGuard<'_, Policy> {
         // A panic while holding the lock leaves a consistent policy (every method is a few
         // assignments), so a poisoned lock is used as is.
-        self.policy.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.policy)
     }
 }
 
@@ -176,9 +174,8 @@ impl Drop for ResizeService {
 
 /// The resize thread: waits for requests, applies what the policy says is due.
 fn run(mut screen: Screen, policy: &Mutex<Policy>, rx: &mpsc::Receiver<Command>) {
-    let lock = || policy.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let wait = lock().next_wake(Instant::now());
+        let wait = lock(policy).next_wake(Instant::now());
         let command = match wait {
             Some(d) if d.is_zero() => Ok(Command::Wake),
             Some(d) => match rx.recv_timeout(d) {
@@ -199,7 +196,7 @@ fn run(mut screen: Screen, policy: &Mutex<Policy>, rx: &mpsc::Receiver<Command>)
             }
             Err(()) => return,
         }
-        let Some(target) = lock().due(Instant::now()) else {
+        let Some(target) = lock(policy).due(Instant::now()) else {
             continue;
         };
         let started = Instant::now();
@@ -219,7 +216,7 @@ fn run(mut screen: Screen, policy: &Mutex<Policy>, rx: &mpsc::Receiver<Command>)
                 "the display refused the viewer's size: {err}"
             ),
         }
-        let mut p = lock();
+        let mut p = lock(policy);
         p.applied(Instant::now(), target, ok);
         if !p.active() {
             tracing::warn!(

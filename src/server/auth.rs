@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 pub use super::access::Role;
 use super::cookie::{now_unix, CookieKeys};
 use super::AppState;
+use crate::lock::lock;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "vnrit_session";
@@ -189,7 +190,7 @@ pub struct FailureLimiter {
 
 impl FailureLimiter {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (Instant, u32)>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.failures)
     }
 
     /// Whether `ip` has used up its failed attempts at `now`.

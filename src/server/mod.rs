@@ -33,6 +33,7 @@ use crate::audio::{AudioHub, AudioStats};
 use crate::broadcast::{Hub, StatsSnapshot};
 use crate::control::{ControlHub, ControlSettings, Presence};
 use crate::input::InputService;
+use crate::lock::lock;
 use crate::publish::{PublishReport, PublishStatus};
 use crate::resize::ResizeService;
 use crate::session::{NetworkConfig, PeerState, SessionStats};
@@ -172,7 +173,7 @@ impl AppState {
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<SessionStats>>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.sessions)
     }
 
     fn register(&self, stats: Arc<SessionStats>) {

@@ -33,6 +33,7 @@ use crate::abr::LinkStats;
 use crate::audio::mic::MicTap;
 use crate::audio::AudioHub;
 use crate::broadcast::Hub;
+use crate::lock::lock;
 pub use offer::PendingOffer;
 pub use peer::{IceServer, NetworkConfig};
 
@@ -311,7 +312,7 @@ impl Session {
     /// Sends an input-side message (cursor, clipboard) on the `input` data channel. Returns
     /// `false` when the channel is not open (the caller falls back to the WebSocket).
     pub async fn send_input(&self, text: &str) -> bool {
-        let channel = self.input.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let channel = lock(&self.input).clone();
         match channel {
             Some(channel) => channel.send_text(text).await.is_ok(),
             None => false,
@@ -323,7 +324,7 @@ impl Session {
     /// queueing megabytes. Returns at once without an open channel. Cancel-safe.
     pub async fn input_ready(&self) {
         loop {
-            let channel = self.input.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let channel = lock(&self.input).clone();
             let Some(channel) = channel else { return };
             match channel.outstanding_bytes().await {
                 Ok(n) if n >= INPUT_BACKLOG => {

@@ -36,6 +36,7 @@ use super::{
 use super::{SessionStats, H264_FMTP};
 use crate::abr::LinkStats;
 use crate::audio::mic::{MicPacket, MicTap};
+use crate::lock::lock;
 
 /// Network settings shared by all sessions.
 #[derive(Debug, Clone)]
@@ -537,7 +538,7 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 fn set_channel(slot: &InputChannel, channel: Option<Arc<dyn DataChannel>>) {
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = channel;
+    *lock(slot) = channel;
 }
 
 #[cfg(test)]

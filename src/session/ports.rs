@@ -8,6 +8,7 @@
 //! holds on every address shows up as a failed build and the caller moves on to the next
 //! (held on only some addresses, webrtc-rs skips those addresses and the build succeeds).
 
+use crate::lock::lock;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +45,7 @@ impl PortPool {
     /// Leases the lowest free port that `skip` does not exclude, or `None` when every port of
     /// the range is leased (or skipped).
     pub fn lease(&self, skip: &BTreeSet<u16>) -> Option<PortLease> {
-        let mut in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_use = lock(&self.in_use);
         let port = (self.first..=self.last).find(|p| !in_use.contains(p) && !skip.contains(p))?;
         in_use.insert(port);
         Some(PortLease {
@@ -55,7 +56,7 @@ impl PortPool {
 
     /// How many ports are leased right now.
     pub fn leased(&self) -> usize {
-        self.in_use.lock().unwrap_or_else(|p| p.into_inner()).len()
+        lock(&self.in_use).len()
     }
 }
 
@@ -68,10 +69,7 @@ impl PortLease {
 
 impl Drop for PortLease {
     fn drop(&mut self) {
-        self.in_use
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.port);
+        lock(&self.in_use).remove(&self.port);
     }
 }
 

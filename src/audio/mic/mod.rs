@@ -19,6 +19,7 @@ pub use source::SOURCE_NAME;
 
 use super::pulse::PulseError;
 use super::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::lock::lock;
 
 /// Packets queued for the worker; more are dropped (the worker is far faster than 50/s).
 const QUEUE_PACKETS: usize = 50;
@@ -72,14 +73,14 @@ impl Microphone {
 
     /// The owner of the microphone now, if any.
     pub fn owner(&self) -> Option<u64> {
-        *self.owner.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.owner)
     }
 
     /// Turns the microphone on for `owner` (blocking while the source is set up, at most a few
     /// seconds): the packets pushed into `tap` are heard on `vnrit-mic` until the claim drops.
     pub fn claim(&self, owner: u64, tap: &MicTap) -> Result<MicClaim, MicError> {
         {
-            let mut slot = self.owner.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = lock(&self.owner);
             if slot.is_some() {
                 return Err(MicError::Busy);
             }
@@ -127,7 +128,7 @@ struct FreeOnDrop(Arc<Mutex<Option<u64>>>);
 
 impl Drop for FreeOnDrop {
     fn drop(&mut self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *lock(&self.0) = None;
     }
 }
 
@@ -151,12 +152,12 @@ pub struct MicTap(Arc<Mutex<Option<SyncSender<MicPacket>>>>);
 
 impl MicTap {
     fn set(&self, tx: Option<SyncSender<MicPacket>>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+        *lock(&self.0) = tx;
     }
 
     /// Passes one packet on (dropped when the microphone is off or the queue is full).
     pub fn push(&self, packet: MicPacket) {
-        if let Some(tx) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(tx) = lock(&self.0).as_ref() {
             let _ = tx.try_send(packet);
         }
     }

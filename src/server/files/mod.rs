@@ -28,6 +28,7 @@ use futures::StreamExt;
 
 use super::auth::{self, Role};
 use super::AppState;
+use crate::lock::lock;
 use range::RangeDecision;
 
 /// Default `--max-upload`: 2 GiB.
@@ -83,7 +84,7 @@ impl Files {
 
     /// Takes an upload slot for `viewer`; `None` when it (or the server) has too many.
     fn begin(self: &Arc<Self>, viewer: String) -> Option<UploadSlot> {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let mut active = lock(&self.active);
         let total: usize = active.values().sum();
         let mine = active.entry(viewer.clone()).or_default();
         if *mine >= PER_VIEWER_UPLOADS || total >= TOTAL_UPLOADS {
@@ -108,7 +109,7 @@ struct UploadSlot {
 
 impl Drop for UploadSlot {
     fn drop(&mut self) {
-        let mut active = self.files.active.lock().unwrap_or_else(|p| p.into_inner());
+        let mut active = lock(&self.files.active);
         if let Some(n) = active.get_mut(&self.viewer) {
             *n -= 1;
             if *n == 0 {
@@ -509,7 +510,7 @@ mod tests {
         drop(a);
         assert!(files.begin("a".into()).is_some());
         drop(b);
-        assert!(files.active.lock().unwrap().is_empty());
+        assert!(lock(&files.active).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::GATHER_WAIT;
+use crate::lock::lock;
 use crate::server::{AppState, SlotGuard};
 use crate::session::liveness::{sleep_until, Decision, End, Liveness, LivenessRules};
 use crate::session::{PeerState, Session, SessionEvent, SessionStats};
@@ -25,7 +26,7 @@ pub struct WhepSessions {
 
 impl WhepSessions {
     pub(super) fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, StopSender>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.map)
     }
 
     /// Number of WHEP sessions alive.
