@@ -18,9 +18,9 @@ before(async () => {
   page = await h.browser.newPage({ viewport: { width: 960, height: 600 } });
   page.on('pageerror', (err) => pageErrors.push(err.message));
   await page.goto(h.server.url, { timeout: 15000 });
-  await waitFor(() => page.evaluate(() => vnrit.remote.serverVersion === 2), {
+  await waitFor(() => page.evaluate(() => vnrit.remote.serverVersion === 3), {
     timeoutMs: 15000,
-    what: 'the server to announce input protocol version 2',
+    what: 'the server to announce input protocol version 3',
   });
 });
 

@@ -27,9 +27,9 @@ before(async () => {
     timeoutMs: 15000,
     what: 'the video',
   });
-  await waitFor(() => page.evaluate(() => vnrit.remote.serverVersion === 2), {
+  await waitFor(() => page.evaluate(() => vnrit.remote.serverVersion === 3), {
     timeoutMs: 10000,
-    what: 'the server to announce input protocol version 2',
+    what: 'the server to announce input protocol version 3',
   });
   cdp = await page.context().newCDPSession(page);
 });

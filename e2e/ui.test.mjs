@@ -12,7 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { ARTIFACTS, Harness, ROOT, startChild, waitFor, xPointer, xrun } from './lib/harness.mjs';
 import { allNear, hexToRgb, openPage, samplePixels, waitForColour } from './lib/page.mjs';
 
-const PAGE_LIMIT = 150 * 1024;
+// 160 KB since large clipboard transfers (issue 22: clipstream.js and its wiring, about 7 KB).
+const PAGE_LIMIT = 160 * 1024;
 
 let h;
 
@@ -59,7 +60,7 @@ function cursorOnStage(page) {
   });
 }
 
-test('the page (HTML, CSS, JS) is under 150 KB', async () => {
+test('the page (HTML, CSS, JS) is under 160 KB', async () => {
   const dir = join(ROOT, 'web');
   let total = 0;
   const rows = [];

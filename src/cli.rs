@@ -189,7 +189,7 @@ async fn serve(
     watch_display(keeper, &display, fatal_tx.clone())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let whip_shutdown = shutdown_rx.clone();
-    let input = match InputService::start(&display) {
+    let input = match InputService::start(&display, &config.input) {
         Ok(service) => Some(std::sync::Arc::new(service)),
         Err(err) => {
             tracing::warn!("{err}; viewers can watch but not control");

@@ -22,10 +22,19 @@ pub(crate) fn first_display(slot: u32) -> u32 {
 }
 
 pub(crate) fn start(slot: u32, width: u32, height: u32) -> (VirtualDisplay, InputService) {
+    start_with(slot, width, height, &vnrit::input::InputSettings::default())
+}
+
+pub(crate) fn start_with(
+    slot: u32,
+    width: u32,
+    height: u32,
+    settings: &vnrit::input::InputSettings,
+) -> (VirtualDisplay, InputService) {
     let display = VirtualDisplay::start(width, height, first_display(slot))
         .unwrap_or_else(|e| panic!("Xvfb should start: {e}"));
-    let service =
-        InputService::start(display.name()).unwrap_or_else(|e| panic!("input service: {e}"));
+    let service = InputService::start(display.name(), settings)
+        .unwrap_or_else(|e| panic!("input service: {e}"));
     (display, service)
 }
 

@@ -13,7 +13,7 @@ use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 
-use super::input::{runtime, send, start, wait_for, Listener};
+use super::input::{runtime, send, start, start_with, wait_for, Listener};
 
 /// Another X client using the clipboard the ordinary way.
 struct ClipClient {
@@ -195,7 +195,10 @@ fn clipboard_from_the_page_reaches_x_clients() {
 fn clipboard_from_x_reaches_controlling_pages_only() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let rt = runtime();
-    let (display, service) = start(10, 320, 240);
+    let settings = vnrit::input::InputSettings {
+        max_clipboard: 65_536,
+    };
+    let (display, service) = start_with(10, 320, 240, &settings);
     let controller = service.session(true);
     let viewer = service.session(false);
     let mut out = controller.outgoing();

@@ -52,7 +52,7 @@ fn typed_text_arrives_in_order_with_nothing_left_down() {
     let first = wait_for(&rt, &mut out, "the server's version", |_| true);
     assert_eq!(
         first,
-        vec![json!("v"), json!(2)],
+        vec![json!("v"), json!(3), json!(16 << 20)],
         "a page hears the version first"
     );
     // Latin with Shift, CJK, kana, Latin-1, Greek; a line break and a tab (typed as Return
@@ -117,15 +117,18 @@ fn typing_is_cancelled_bounded_and_refused_to_view_only_viewers() {
         r#"["tx","x"]"#,
         r#"["txc"]"#,
         r#"["ci","image/png","iVBORw=="]"#,
+        r#"["cbb",1,"text/plain",4]"#,
+        r#"["cbp",1,0,"dmlldw=="]"#,
+        r#"["cbe",1]"#,
     ] {
         assert!(
             matches!(viewer.handle(msg.as_bytes()), Err(InputError::ViewOnly)),
             "{msg} refused"
         );
     }
-    assert!(viewer.handle(br#"["v",2]"#).is_ok());
+    assert!(viewer.handle(br#"["v",3]"#).is_ok());
     assert!(matches!(
-        viewer.handle(br#"["v",3]"#),
+        viewer.handle(br#"["v",4]"#),
         Err(InputError::Wire(_))
     ));
     service.sync().expect("sync");

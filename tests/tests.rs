@@ -6,6 +6,7 @@ mod flood;
 mod http;
 mod input;
 mod input_clipboard;
+mod input_incr;
 mod input_text;
 mod launch;
 mod layers;

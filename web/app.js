@@ -159,6 +159,7 @@ control = attachInput(video, sendInput, {
   onPinch: (scale, x, y) => pointer.pinch(scale, x, y),
   onMessage: (text) => status.note(text),
   focusTarget: () => ime.field,
+  largeClipboard: (text) => clipboard.sendText(text),
 });
 video.addEventListener('pointerdown', () => {
   if (!presence.mayControl && !viewOnlyToken) noControlHint();
@@ -226,12 +227,19 @@ function onInput(text) {
     case 'ci':
       clipboard.imageFromDesktop(m.base64);
       return;
+    case 'cbb':
+    case 'cbp':
+    case 'cbe':
+      clipboard.chunk(m);
+      return;
     case 'err':
+      clipboard.serverSays(m.message);
       status.note(m.message);
       return;
     case 'v':
       // The server's input protocol version (a version 1 server never says).
       ownInput.serverVersion = m.version;
+      clipboard.serverHello(m.version, m.maxClipboard);
       return;
     default:
       // not a message this page knows (a newer server's): ignored

@@ -5,14 +5,13 @@
 // desktop's latest text is shown there to copy from. "Type into desktop" types the panel's
 // text as key strokes instead (for programs without a clipboard: VM consoles, password
 // fields that refuse paste), at the server's steady rate, with "Stop typing" to cancel.
-// Images (PNG, up to 45 000 bytes for now) go both ways: the desktop's is previewed in the
-// panel and written to the local clipboard where allowed; one pasted into the panel goes to
-// the desktop's CLIPBOARD.
+// Images (PNG) go both ways: the desktop's is previewed in the panel and written to the local
+// clipboard where allowed; one pasted into the panel goes to the desktop's CLIPBOARD. Large
+// contents travel as chunk streams (clipstream.js), up to the server's --max-clipboard.
 
 import { TYPE_RATE } from './remote.js';
-
-/** Largest clipboard image carried, in bytes (the server's limit). */
-const MAX_IMAGE_BYTES = 45000;
+import { StreamReceiver, fromBase64, sendStream, toBase64 } from './clipstream.js';
+import * as wire from './wire.js';
 
 /** The clipboard panel and the automatic paths. */
 export class ClipboardSync {
@@ -30,8 +29,16 @@ export class ClipboardSync {
     this.remoteText = '';
     /** The last local text sent automatically (not sent again). */
     this.sentText = null;
+    /** `["v",3,max]`'s limit (0: one message only). */
+    this.maxBytes = 0;
+    this.lastError = '';
+    this.errors = 0;
+    this.receiver = new StreamReceiver(
+      (type, bytes) => this.#streamArrived(type, bytes),
+      (why) => this.#error(`desktop clipboard lost: ${why}`),
+    );
     els.opener.addEventListener('click', () => this.toggle());
-    els.send.addEventListener('click', () => this.#send(els.text.value, 'sent to the desktop'));
+    els.send.addEventListener('click', () => this.sendText(els.text.value, 'sent to the desktop'));
     els.copy.addEventListener('click', () => this.#copyHere());
     els.type.addEventListener('click', () => this.typeText(els.text.value));
     els.stop.addEventListener('click', () => this.stopTyping());
@@ -59,10 +66,11 @@ export class ClipboardSync {
     if (open) this.els.text.focus();
   }
 
-  /** The desktop's clipboard now holds a PNG image (`ci` from the server, base64). */
-  imageFromDesktop(base64) {
-    if (typeof base64 !== 'string') return;
-    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  /** The desktop's clipboard now holds a PNG image (`ci`: base64; a chunk stream: bytes). */
+  imageFromDesktop(data) {
+    if (!data) return;
+    const bytes = typeof data === 'string' ? fromBase64(data) : data;
+    this.remoteImage = bytes;
     const blob = new Blob([bytes], { type: 'image/png' });
     const img = /** @type {HTMLImageElement} */ (document.getElementById('clip-image'));
     if (img) {
@@ -86,16 +94,67 @@ export class ClipboardSync {
   async sendImage(blob) {
     const r = this.remote();
     if (!r) return false;
-    if (blob.size > MAX_IMAGE_BYTES) {
-      this.#note(`image not sent: ${blob.size} bytes is over the ${MAX_IMAGE_BYTES}-byte limit`);
-      return false;
-    }
     const bytes = new Uint8Array(await blob.arrayBuffer());
-    let bin = '';
-    for (const b of bytes) bin += String.fromCharCode(b);
-    const ok = r.clipboardImage(btoa(bin));
+    if (bytes.length > wire.MAX_IMAGE_BYTES) return this.#sendLarge('image/png', bytes, 'image');
+    const ok = r.clipboardImage(toBase64(bytes));
     this.#note(ok ? `image of ${bytes.length} bytes sent to the desktop` : 'image not sent: the server cannot take images');
     return ok;
+  }
+
+  /** Sets the desktop's clipboard to `text`, of any size up to the limit; whether sent. */
+  async sendText(text, note = 'sent to the desktop') {
+    const bytes = new TextEncoder().encode(text);
+    if (bytes.length <= wire.MAX_CLIPBOARD_BYTES) return this.#send(text, note);
+    const ok = await this.#sendLarge('text/plain', bytes, 'text');
+    if (ok) this.sentText = text;
+    return ok;
+  }
+
+  /** `["v",n,max]`: the server's protocol version and clipboard limit. */
+  serverHello(version, max) {
+    this.maxBytes = version >= 3 && Number.isSafeInteger(max) ? max : 0;
+  }
+
+  /** A parsed `cbb`, `cbp` or `cbe` from the server. */
+  chunk(m) {
+    this.receiver.handle(m);
+  }
+
+  /** An `err` from the server (input ones are all about the clipboard). */
+  serverSays(message) {
+    this.#error(message);
+  }
+
+  /** Sends a content too large for one message as a chunk stream. */
+  async #sendLarge(type, bytes, what) {
+    const r = this.remote();
+    const max = this.maxBytes;
+    const not = `${what} of ${bytes.length} bytes not sent:`;
+    if (!r || !max) return this.#error(`${not} this server is too old for it`);
+    if (bytes.length > max) return this.#error(`${not} over the server's ${max}-byte clipboard limit`);
+    const backlog = () => globalThis.vnrit?.session?.inputBacklog?.() ?? 0;
+    const errors = this.errors;
+    const progress = (sent) => this.#note(`sending ${what}: ${Math.floor((sent * 100) / bytes.length)} %`);
+    // The server's refusal (`err`) stops the rest; its message stays shown.
+    const refused = () => (this.errors !== errors ? this.lastError : null);
+    const why = await sendStream((m) => r.send(m), backlog, type, bytes, progress, refused);
+    if (this.errors !== errors) return false;
+    if (why) return this.#error(`${not} ${why}`);
+    this.#note(`${what} of ${bytes.length} bytes sent to the desktop`);
+    return true;
+  }
+
+  #streamArrived(type, bytes) {
+    if (type === 'image/png') this.imageFromDesktop(bytes);
+    else if (type === 'text/plain') this.fromDesktop(new TextDecoder().decode(bytes));
+  }
+
+  /** Shows a clipboard error; false. */
+  #error(message) {
+    this.errors += 1;
+    this.lastError = message;
+    this.#note(message);
+    return false;
   }
 
   /** The desktop's clipboard changed (`cb` from the server). */
@@ -146,11 +205,14 @@ export class ClipboardSync {
 
   #send(text, note) {
     const r = this.remote();
-    if (!r || !text) return;
+    if (!r || !text) return false;
     if (r.clipboard(text)) {
       this.sentText = text;
       if (note) this.#note(note);
-    } else if (note) this.#note('not connected: try again once the desktop is shown');
+      return true;
+    }
+    if (note) this.#note('not connected: try again once the desktop is shown');
+    return false;
   }
 
   #copyHere() {
@@ -169,7 +231,7 @@ export class ClipboardSync {
       const p = await navigator.permissions.query({ name: /** @type {any} */ ('clipboard-read') });
       if (p.state !== 'granted') return;
       const text = await navigator.clipboard.readText();
-      if (text && text !== this.sentText) this.#send(text);
+      if (text && text !== this.sentText) this.sendText(text, '');
     } catch {
       // no permission API for this name (Firefox) or reading refused: the panel remains
     }

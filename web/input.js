@@ -34,11 +34,11 @@ let current = null;
  * @param {(msg: string) => void} send sends one message (data channel, else WebSocket)
  * @param {{ onPinch?: (scale: number, x: number, y: number) => void,
  *           onMessage?: (text: string) => void, viewOnly?: boolean,
- *           focusTarget?: () => HTMLElement|null }} [options]
+ *           focusTarget?: () => HTMLElement|null, largeClipboard?: (text: string) => void }} [options]
  *   onPinch: a two-finger pinch (scale since the gesture started, centre in client pixels);
  *   onMessage: shows text to the user (default: the console); viewOnly: send nothing;
  *   focusTarget: what takes the focus while the desktop has the keyboard (ime.js's hidden
- *   text field, so input methods work; default the video).
+ *   text field, so input methods work; default the video); largeClipboard: sends big pastes.
  * @returns {InputController}
  */
 export function attachInput(video, send, options = {}) {
@@ -241,6 +241,10 @@ export class InputController {
    */
   sendClipboard(text) {
     const bytes = wire.utf8Bytes(text);
+    if (bytes > wire.MAX_CLIPBOARD_BYTES && this.options.largeClipboard) {
+      this.options.largeClipboard(text);
+      return true;
+    }
     if (bytes > wire.MAX_CLIPBOARD_BYTES) {
       this.#show(`Clipboard not sent: ${bytes} bytes is over the ${wire.MAX_CLIPBOARD_BYTES}-byte limit.`);
       return false;

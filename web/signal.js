@@ -116,6 +116,12 @@ export class Session {
     return true;
   }
 
+  /** Input bytes queued but not yet sent (data channel, else WebSocket), for pacing. */
+  inputBacklog() {
+    if (this.input && this.input.readyState === 'open') return this.input.bufferedAmount;
+    return this.ws && this.ws.readyState === WebSocket.OPEN ? this.ws.bufferedAmount : 0;
+  }
+
   /**
    * Asks the server to set the desktop to `width`x`height` device pixels (resize message v1;
    * send it only to a server whose hello offered `resize`).

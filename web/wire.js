@@ -1,11 +1,11 @@
-// vnrit viewer: the input wire format, version 2, page side (the table at the top of
-// src/input/wire.rs). This is the only module that knows it: every page->server message is
+// vnrit viewer: the input wire format, version 3, page side (the table at the top of
+// src/input/wire/mod.rs). This is the only module that knows it: every page->server message is
 // built here, every server->page message is parsed here. A message is one JSON array whose
 // first element names its type; positions are normalised to the picture, [0, 1].
 // The session carries the text (the 'input' data channel, else the signalling WebSocket).
 
 /** The input protocol version this page speaks. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Longest `code` or `key` field the server takes, in characters sent. */
 const MAX_KEY_FIELD = 32;
 /** Largest clipboard text the server takes, in bytes of UTF-8. */
@@ -61,6 +61,14 @@ export const clipboard = (text) => out(['cb', text]);
 /** `["ci","image/png",base64]`: a PNG image for the desktop's CLIPBOARD (version 2). */
 export const clipboardImage = (base64) => out(['ci', 'image/png', base64]);
 
+/** Largest `ci` image, and bytes per chunk-stream part (version 3, clipstream.js). */
+export const MAX_IMAGE_BYTES = 45000;
+export const CHUNK_BYTES = 45000;
+/** `["cbb",id,type,size]`, `["cbp",id,seq,base64]`, `["cbe",id]`: a chunk stream. */
+export const chunkBegin = (id, type, size) => out(['cbb', id, type, size]);
+export const chunkPart = (id, seq, base64) => out(['cbp', id, seq, base64]);
+export const chunkEnd = (id) => out(['cbe', id]);
+
 /**
  * `["tx",text]` messages that type `text` (version 2), in order: several when it is long,
  * never splitting a surrogate pair.
@@ -96,7 +104,8 @@ export const isReleaseAll = (msg) => msg === releaseAll();
  * @returns {{type: 'cp', x: number, y: number}
  *   | {type: 'cs', shape: {serial: number, w: number, h: number, hx: number, hy: number, sw: number, sh: number, rgba: string|null}}
  *   | {type: 'cb', text: string} | {type: 'ci', mime: string, base64: string}
- *   | {type: 'err', message: string} | {type: 'v', version: number} | null}
+ *   | {type: 'err', message: string} | {type: 'v', version: number, maxClipboard: number}
+ *   | {type: 'cbb'|'cbp'|'cbe', id: number, a: any, b: any} | null}
  *   null when it is not a message of a type this page knows (a newer server's: ignored)
  */
 export function parse(text) {
@@ -124,7 +133,11 @@ export function parse(text) {
     case 'err':
       return { type: 'err', message: String(m[1] ?? 'error') };
     case 'v':
-      return { type: 'v', version: Number(m[1]) || 1 };
+      return { type: 'v', version: Number(m[1]) || 1, maxClipboard: Number(m[2]) || 0 };
+    case 'cbb':
+    case 'cbp':
+    case 'cbe':
+      return { type: m[0], id: m[1], a: m[2], b: m[3] };
     default:
       return null;
   }

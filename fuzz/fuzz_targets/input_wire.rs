@@ -2,12 +2,13 @@
 //!
 //! Any bytes must give `Ok` or `Err`, never a panic; what is accepted must respect the
 //! documented limits (key fields, clipboard size, text to type, normalised positions,
-//! buttons).
+//! buttons, clipboard chunk sizes and parts).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vnrit::input::wire::{
-    parse, InputEvent, MAX_CLIPBOARD_BYTES, MAX_IMAGE_BYTES, MAX_KEY_FIELD, MAX_TYPE_BYTES,
+    parse, ChunkMsg, InputEvent, CHUNK_BYTES, MAX_CLIPBOARD_BYTES, MAX_IMAGE_BYTES,
+    MAX_KEY_FIELD, MAX_STREAM_BYTES, MAX_TYPE_BYTES,
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -28,6 +29,14 @@ fuzz_target!(|bytes: &[u8]| {
         InputEvent::Clipboard(text) => assert!(text.len() <= MAX_CLIPBOARD_BYTES),
         InputEvent::TypeText(text) => assert!(!text.is_empty() && text.len() <= MAX_TYPE_BYTES),
         InputEvent::ClipboardImage(png) => assert!(!png.is_empty() && png.len() <= MAX_IMAGE_BYTES),
-        InputEvent::Version | InputEvent::ReleaseAll | InputEvent::CancelTyping => {}
+        InputEvent::Chunk(ChunkMsg::Begin { size, .. }) => {
+            assert!(size > 0 && size <= MAX_STREAM_BYTES);
+        }
+        InputEvent::Chunk(ChunkMsg::Part { data, .. }) => {
+            assert!(!data.is_empty() && data.len() <= CHUNK_BYTES);
+        }
+        InputEvent::Chunk(ChunkMsg::End { .. }) => {}
+        InputEvent::Version(v) => assert!((1..=3).contains(&v)),
+        InputEvent::ReleaseAll | InputEvent::CancelTyping => {}
     }
 });

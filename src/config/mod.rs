@@ -238,6 +238,9 @@ pub struct Cli {
     /// File transfer folders and limits.
     #[command(flatten)]
     pub files: FilesArgs,
+    /// Remote control (`--max-clipboard`).
+    #[command(flatten)]
+    pub input: crate::input::InputSettings,
 }
 
 /// The screen-reading method named on the command line.
@@ -316,6 +319,8 @@ pub struct Config {
     pub control: crate::control::ControlSettings,
     /// File transfer folders and limits.
     pub files: crate::server::files::FilesConfig,
+    /// Remote control settings.
+    pub input: crate::input::InputSettings,
 }
 
 impl Cli {
@@ -395,6 +400,7 @@ impl Cli {
             launch: self.launch.into(),
             control: self.control,
             files: self.files.into_config(),
+            input: self.input,
         }
     }
 }

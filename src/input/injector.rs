@@ -112,7 +112,7 @@ impl Injector {
         publish.set_screen(width, height);
         let mut cursor = CursorWatch::start(&conn, root).map_err(x_err)?;
         cursor.shape(&conn, None, &publish).map_err(x_err)?;
-        let clipboard = Clipboard::start(&conn, root).map_err(x_err)?;
+        let clipboard = Clipboard::start(&conn, root, shared.max_clipboard).map_err(x_err)?;
         conn.sync().map_err(x_err)?;
         Ok(Injector {
             conn,
@@ -197,14 +197,15 @@ impl Injector {
                 true if busy_since.elapsed() < BUSY_FOR => Some(WARP_CHECK),
                 true => Some(WARP_CHECK_IDLE),
             };
-            let next_stroke = self
-                .typist
-                .deadline()
-                .map(|at| at.saturating_duration_since(Instant::now()));
-            let timeout = match (warp_check, next_stroke) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let now = Instant::now();
+            self.clipboard.expire(&self.conn, now, &self.publish)?;
+            let next_stroke = self.typist.deadline();
+            let timeout = [next_stroke, self.clipboard.deadline()]
+                .into_iter()
+                .flatten()
+                .map(|at| at.saturating_duration_since(now))
+                .chain(warp_check)
+                .min();
             let wake = &self.shared.wake;
             let ready = wait_readable(self.conn.stream().as_fd(), Some(wake.fd()), timeout)?;
             if ready == Ready::default() {
@@ -315,7 +316,9 @@ impl Injector {
                 Ok(())
             }
             // Sessions send text as `Cmd::Type`, with its backlog count.
-            InputEvent::TypeText(_) | InputEvent::Version => Ok(()),
+            InputEvent::TypeText(_) | InputEvent::Version(_) => Ok(()),
+            // Sessions reassemble chunk streams and send the whole content.
+            InputEvent::Chunk(_) => Ok(()),
         }
     }
 

@@ -49,7 +49,8 @@ fn listener(display: &str) -> RustConnection {
 fn a_refused_request_leaves_remote_control_working() {
     let first = 700 + std::process::id() % 200;
     let display = VirtualDisplay::start(320, 240, first).expect("Xvfb should start");
-    let service = InputService::start(display.name()).expect("input service");
+    let service = InputService::start(display.name(), &crate::input::InputSettings::default())
+        .expect("input service");
     let x = listener(display.name());
 
     // A request with a window that does not exist, on the X thread's connection and through

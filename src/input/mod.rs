@@ -22,11 +22,12 @@ mod cursor;
 mod injector;
 mod keymap;
 pub mod keys;
+mod outgoing;
 pub mod ratelimit;
+pub mod settings;
 pub mod typing;
 pub mod wire;
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,6 +38,9 @@ use tokio::sync::broadcast;
 use crate::lock::lock;
 use crate::wake::Wakeup;
 
+pub use outgoing::OutgoingMessages;
+pub(crate) use outgoing::{Outgoing, Publisher, Snapshot};
+pub use settings::InputSettings;
 pub use wire::{InputEvent, WireError};
 
 /// Commands queued for the X thread beyond which input events are dropped.
@@ -85,79 +89,12 @@ pub enum InputError {
         typing::MAX_BACKLOG_CHARS
     )]
     TypingBacklog,
+    /// A clipboard content from the page was refused (the page is always told).
+    #[error("{0}")]
+    Clipboard(String),
     /// The X thread could not be started.
     #[error("input: cannot start the input thread: {0}")]
     Thread(#[source] std::io::Error),
-}
-
-/// A message for the pages, already encoded.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    text: Arc<str>,
-    /// Clipboard content goes to controlling viewers only.
-    clipboard: bool,
-}
-
-/// What a newly joined page must be told first.
-#[derive(Debug, Default)]
-pub(crate) struct Snapshot {
-    shape: Option<Arc<str>>,
-    pointer: Option<Arc<str>>,
-}
-
-/// How the X thread reaches the pages: a broadcast of encoded messages plus the snapshot a
-/// newly joined page starts from.
-#[derive(Debug)]
-pub(crate) struct Publisher {
-    out: broadcast::Sender<Outgoing>,
-    shared: Arc<Shared>,
-    screen: Cell<(u16, u16)>,
-}
-
-impl Publisher {
-    fn new(out: broadcast::Sender<Outgoing>, shared: Arc<Shared>) -> Publisher {
-        Publisher {
-            out,
-            shared,
-            screen: Cell::new((1, 1)),
-        }
-    }
-
-    /// Whether any page is listening (the service's own template receiver aside).
-    pub(crate) fn watched(&self) -> bool {
-        self.out.receiver_count() > 1
-    }
-
-    /// The X screen size in pixels.
-    pub(crate) fn screen(&self) -> (u16, u16) {
-        self.screen.get()
-    }
-
-    pub(crate) fn set_screen(&self, width: u16, height: u16) {
-        self.screen.set((width, height));
-    }
-
-    fn send(&self, text: Arc<str>, clipboard: bool) {
-        // No receivers is not an error: nobody is watching.
-        let _ = self.out.send(Outgoing { text, clipboard });
-    }
-
-    /// A new cursor image (also kept for pages that join later).
-    pub(crate) fn shape(&self, text: Arc<str>) {
-        lock(&self.shared.snapshot).shape = Some(Arc::clone(&text));
-        self.send(text, false);
-    }
-
-    /// A new pointer position (also kept for pages that join later).
-    pub(crate) fn pointer(&self, text: Arc<str>) {
-        lock(&self.shared.snapshot).pointer = Some(Arc::clone(&text));
-        self.send(text, false);
-    }
-
-    /// Clipboard text or a clipboard problem, for controlling viewers only.
-    pub(crate) fn clipboard(&self, text: String) {
-        self.send(text.into(), true);
-    }
 }
 
 /// Commands for the X thread.
@@ -209,6 +146,8 @@ pub(crate) struct Shared {
     dropped: AtomicU64,
     out: broadcast::Receiver<Outgoing>,
     snapshot: Mutex<Snapshot>,
+    /// `--max-clipboard`.
+    max_clipboard: usize,
 }
 
 impl Shared {
@@ -262,7 +201,7 @@ pub struct InputService {
 
 impl InputService {
     /// Connect to `display` (e.g. ":1") and start the X thread.
-    pub fn start(display: &str) -> Result<InputService, InputError> {
+    pub fn start(display: &str, settings: &InputSettings) -> Result<InputService, InputError> {
         let (tx, rx) = mpsc::channel();
         let (out_tx, out_rx) = broadcast::channel(64);
         let shared = Arc::new(Shared {
@@ -274,6 +213,7 @@ impl InputService {
             dropped: AtomicU64::new(0),
             out: out_rx,
             snapshot: Mutex::new(Snapshot::default()),
+            max_clipboard: settings.max_clipboard,
         });
         let injector = injector::Injector::connect(display, Arc::clone(&shared), out_tx)?;
         let thread = std::thread::Builder::new()
@@ -296,6 +236,8 @@ impl InputService {
             limiter: ratelimit::InputLimiter::new(Instant::now()),
             gate: None,
             typing: Arc::new(AtomicUsize::new(0)),
+            page_version: Arc::new(AtomicU64::new(1)),
+            chunks: wire::Reassembler::new(self.shared.max_clipboard),
         }
     }
 
@@ -348,6 +290,10 @@ pub struct InputSession {
     /// Characters of this viewer's text still waiting to be typed.
     typing: Arc<AtomicUsize>,
     gate: Option<GateFn>,
+    /// The protocol version the page said it speaks (1 until it says).
+    page_version: Arc<AtomicU64>,
+    /// This viewer's clipboard chunk stream in flight.
+    chunks: wire::Reassembler,
 }
 
 /// Asked before every control event: `Err(why)` refuses it (see [`InputSession::set_gate`]).
@@ -383,9 +329,29 @@ impl InputSession {
                 gate().map_err(InputError::NotInControl)?;
             }
         }
-        if matches!(event, InputEvent::Version) {
-            return Ok(());
-        }
+        let event = match event {
+            InputEvent::Version(v) => {
+                self.page_version.store(v, Ordering::Release);
+                return Ok(());
+            }
+            // Parts are not rate-counted (a 16 MiB stream is 373 of them); their total is
+            // bounded by --max-clipboard, and only a whole content reaches the X thread.
+            InputEvent::Chunk(msg) => match self.chunks.push(msg) {
+                Ok(None) => return Ok(()),
+                Ok(Some(data)) => clip_event(data),
+                Err(e) => return Err(InputError::Clipboard(e.to_string())),
+            },
+            InputEvent::Clipboard(text) if text.len() > self.shared.max_clipboard => {
+                return Err(InputError::Clipboard(
+                    wire::ChunkError::TooLarge {
+                        size: text.len(),
+                        max: self.shared.max_clipboard,
+                    }
+                    .to_string(),
+                ))
+            }
+            event => event,
+        };
         let verdict = self.limiter.admit(&event, Instant::now());
         if verdict == ratelimit::Verdict::Drop {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -451,25 +417,33 @@ impl InputSession {
         self.can_control
     }
 
-    /// Messages for this viewer's page: the current cursor first, then every change.
-    /// Clipboard text goes to controlling viewers only.
+    /// Messages for this viewer's page: the protocol version and the current cursor first,
+    /// then every change. Clipboard contents go to controlling viewers only.
     pub fn outgoing(&self) -> OutgoingMessages {
-        let rx = self.shared.out.resubscribe();
+        let first = std::iter::once(Arc::from(wire::encode_version(self.shared.max_clipboard)))
+            .chain(OutgoingMessages::snapshot(&self.shared))
+            .collect();
+        let out = OutgoingMessages::new(
+            Arc::clone(&self.shared),
+            first,
+            self.can_control,
+            Arc::clone(&self.page_version),
+        );
         // The X thread may be asleep with nobody watching: let it start the pointer checks.
         self.shared.wake();
-        OutgoingMessages {
-            rx,
-            shared: Arc::clone(&self.shared),
-            pending: std::iter::once(Arc::from(wire::encode_version()))
-                .chain(self.snapshot())
-                .collect(),
-            clipboard: self.can_control,
-        }
+        out
     }
+}
 
-    fn snapshot(&self) -> Vec<Arc<str>> {
-        let s = lock(&self.shared.snapshot);
-        s.shape.iter().chain(s.pointer.iter()).cloned().collect()
+/// The event setting the X clipboard to a content a chunk stream brought.
+fn clip_event(data: wire::ClipData) -> InputEvent {
+    match data.kind() {
+        wire::ClipKind::Text => match String::from_utf8(data.into_bytes()) {
+            Ok(text) => InputEvent::Clipboard(text),
+            // The reassembler checked it; never here.
+            Err(e) => InputEvent::Clipboard(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        },
+        wire::ClipKind::Png => InputEvent::ClipboardImage(data.into_bytes()),
     }
 }
 
@@ -477,36 +451,6 @@ impl Drop for InputSession {
     fn drop(&mut self) {
         // If the service stopped, it released everything already.
         let _ = self.shared.send(Cmd::EndSession(self.id));
-    }
-}
-
-/// The stream of [`wire`] text messages for one page (see [`InputSession::outgoing`]).
-#[derive(Debug)]
-pub struct OutgoingMessages {
-    rx: broadcast::Receiver<Outgoing>,
-    shared: Arc<Shared>,
-    pending: Vec<Arc<str>>,
-    clipboard: bool,
-}
-
-impl OutgoingMessages {
-    /// The next message to send to the page; `None` once the service has stopped.
-    pub async fn recv(&mut self) -> Option<Arc<str>> {
-        loop {
-            if !self.pending.is_empty() {
-                return Some(self.pending.remove(0));
-            }
-            match self.rx.recv().await {
-                Ok(m) if m.clipboard && !self.clipboard => continue,
-                Ok(m) => return Some(m.text),
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Too slow a page: skip to the present.
-                    let s = lock(&self.shared.snapshot);
-                    self.pending = s.shape.iter().chain(s.pointer.iter()).cloned().collect();
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
     }
 }
 

@@ -145,6 +145,9 @@ pub enum SessionEvent {
 }
 
 /// The open `input` data channel, if any.
+/// Unsent bytes on the `input` channel beyond which [`Session::input_ready`] waits.
+pub const INPUT_BACKLOG: usize = 1 << 20;
+
 type InputChannel = Arc<std::sync::Mutex<Option<Arc<dyn DataChannel>>>>;
 
 /// Per-viewer counters, shared with `/api/stats`.
@@ -337,6 +340,22 @@ impl Session {
         match channel {
             Some(channel) => channel.send_text(text).await.is_ok(),
             None => false,
+        }
+    }
+
+    /// Waits until the `input` channel has room for more: its unsent bytes under
+    /// [`INPUT_BACKLOG`], so a large clipboard stream paces itself to the link instead of
+    /// queueing megabytes. Returns at once without an open channel. Cancel-safe.
+    pub async fn input_ready(&self) {
+        loop {
+            let channel = lock(&self.input).clone();
+            let Some(channel) = channel else { return };
+            match channel.outstanding_bytes().await {
+                Ok(n) if n >= INPUT_BACKLOG => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                _ => return,
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::mic::{mic_refusal, switch_mic};
 use crate::audio::mic::{MicClaim, MicTap};
 use crate::control::Seat;
-use crate::input::{InputError, InputSession, OutgoingMessages};
+use crate::input::{wire, InputError, InputSession, OutgoingMessages, WireError};
 use crate::resize::policy::{Refusal, Request};
 use crate::server::access::Role;
 use crate::server::presence;
@@ -80,7 +80,7 @@ pub(super) async fn run(
                 () = sleep_until(viewer.liveness.deadline()) => viewer.on_deadline().await,
                 event = events.recv() => viewer.on_event(event).await,
                 update = feed.next() => viewer.on_presence(update).await,
-                text = next_outgoing(&mut outgoing) => match text {
+                text = next_outgoing(&mut outgoing, viewer.session.as_ref()) => match text {
                     Some(text) => viewer.on_outgoing(text).await,
                     None => {
                         // The input service stopped: nothing more will come.
@@ -498,6 +498,18 @@ impl Notices {
     /// Counts a dropped event in `stats`, and returns the notice for the page the first time a
     /// kind of refusal happens.
     fn refused(&mut self, err: InputError, stats: &SessionStats) -> Option<ServerMessage> {
+        // The user just tried to copy something: always told, in the input stream (the page
+        // shows it with the clipboard).
+        let clipboard = match &err {
+            InputError::Clipboard(message) => Some(message.clone()),
+            InputError::Wire(e @ WireError::ClipboardTooLarge(_)) => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(message) = clipboard {
+            return Some(ServerMessage::Input {
+                data: wire::encode_error(&message),
+            });
+        }
         let first = match err {
             InputError::RateLimited | InputError::Busy => {
                 stats.input_dropped.fetch_add(1, Ordering::Relaxed);
@@ -516,10 +528,17 @@ impl Notices {
     }
 }
 
-/// The next message for the page from the input service; pending forever without one.
-async fn next_outgoing(outgoing: &mut Option<OutgoingMessages>) -> Option<Arc<str>> {
-    match outgoing {
-        Some(o) => o.recv().await,
-        None => std::future::pending().await,
+/// The next message for the page from the input service, once the data channel has room
+/// for it (a large clipboard paces itself to the link); pending forever without a service.
+async fn next_outgoing(
+    outgoing: &mut Option<OutgoingMessages>,
+    session: Option<&Session>,
+) -> Option<Arc<str>> {
+    let Some(o) = outgoing else {
+        return std::future::pending().await;
+    };
+    if let Some(s) = session {
+        s.input_ready().await;
     }
+    o.recv().await
 }
