@@ -118,6 +118,14 @@ function vnritModes(display) {
   return xrun(display, 'xrandr', []).split('\n').filter((l) => /^\s+vnrit-/.test(l));
 }
 
+/**
+ * Waits (bounded) until `of` has no viewer left, so the next test's page is the only one and
+ * takes control at once (a page still leaving would hold control, and its size, a while).
+ */
+async function noViewers(of = server) {
+  await waitFor(async () => ((await stats(of)).viewers === 0 ? true : null), { timeoutMs: 10000, what: 'the last page to leave' });
+}
+
 async function stats(of = server) {
   const res = await fetch(`${of.base}/api/stats?token=${of.token}`, { cache: 'no-store' });
   return res.json();
@@ -149,6 +157,7 @@ test('a 1280x720 page makes the desktop 1280x720 within a second, shown 1:1; a r
   assert.equal(screen(server.display).dpi, 96);
   assert.ok(vnritModes(server.display).length <= 1, `modes do not pile up: ${vnritModes(server.display)}`);
   await page.close();
+  await noViewers();
   assert.deepEqual(problems, []);
 });
 
@@ -168,6 +177,7 @@ test('devicePixelRatio 2 gives a 2x screen at 192 DPI, other X resources kept', 
   assert.match(resources, /^vnritTest\.kept:\s+yes$/m, 'merged, not replaced');
   assert.equal(resources.match(/Xft\.dpi/g).length, 1);
   await context.close();
+  await noViewers();
   assert.deepEqual(problems, []);
 });
 
@@ -188,6 +198,7 @@ test('a view-only page does not resize the desktop, even when it asks', { timeou
   const s = await shown(page);
   assert.deepEqual([s.w, s.h], [before.w, before.h]);
   await page.close();
+  await noViewers();
 });
 
 test('--resize off leaves vnrit\'s own display at its size; the page scales', { timeout: 60000 }, async () => {

@@ -47,6 +47,27 @@ pub struct EncoderSettings {
     pub idr_interval: Option<Duration>,
 }
 
+impl EncoderSettings {
+    /// Checks that `frame` is a valid picture of the size this encoder was built for.
+    pub fn check_frame(&self, frame: &I420Frame) -> Result<(), VideoError> {
+        frame.validate()?;
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(VideoError::FrameSizeMismatch {
+                got_w: frame.width,
+                got_h: frame.height,
+                want_w: self.width,
+                want_h: self.height,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `--idr-interval` asks for a keyframe at `timestamp`, the last one being at `last`.
+    pub fn keyframe_due(&self, timestamp: Duration, last: Option<Duration>) -> bool {
+        matches!((self.idr_interval, last), (Some(interval), Some(last)) if timestamp.saturating_sub(last) >= interval)
+    }
+}
+
 /// One encoded picture. H.264: an access unit, Annex-B (`00 00 00 01` start codes), every
 /// keyframe with SPS and PPS in front of the IDR slice. VP8: one frame as libvpx wrote it.
 #[derive(Clone, Debug)]
@@ -233,19 +254,9 @@ impl H264Encoder {
         frame: &I420Frame,
         timestamp: Duration,
     ) -> Result<Option<EncodedFrame>, VideoError> {
-        frame.validate()?;
-        if (frame.width, frame.height) != (self.settings.width, self.settings.height) {
-            return Err(VideoError::FrameSizeMismatch {
-                got_w: frame.width,
-                got_h: frame.height,
-                want_w: self.settings.width,
-                want_h: self.settings.height,
-            });
-        }
-        if let (Some(interval), Some(last)) = (self.settings.idr_interval, self.last_idr) {
-            if timestamp.saturating_sub(last) >= interval {
-                self.idr_pending = true;
-            }
+        self.settings.check_frame(frame)?;
+        if self.settings.keyframe_due(timestamp, self.last_idr) {
+            self.idr_pending = true;
         }
         if self.idr_pending && self.initialized {
             self.encoder.force_intra_frame();

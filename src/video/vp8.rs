@@ -227,19 +227,9 @@ impl Vp8Encoder {
         timestamp: Duration,
         changed: Option<&MbMap>,
     ) -> Result<Option<EncodedFrame>, VideoError> {
-        frame.validate()?;
-        if (frame.width, frame.height) != (self.settings.width, self.settings.height) {
-            return Err(VideoError::FrameSizeMismatch {
-                got_w: frame.width,
-                got_h: frame.height,
-                want_w: self.settings.width,
-                want_h: self.settings.height,
-            });
-        }
-        if let (Some(interval), Some(last)) = (self.settings.idr_interval, self.last_keyframe) {
-            if timestamp.saturating_sub(last) >= interval {
-                self.keyframe_pending = true;
-            }
+        self.settings.check_frame(frame)?;
+        if self.settings.keyframe_due(timestamp, self.last_keyframe) {
+            self.keyframe_pending = true;
         }
         let map = changed.filter(|_| !self.keyframe_pending);
         self.set_active_map(map)?;
